@@ -1,0 +1,63 @@
+"""The `realfake` command line, and the error handling shared with the stage scripts."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from realfake.errors import UserError
+from realfake.log import setup_logging
+
+log = logging.getLogger("realfake")
+
+
+def run_stage(main: Callable[[], None]) -> None:
+    """Run a stage or command: user mistakes print one clear line and exit 2, not a traceback."""
+    setup_logging()
+    try:
+        main()
+    except UserError as exc:
+        log.error("%s", exc)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        log.error("interrupted; outputs are written atomically, so re-running is safe")
+        sys.exit(130)
+
+
+def cmd_make_sample(args: argparse.Namespace) -> None:
+    """Build the embedded sample (a mini-mirror) from the offline mirror."""
+    from realfake.embedded_sample import make_sample
+    from realfake.params import find_mirror
+
+    mirror = Path(args.mirror) if args.mirror else find_mirror()
+    if mirror is None or not mirror.is_dir():
+        raise UserError("mirror not found: pass --mirror DIR or set REALFAKE_MIRROR")
+    sums = make_sample(mirror, Path(args.out), per_source=args.per_source, seed=args.seed)
+    for name, digest in sums.items():
+        print(f"{digest}  {name}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with one subcommand per task."""
+    parser = argparse.ArgumentParser(prog="realfake", description="Real vs generated face photos.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("make-sample", help="rebuild the embedded sample (data/sample) from the offline mirror")
+    p.add_argument("--mirror", help="mirror directory (default: $REALFAKE_MIRROR or ../shared/mirror)")
+    p.add_argument("--out", default="data/sample")
+    p.add_argument("--per-source", type=int, default=40)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_make_sample)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the `realfake` command."""
+    args = build_parser().parse_args(argv)
+    run_stage(lambda: args.func(args))
+
+
+if __name__ == "__main__":
+    main()
