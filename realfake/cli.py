@@ -40,6 +40,14 @@ def cmd_make_sample(args: argparse.Namespace) -> None:
         print(f"{digest}  {name}")
 
 
+def cmd_export_mini(args: argparse.Namespace) -> None:
+    """Write a balanced, stratified mini-dataset ZIP."""
+    from realfake.export_mini import export_mini
+
+    mini = export_mini(Path(args.metadata), Path(args.out), args.per_class, tuple(args.strata), args.seed)
+    log.info("wrote %s: %d faces (%s)", args.out, len(mini), mini["label"].value_counts().to_dict())
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with one subcommand per task."""
     parser = argparse.ArgumentParser(prog="realfake", description="Real vs generated face photos.")
@@ -50,6 +58,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--per-source", type=int, default=40)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_make_sample)
+    p = sub.add_parser("export-mini", help="write a balanced, stratified mini-dataset (crops + metadata + card)")
+    p.add_argument("--per-class", type=int, default=60, help="faces per class (real and fake)")
+    p.add_argument("--out", default="mini.zip")
+    p.add_argument("--metadata", default="data/metadata.parquet")
+    p.add_argument("--strata", nargs="+", default=["gender", "age_group", "race_group"])
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_export_mini)
     return parser
 
 

@@ -14,6 +14,8 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+GIT_IDENTITY = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+                "GIT_COMMITTER_EMAIL": "t@t"}
 
 
 def run(cmd: list[str], cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -22,26 +24,30 @@ def run(cmd: list[str], cwd: Path, env: dict | None = None) -> subprocess.Comple
     return proc
 
 
-@pytest.fixture(scope="module")
-def fresh_repo(tmp_path_factory) -> Path:
+def copy_worktree(dest: Path) -> Path:
     """A copy of the working tree (tracked and untracked-not-ignored files) as a new git repo."""
-    dest = tmp_path_factory.mktemp("clone") / "realfake"
     files = run(["git", "ls-files", "-co", "--exclude-standard", "-z"], REPO).stdout.split("\0")
     for rel in filter(None, files):
         if (REPO / rel).is_file():
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / rel, dest / rel)
-    for stale in ["dvc.lock", "metrics"]:  # a fresh clone of a new branch may have neither
-        shutil.rmtree(dest / stale, ignore_errors=True) if (dest / stale).is_dir() else (dest / stale).unlink(
-            missing_ok=True)
     run(["git", "init", "-q"], dest)
+    run(["git", "config", "user.name", "t"], dest)
+    run(["git", "config", "user.email", "t@t"], dest)
     run(["git", "add", "-A"], dest)
-    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "fresh"], dest)
+    run(["git", "commit", "-qm", "fresh"], dest)
     return dest
 
 
-def dvc(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+@pytest.fixture(scope="module")
+def fresh_repo(tmp_path_factory) -> Path:
+    return copy_worktree(tmp_path_factory.mktemp("clone") / "realfake")
+
+
+def dvc(args: list[str], cwd: Path, **env_extra: str) -> subprocess.CompletedProcess:
+    """Run DVC with the test's interpreter first on PATH (stage commands call `python`)."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           **GIT_IDENTITY, **env_extra}
     env.pop("REALFAKE_MIRROR", None)
     return run([sys.executable, "-m", "dvc", *args], cwd, env)
 
@@ -83,3 +89,16 @@ def test_changing_one_source_invalidates_only_that_source(reproduced):
         params_path.write_text(original)
     changed = {name for name in status if name.startswith("download@")}
     assert changed == {"download@tpdne"}
+
+
+@pytest.mark.mirror
+@pytest.mark.slow
+def test_temp_experiment_finds_the_mirror_from_its_copy(mirror, tmp_path):
+    """`dvc exp run --temp` runs under .dvc/tmp/exps/…: the mirror is found by walking up to `shared/mirror`."""
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared" / "mirror").symlink_to(mirror)
+    repo = copy_worktree(tmp_path / "realfake")
+    dvc(["exp", "run", "--temp", "-S", "data.profile=mirror", "download@tpdne"], repo)
+    ref = run(["git", "for-each-ref", "--format=%(refname)", "refs/exps"], repo).stdout.split()[0]
+    metrics = json.loads(run(["git", "show", f"{ref}:metrics/download/tpdne.json"], repo).stdout)
+    assert metrics["profile"] == "mirror" and metrics["images_kept"] == 564
