@@ -1,0 +1,92 @@
+"""Training-size images from the aligned crops, with the same filter (Lanczos) and encoding (PNG)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from realfake.atomic import atomic_dir, write_bytes, write_json
+from realfake.errors import UserError
+from realfake.faces import RESAMPLE, encode_png
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ResizeConfig:
+    """Params of the resize stage (params.yaml section `resize`)."""
+
+    size: int = 64  # side of the training images, px
+
+    @classmethod
+    def from_params(cls, section: dict[str, Any] | None) -> ResizeConfig:
+        """Build from a params.yaml section; unknown keys and bad values are user errors."""
+        section = dict(section or {})
+        unknown = sorted(set(section) - {f.name for f in fields(cls)})
+        if unknown:
+            raise UserError(f"resize: unknown params {unknown}")
+        cfg = cls(**section)
+        if not isinstance(cfg.size, int) or not 8 <= cfg.size <= 1024:
+            raise UserError(f"resize.size must be an integer in 8..1024, got {cfg.size!r}")
+        return cfg
+
+
+def resize_crop(path: Path, size: int) -> np.ndarray:
+    """Read an aligned crop and resize it to size x size (raises OSError/ValueError on a bad crop)."""
+    with Image.open(path) as img:
+        img.load()
+        if img.width != img.height:
+            raise ValueError(f"crop is not square: {img.width}x{img.height}")
+        rgb = img.convert("RGB")
+    if rgb.width == size:
+        return np.asarray(rgb)
+    return np.asarray(rgb.resize((size, size), RESAMPLE))
+
+
+def run_resize(
+    source: str, cfg: ResizeConfig, faces_root: Path = Path("data/faces"),
+    resized_root: Path = Path("data/resized"), metrics_root: Path = Path("metrics/resize"), progress: bool = True,
+) -> dict[str, Any]:
+    """The resize stage for one source: every kept crop to cfg.size, each failure counted by reason."""
+    import pandas as pd
+    from tqdm import tqdm
+
+    table = faces_root / f"{source}.parquet"
+    if not table.is_file():
+        raise UserError(f"{table} not found: run the faces stage for {source!r} first")
+    faces = pd.read_parquet(table, columns=["face_id", "status", "crop_path", "face_px"])
+    kept = faces[faces["status"] == "kept"]
+    reasons: dict[str, int] = {}
+    done: list[float] = []
+    start = time.perf_counter()
+    with atomic_dir(resized_root / source) as tmp:
+        for row in tqdm(kept.itertuples(index=False), total=len(kept), unit="img", desc="resize", disable=not progress):
+            try:
+                out = resize_crop(faces_root / source / row.crop_path, cfg.size)
+                write_bytes(tmp / f"{row.face_id}.png", encode_png(out))
+                done.append(float(row.face_px))
+            except FileNotFoundError:
+                reasons["crop_missing"] = reasons.get("crop_missing", 0) + 1
+            except (OSError, ValueError, TypeError) as exc:  # unreadable or malformed crop: count, go on
+                reason = "crop_not_square" if "not square" in str(exc) else "crop_unreadable"
+                reasons[reason] = reasons.get(reason, 0) + 1
+                log.warning("%s: %s: %s", source, row.crop_path, exc)
+    seconds = time.perf_counter() - start
+    face_px = np.asarray(done)
+    metrics = {
+        "source": source, "size": cfg.size, "in": len(kept), "kept": len(done), "rejected": len(kept) - len(done),
+        "rejected_by_reason": dict(sorted(reasons.items())),
+        "images_per_s": round(len(kept) / seconds, 3) if seconds > 0 and len(kept) else 0.0,
+        # scale at training size: output px per source px; above 1 means the source had fewer pixels
+        "median_scale": float(np.median(cfg.size / face_px)) if len(face_px) else 0.0,
+        "share_upscaled": float(np.mean(face_px < cfg.size)) if len(face_px) else 0.0,
+    }
+    write_json(metrics_root / f"{source}.json", metrics)
+    log.info("%s: resize %d -> %d kept, rejected %s", source, metrics["in"], metrics["kept"], reasons)
+    return metrics
