@@ -1,0 +1,491 @@
+"""Training the detector on the packed arrays, top to bottom.
+
+Input (written by the sample stage): `data/packed/<split>.npy`, a uint8 (N, 3, S, S) RGB array saved with
+`np.save` and memory-mapped here, and `data/packed/<split>.parquet`, whose row i describes array row i
+(`face_id`, `label`, `y` 0 real / 1 fake, `source`, `group`). No JPEG is decoded while training.
+
+Output: the best checkpoint (lowest validation loss), dvclive logs, and a summary dict for
+`metrics/train.json` and the model card.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import os
+import random
+import statistics
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.metrics import roc_auc_score
+from torch import nn
+from tqdm import tqdm
+
+from realfake.atomic import atomic_dir, atomic_path
+from realfake.augment import AugmentConfig, augment_batch
+from realfake.errors import UserError
+from realfake.losses import LOSSES, BinaryLoss, class_weights
+from realfake.model import (
+    ModelConfig,
+    attention_parameters,
+    build_model,
+    config_from_dict,
+    config_to_dict,
+    count_parameters,
+)
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_FORMAT = "realfake-detector/1"
+SCHEDULES = ("cosine", "onecycle", "none")
+CLASS_WEIGHTING = ("auto", "on", "off")
+MEAN = [0.5, 0.5, 0.5]  # (x / 255 - mean) / std maps pixels to [-1, 1]
+STD = [0.5, 0.5, 0.5]
+
+
+@dataclass
+class TrainConfig:
+    """Training settings (params.yaml section `train`)."""
+
+    seed: int = 0
+    epochs: int = 30
+    batch_size: int = 64
+    eval_batch_size: int = 256
+    lr: float = 2e-3
+    weight_decay: float = 0.05
+    schedule: str = "cosine"  # cosine | onecycle | none
+    warmup_epochs: float = 1.0
+    min_lr_ratio: float = 0.01  # cosine ends at lr * min_lr_ratio
+    loss: str = "bce"  # bce | focal
+    focal_gamma: float = 2.0
+    focal_alpha: float | None = None  # weight of the fake class in the focal loss; None: no alpha
+    class_weighting: str = "auto"  # auto: weight classes only when max/min count > imbalance_ratio
+    imbalance_ratio: float = 1.2
+    patience: int = 5  # epochs without improvement of the smoothed val loss before stopping
+    smooth_window: int = 3  # running median over this many epochs of val loss
+    min_delta: float = 0.001
+    min_epochs: int = 6  # BN running stats and warm-up make the first val losses unreliable
+    threads: int = 2
+    channels_last: bool = True
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.augment, dict):
+            self.augment = config_from_dict(AugmentConfig, self.augment, "train.augment")
+        checks = {
+            "schedule": (self.schedule in SCHEDULES, f"one of {SCHEDULES}"),
+            "loss": (self.loss in LOSSES, f"one of {LOSSES}"),
+            "class_weighting": (self.class_weighting in CLASS_WEIGHTING, f"one of {CLASS_WEIGHTING}"),
+            "epochs": (self.epochs >= 1, ">= 1"),
+            "batch_size": (self.batch_size >= 2, ">= 2 (batch norm needs two images)"),
+            "lr": (self.lr > 0, "> 0"),
+            "patience": (self.patience >= 1, ">= 1"),
+            "smooth_window": (self.smooth_window >= 1, ">= 1"),
+            "focal_alpha": (self.focal_alpha is None or 0 < self.focal_alpha < 1, "null or in (0, 1)"),
+        }
+        for name, (ok, rule) in checks.items():
+            if not ok:
+                raise UserError(f"train.{name} must be {rule}, got {getattr(self, name)!r}")
+
+
+# ---------------------------------------------------------------- data
+
+
+@dataclass
+class PackedSplit:
+    """One split: the memory-mapped image array, the rows kept, their labels, and what was rejected."""
+
+    name: str
+    images: np.ndarray  # (N_file, 3, S, S) uint8, memory-mapped
+    rows: np.ndarray  # indices into `images` of the rows used
+    y: np.ndarray  # int64 0/1 labels of the rows used
+    meta: pd.DataFrame  # parquet rows of the rows used
+    rejected: dict[str, int]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def counts(self) -> list[int]:
+        """[n_real, n_fake]."""
+        return np.bincount(self.y, minlength=2).tolist()
+
+    def report(self) -> dict[str, Any]:
+        """Row accounting for metrics: rows_in = kept + sum(rejected)."""
+        n_real, n_fake = self.counts()
+        return {
+            "rows_in": len(self.rows) + sum(self.rejected.values()),
+            "kept": len(self.rows),
+            "rejected": dict(self.rejected),
+            "real": n_real,
+            "fake": n_fake,
+        }
+
+
+def load_split(packed_dir: str | os.PathLike, name: str, size: int | None = None) -> PackedSplit:
+    """Open `<name>.npy` (memory-mapped) and `<name>.parquet`; keep rows with a valid 0/1 label."""
+    npy, parquet = Path(packed_dir) / f"{name}.npy", Path(packed_dir) / f"{name}.parquet"
+    for path in (npy, parquet):
+        if not path.exists():
+            raise UserError(f"{path} not found: run the sample stage first (dvc repro sample)")
+    try:
+        images = np.load(npy, mmap_mode="r")
+    except ValueError as exc:
+        raise UserError(f"{npy} is not a .npy array: {exc}") from exc
+    expected = f"uint8 (N, 3, {size or 'S'}, {size or 'S'})"
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1] != 3 or images.shape[2] != images.shape[3]:
+        raise UserError(f"{npy} must hold {expected}, found {images.dtype} {images.shape}")
+    if size is not None and images.shape[2] != size:
+        raise UserError(f"{npy} holds {images.shape[2]} px images but resize.size is {size}: re-run sample")
+    try:
+        meta = pd.read_parquet(parquet)
+    except Exception as exc:  # pyarrow raises several types for a truncated or foreign file
+        raise UserError(f"{parquet} is not a readable parquet file: {exc}") from exc
+    if len(meta) != len(images):
+        raise UserError(f"{parquet} has {len(meta)} rows but {npy} has {len(images)} images")
+    if "y" not in meta.columns:
+        raise UserError(f"{parquet} has no `y` column")
+    keep, reasons = label_filter(meta)
+    rows = np.flatnonzero(keep)
+    return PackedSplit(
+        name, images, rows, meta["y"].to_numpy()[rows].astype(np.int64), meta.iloc[rows].reset_index(drop=True), reasons
+    )
+
+
+def label_filter(meta: pd.DataFrame) -> tuple[np.ndarray, dict[str, int]]:
+    """Boolean mask of rows with a usable label, and the count of rejected rows by reason."""
+    y = pd.to_numeric(meta["y"], errors="coerce")
+    bad_y = ~y.isin([0, 1])
+    keep, reasons = ~bad_y.to_numpy(), Counter({"y not 0/1": int(bad_y.sum())})
+    if "label" in meta.columns:  # a `label` that contradicts `y` means the row is corrupt: trust neither
+        mismatch = (~bad_y) & (meta["label"].map({"real": 0, "fake": 1}) != y)
+        reasons["label disagrees with y"] = int(mismatch.sum())
+        keep &= ~mismatch.to_numpy()
+    return keep, {k: v for k, v in reasons.items() if v}
+
+
+def iterate_batches(n: int, batch_size: int, gen: torch.Generator | None = None) -> list[np.ndarray]:
+    """Index batches over n rows: shuffled when `gen` is given; sorted inside a batch for memmap locality."""
+    order = torch.randperm(n, generator=gen).numpy() if gen is not None else np.arange(n)
+    return [np.sort(order[i : i + batch_size]) for i in range(0, n, batch_size)]
+
+
+def read_batch(split: PackedSplit, batch: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 images and float labels for positions `batch` of the split (reads only those rows)."""
+    images = torch.from_numpy(np.ascontiguousarray(split.images[split.rows[batch]]))
+    return images, torch.from_numpy(split.y[batch]).float()
+
+
+def to_model_input(images: torch.Tensor, preprocessing: dict[str, Any], channels_last: bool) -> torch.Tensor:
+    """uint8 (or 0-1 float) RGB batch to the normalised float tensor the model expects."""
+    x = images.float().div_(255.0) if images.dtype == torch.uint8 else images.float()
+    mean = torch.tensor(preprocessing["mean"]).view(1, 3, 1, 1)
+    std = torch.tensor(preprocessing["std"]).view(1, 3, 1, 1)
+    x = (x - mean) / std
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+
+# ---------------------------------------------------------------- optimisation
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (CPU ops used here are deterministic once seeded)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def set_threads(threads: int) -> int:
+    """Use `threads` intra-op threads (0: all cores) and keep OpenCV single-threaded so they do not fight."""
+    threads = threads or os.cpu_count() or 1
+    torch.set_num_threads(threads)
+    cv2.setNumThreads(1)
+    return threads
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW; no weight decay on biases and norm scales (1-D tensors), as in timm and torchvision."""
+    decay = [p for p in model.parameters() if p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.ndim <= 1]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.lr)
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int):
+    """Per-step LR schedule: linear warm-up, then cosine decay or constant; or OneCycle."""
+    total = cfg.epochs * steps_per_epoch
+    warmup = min(total - 1, int(round(cfg.warmup_epochs * steps_per_epoch)))
+    if cfg.schedule == "onecycle":
+        pct = min(0.5, max(warmup / total, 0.05))
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=total, pct_start=pct)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        if cfg.schedule == "none":
+            return 1.0
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+@dataclass
+class EarlyStopping:
+    """Stop when the running median of the val loss has not improved for `patience` epochs.
+
+    Why a median: val loss on this data jumps (0.24 -> 0.82 -> 0.23 in a reference run). A median over
+    3 epochs ignores a single-epoch spike, up or down, so one bad epoch neither eats the patience nor
+    does one lucky epoch set a bar that the trend cannot beat. A new raw best also counts as
+    progress, so training never stops within `patience` epochs of the checkpoint it keeps.
+    """
+
+    patience: int = 5
+    window: int = 3
+    min_delta: float = 0.001
+    min_epochs: int = 0
+    history: list[float] = field(default_factory=list)
+    best: float = math.inf  # lowest raw value (the kept checkpoint)
+    best_epoch: int = -1
+    ref_raw: float = math.inf  # raw and smoothed values at the last counted progress
+    ref_smoothed: float = math.inf
+    bad_epochs: int = 0
+
+    def step(self, value: float) -> bool:
+        """Record one epoch's val loss; True when it is a new best (save the checkpoint)."""
+        value = value if math.isfinite(value) else math.inf  # a NaN/inf epoch is simply a bad epoch
+        self.history.append(value)
+        smoothed = statistics.median(self.history[-self.window :])
+        new_best = value < self.best or self.best_epoch < 0  # any gain updates the kept checkpoint
+        if new_best:
+            self.best, self.best_epoch = value, len(self.history) - 1
+        # only gains above min_delta (raw or smoothed) over the last progress count for the patience
+        if value < self.ref_raw - self.min_delta or smoothed < self.ref_smoothed - self.min_delta:
+            self.ref_raw, self.ref_smoothed = min(self.ref_raw, value), min(self.ref_smoothed, smoothed)
+            self.bad_epochs = 0
+        else:
+            self.bad_epochs += 1
+        return new_best
+
+    @property
+    def smoothed(self) -> float:
+        """The current running median."""
+        return statistics.median(self.history[-self.window :]) if self.history else math.inf
+
+    @property
+    def should_stop(self) -> bool:
+        """True once patience is used up (never before `min_epochs` epochs)."""
+        return len(self.history) >= self.min_epochs and self.bad_epochs >= self.patience
+
+
+# ---------------------------------------------------------------- loops
+
+
+def train_one_epoch(model, split, loss_fn, optimizer, scheduler, cfg, preprocessing, gen) -> dict[str, float]:
+    """One pass over the shuffled train split with augmentation; mean loss, accuracy, images/s."""
+    model.train()
+    total_loss, correct, seen, start = 0.0, 0, 0, time.perf_counter()
+    batches = [b for b in iterate_batches(len(split), cfg.batch_size, gen) if len(b) > 1]  # BN needs >1
+    for batch in tqdm(batches, desc="train", leave=False, mininterval=5):
+        images, targets = read_batch(split, batch)
+        images = augment_batch(images, cfg.augment, gen)
+        logits = model(to_model_input(images, preprocessing, cfg.channels_last))
+        loss = loss_fn(logits, targets)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        total_loss += loss.item() * len(batch)
+        correct += int(((logits.detach() > 0).float() == targets).sum())
+        seen += len(batch)
+    seconds = time.perf_counter() - start
+    return {"loss": total_loss / max(seen, 1), "acc": correct / max(seen, 1), "images": seen, "seconds": seconds}
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, split: PackedSplit, batch_size: int, preprocessing, channels_last) -> np.ndarray:
+    """Logits for every kept row of a split, in order, without augmentation."""
+    model.eval()
+    out = []
+    for batch in iterate_batches(len(split), batch_size):
+        images, _ = read_batch(split, batch)
+        out.append(model(to_model_input(images, preprocessing, channels_last)))
+    return torch.cat(out).numpy() if out else np.zeros(0, dtype=np.float32)
+
+
+def binary_metrics(logits: np.ndarray, y: np.ndarray) -> dict[str, float | None]:
+    """Unweighted BCE, accuracy at p=0.5, and ROC AUC (None when only one class is present)."""
+    logits_t, y_t = torch.from_numpy(logits).float(), torch.from_numpy(y).float()
+    loss = float(nn.functional.binary_cross_entropy_with_logits(logits_t, y_t)) if len(y) else math.nan
+    acc = float(((logits > 0) == (y == 1)).mean()) if len(y) else math.nan
+    auc = float(roc_auc_score(y, logits)) if len(np.unique(y)) == 2 else None
+    return {"loss": loss, "acc": acc, "auc": auc}
+
+
+# ---------------------------------------------------------------- checkpoint
+
+
+def save_checkpoint(path, model: nn.Module, model_cfg: ModelConfig, preprocessing: dict, info: dict) -> None:
+    """Save state_dict + config + preprocessing as plain types (loadable with weights_only=True), atomically."""
+    state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
+    checkpoint = {
+        "format": CHECKPOINT_FORMAT,
+        "state_dict": state,
+        "model_config": config_to_dict(model_cfg),
+        "preprocessing": dict(preprocessing),
+        "classes": ["real", "fake"],  # the logit is for class 1, "fake"
+        "info": info,
+    }
+    with atomic_path(path, suffix=".pt") as tmp:
+        torch.save(checkpoint, tmp)
+
+
+def load_detector(path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild the model from a checkpoint (safe load: weights_only=True); returns (model in eval mode, checkpoint)."""
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError as exc:
+        raise UserError(f"{path} not found: run the train stage first") from exc
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
+        raise UserError(f"{path} is not a {CHECKPOINT_FORMAT} checkpoint")
+    model = build_model(ModelConfig(**checkpoint["model_config"]))
+    model.load_state_dict(checkpoint["state_dict"])
+    return model.eval(), checkpoint
+
+
+# ---------------------------------------------------------------- the whole run
+
+
+def preprocessing_for(size: int) -> dict[str, Any]:
+    """What an image must go through before the model: plain types, stored in the checkpoint."""
+    return {"size": int(size), "channel_order": "RGB", "layout": "NCHW", "scale": 1 / 255, "mean": MEAN, "std": STD}
+
+
+def train(
+    model_cfg: ModelConfig,
+    cfg: TrainConfig,
+    packed_dir: str | os.PathLike,
+    checkpoint_path: str | os.PathLike,
+    live_dir: str | os.PathLike,
+    size: int | None = None,
+) -> dict[str, Any]:
+    """Train on `packed_dir` train/val, keep the best-val-loss checkpoint, log to dvclive; return the summary."""
+    from dvclive import Live  # imported here: it is slow to import and only the run needs it
+
+    start = time.perf_counter()
+    seed_everything(cfg.seed)
+    threads = set_threads(cfg.threads)
+    train_split, val_split = load_split(packed_dir, "train", size), load_split(packed_dir, "val", size)
+    for split in (train_split, val_split):
+        if len(split) < 2:
+            raise UserError(f"the {split.name} split has {len(split)} usable rows: need at least 2")
+    if min(train_split.counts()) == 0:
+        raise UserError(f"the train split holds one class only (real, fake = {train_split.counts()})")
+    size = int(train_split.images.shape[2])
+    preprocessing = preprocessing_for(size)
+
+    model = build_model(model_cfg)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    counts = train_split.counts()
+    weights = choose_class_weights(counts, cfg)
+    loss_fn = BinaryLoss(cfg.loss, cfg.focal_gamma, cfg.focal_alpha, weights)
+    optimizer = make_optimizer(model, cfg)
+    steps_per_epoch = max(1, len([b for b in iterate_batches(len(train_split), cfg.batch_size) if len(b) > 1]))
+    scheduler = make_scheduler(optimizer, cfg, steps_per_epoch)
+    stopper = EarlyStopping(cfg.patience, cfg.smooth_window, cfg.min_delta, cfg.min_epochs)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    log.info("train %s, val %s, class weights %s, %d params, %d threads",
+             counts, val_split.counts(), weights, count_parameters(model), threads)
+
+    best_state, best_val, history, train_images, train_seconds = None, {}, [], 0, 0.0
+    with atomic_dir(live_dir) as tmp_live, Live(str(tmp_live), dvcyaml=False, save_dvc_exp=False, report=None) as live:
+        for epoch in range(cfg.epochs):
+            lr = optimizer.param_groups[0]["lr"]
+            stats = train_one_epoch(model, train_split, loss_fn, optimizer, scheduler, cfg, preprocessing, gen)
+            val = binary_metrics(predict_logits(model, val_split, cfg.eval_batch_size, preprocessing,
+                                                cfg.channels_last), val_split.y)
+            train_images, train_seconds = train_images + stats["images"], train_seconds + stats["seconds"]
+            if stopper.step(val["loss"]):
+                best_state, best_val = copy.deepcopy(model.state_dict()), {**val, "epoch": epoch}
+            row = epoch_row(epoch, lr, stats, val, stopper.smoothed)
+            history.append(row)
+            log_epoch(live, row)
+            log.info("epoch %d: train loss %.4f, val loss %.4f (median %.4f), val auc %s, %.0f img/s",
+                     epoch, stats["loss"], val["loss"], stopper.smoothed, fmt(val["auc"]),
+                     stats["images"] / max(stats["seconds"], 1e-9))
+            if stopper.should_stop and epoch < cfg.epochs - 1:
+                log.info("early stop after epoch %d: no improvement for %d epochs", epoch, stopper.patience)
+                break
+
+    model.load_state_dict(best_state)
+    info = {"best_epoch": best_val["epoch"], "val_loss": best_val["loss"], "val_auc": best_val["auc"]}
+    save_checkpoint(checkpoint_path, model, model_cfg, preprocessing, info)
+    return {
+        "best_epoch": best_val["epoch"],
+        "best_val_loss": best_val["loss"],
+        "best_val_auc": best_val["auc"],
+        "best_val_acc": best_val["acc"],
+        "epochs_run": len(history),
+        "stopped_early": len(history) < cfg.epochs,
+        "seconds": round(time.perf_counter() - start, 2),
+        "train_seconds": round(train_seconds, 2),
+        "images_per_s": round(train_images / max(train_seconds, 1e-9), 1),
+        "params": count_parameters(model),
+        "attention_params": attention_parameters(model),
+        "threads": threads,
+        "class_weights": weights,
+        "data": {"train": train_split.report(), "val": val_split.report(), "size": size},
+        "history": history,
+    }
+
+
+def choose_class_weights(counts: list[int], cfg: TrainConfig) -> list[float] | None:
+    """Class weights per `train.class_weighting`: auto (only when imbalanced), on, or off."""
+    if cfg.class_weighting == "off":
+        return None
+    ratio = cfg.imbalance_ratio if cfg.class_weighting == "auto" else 1.0
+    return class_weights(counts, ratio)
+
+
+def epoch_row(epoch: int, lr: float, stats: dict, val: dict, smoothed: float) -> dict[str, Any]:
+    """One epoch's numbers, as logged."""
+    return {
+        "epoch": epoch,
+        "lr": lr,
+        "train_loss": stats["loss"],
+        "train_acc": stats["acc"],
+        "val_loss": val["loss"],
+        "val_loss_median": smoothed,
+        "val_acc": val["acc"],
+        "val_auc": val["auc"],
+    }
+
+
+def log_epoch(live, row: dict[str, Any]) -> None:
+    """Log one epoch to dvclive (plots under plots/metrics/{train,val}/...) and advance the step."""
+    for key, value in row.items():
+        if key != "epoch" and value is not None and math.isfinite(value):
+            live.log_metric(key.replace("_", "/", 1) if key != "lr" else key, value)
+    live.next_step()
+
+
+def fmt(value: float | None) -> str:
+    """A metric for a log line (None as 'n/a')."""
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def load_configs(params: dict[str, Any]) -> tuple[ModelConfig, TrainConfig, int | None]:
+    """ModelConfig, TrainConfig and resize.size from a params.yaml mapping."""
+    model_cfg = config_from_dict(ModelConfig, params.get("model"), "model")
+    train_cfg = config_from_dict(TrainConfig, params.get("train"), "train")
+    size = (params.get("resize") or {}).get("size")
+    return model_cfg, train_cfg, int(size) if size is not None else None
