@@ -1,0 +1,88 @@
+"""Union-find over matched pairs, keepers of duplicates, and real/fake label conflicts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+
+def union_find(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Root (smallest member index) of every node after uniting each edge (a[k], b[k]).
+
+    Vectorised union-find: each round hooks the larger root of every still-split edge under the smaller
+    one (a scatter-min, so roots only ever decrease and no cycle can form), then compresses all paths
+    by pointer jumping. Rounds repeat until every edge joins two nodes with the same root.
+    """
+    parent = np.arange(n, dtype=np.int64)
+    a = np.asarray(a, dtype=np.int64)
+    b = np.asarray(b, dtype=np.int64)
+    while len(a):
+        ra, rb = parent[a], parent[b]
+        split = ra != rb
+        if not split.any():
+            break
+        lo, hi = np.minimum(ra[split], rb[split]), np.maximum(ra[split], rb[split])
+        np.minimum.at(parent, hi, lo)
+        parent = _compress(parent)
+        a, b = a[split], b[split]  # edges already joined stay joined
+    return parent
+
+
+def _compress(parent: np.ndarray) -> np.ndarray:
+    """Point every node straight at its root (pointer jumping)."""
+    while True:
+        grand = parent[parent]
+        if np.array_equal(grand, parent):
+            return parent
+        parent = grand
+
+
+def keeper_order(df: pd.DataFrame, source_priority: list[str]) -> np.ndarray:
+    """Rank of each row under the keeper policy: listed source priority, then more pixels, then face_id."""
+    rank = {name: i for i, name in enumerate(source_priority)}
+    prio = df["source"].map(rank).fillna(len(rank)).to_numpy()
+    pixels = (
+        df["orig_width"].fillna(0).astype("int64") * df["orig_height"].fillna(0).astype("int64")
+    ).to_numpy()
+    order = np.lexsort(
+        (df["face_id"].to_numpy().astype(str), df["source"].to_numpy().astype(str), -pixels, prio)
+    )
+    ranks = np.empty(len(df), dtype=np.int64)
+    ranks[order] = np.arange(len(df))
+    return ranks
+
+
+def star_keepers(n: int, a: np.ndarray, b: np.ndarray, ranks: np.ndarray) -> np.ndarray:
+    """Index of the keeper each node is a duplicate of (itself for keepers and unmatched nodes).
+
+    Greedy in keeper-rank order: the best-ranked unassigned face becomes a keeper and takes every
+    unassigned face it matches directly. So a dropped face always matches its own keeper directly,
+    and no two keepers match each other; a chain A~B~C of a union-find cluster can keep both A and C.
+    Only faces with at least one match enter the (Python) loop.
+    """
+    keeper_of = np.arange(n, dtype=np.int64)
+    if not len(a):
+        return keeper_of
+    src, dst = np.concatenate([a, b]), np.concatenate([b, a])
+    order = np.argsort(src, kind="stable")
+    src, dst = src[order], dst[order]
+    starts = np.searchsorted(src, np.arange(n + 1))
+    nodes = np.unique(src)
+    nodes = nodes[np.argsort(ranks[nodes], kind="stable")]
+    assigned = np.zeros(n, dtype=bool)
+    for v in nodes.tolist():
+        if assigned[v]:
+            continue
+        assigned[v] = True
+        near = dst[starts[v] : starts[v + 1]]
+        near = near[~assigned[near]]
+        keeper_of[near] = v
+        assigned[near] = True
+    return keeper_of
+
+
+def conflict_roots(roots: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """The cluster keys (roots or keepers) whose members carry more than one label."""
+    pairs = pd.DataFrame({"root": roots, "label": labels}).drop_duplicates()
+    counts = pairs.groupby("root")["label"].nunique()
+    return np.sort(counts.index[counts > 1].to_numpy())

@@ -1,0 +1,68 @@
+"""Stage `dedupe`: exact and near-duplicate faces across all sources (see docs/dedupe.md).
+
+Reads data/faces/<source>.parquet and the crops for every source in params.yaml `sources:`, writes
+data/dedupe.parquet, metrics/dedupe.json and plots/dedupe/pairs.png.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from realfake.atomic import atomic_path, write_json, write_parquet  # noqa: E402
+from realfake.dedupe.calibrate import calibrate  # noqa: E402
+from realfake.dedupe.config import DedupeConfig  # noqa: E402
+from realfake.dedupe.pipeline import run_dedupe  # noqa: E402
+from realfake.dedupe.report import SCHEMA, build_metrics, gallery  # noqa: E402
+from realfake.errors import UserError  # noqa: E402
+from realfake.log import setup_logging  # noqa: E402
+from realfake.params import load_params  # noqa: E402
+
+log = logging.getLogger("stages.dedupe")
+
+FACES_DIR = Path("data/faces")
+RAW_DIR = Path("data/raw")  # the download stage's files, for matching the original images
+OUT_TABLE = Path("data/dedupe.parquet")
+OUT_METRICS = Path("metrics/dedupe.json")
+OUT_GALLERY = Path("plots/dedupe/pairs.png")
+
+
+def main() -> int:
+    """Run the stage from the repository root."""
+    setup_logging()
+    try:
+        params = load_params()
+        cfg = DedupeConfig.from_params(params.get("dedupe"))
+        sources = sorted((params.get("sources") or {}).keys())
+        if not sources:
+            raise UserError("params.yaml has no `sources:`: nothing to dedupe")
+        result = run_dedupe(FACES_DIR, sources, cfg, RAW_DIR)
+    except UserError as exc:
+        log.error("%s", exc)
+        return 2
+    calibration = calibrate(result.table, result.hashes, result.roots, cfg)
+    metrics = build_metrics(result.table, result.edges, result.not_kept, cfg, calibration)
+    write_parquet(result.table, OUT_TABLE, schema=SCHEMA)
+    write_json(OUT_METRICS, metrics)
+    with atomic_path(OUT_GALLERY, suffix=".png") as tmp:
+        gallery(result.table, result.edges, FACES_DIR, cfg.gallery_tile).save(tmp, format="PNG")
+    cal = metrics["calibration"]
+    log.info(
+        "dedupe: in %d = kept %d + dropped %d %s; calibration recall %s on %d pairs, %d false merges in %d negatives",
+        metrics["faces_in"], metrics["faces_kept"], metrics["faces_dropped"], metrics["dropped_by_reason"],
+        cal["recall"], cal["positives"], cal["false_merges"], cal["negatives"],
+    )  # fmt: skip
+    if not cal["passed"]:
+        log.warning(
+            "calibration target missed (see metrics/dedupe.json calibration.sweep to re-pick thresholds)"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
