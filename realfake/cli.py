@@ -48,6 +48,25 @@ def cmd_export_mini(args: argparse.Namespace) -> None:
     log.info("wrote %s: %d faces (%s)", args.out, len(mini), mini["label"].value_counts().to_dict())
 
 
+def cmd_predict(args: argparse.Namespace) -> None:
+    """Score the faces in the given photos."""
+    from realfake.predict import run_predict
+
+    run_predict(args.paths, args.model, args.out, args.threads)
+
+
+def cmd_exp_table(args: argparse.Namespace) -> None:
+    """Print mean ± std of experiment metrics grouped by params (markdown)."""
+    from realfake.breakdowns import markdown_table
+    from realfake.experiments import DEFAULT_METRICS, exp_show_json, experiment_frame, mean_std_table
+
+    metrics = tuple(args.metric or DEFAULT_METRICS)
+    frame = experiment_frame(exp_show_json(), tuple(args.group) + ("train.seed",), metrics, args.prefix)
+    if frame.empty:
+        raise UserError("no experiments found: run them with `dvc exp run --queue ...` first")
+    print(markdown_table(mean_std_table(frame, tuple(args.group), metrics)))
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with one subcommand per task."""
     parser = argparse.ArgumentParser(prog="realfake", description="Real vs generated face photos.")
@@ -65,6 +84,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strata", nargs="+", default=["gender", "age_group", "race_group"])
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_export_mini)
+    p = sub.add_parser("predict", help="score every face in photos: files, directories or globs")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--model", default="models/detector.pt")
+    p.add_argument("--out", help="results.csv or results.json (default: print a table)")
+    p.add_argument("--threads", type=int, default=2)
+    p.set_defaults(func=cmd_predict)
+    p = sub.add_parser("exp-table", help="mean ± std of experiment metrics over seeds, grouped by params")
+    p.add_argument("--group", nargs="+", default=["model.attention"], help="params to group by")
+    p.add_argument("--metric", action="append", help="file:dotted.key (repeatable)")
+    p.add_argument("--prefix", help="only experiments whose name starts with this")
+    p.set_defaults(func=cmd_exp_table)
     return parser
 
 

@@ -151,6 +151,24 @@ def cam_sheet(scorer: Scorer, images: np.ndarray, frame: pd.DataFrame, threshold
         sheet.save(tmp, format="PNG")
 
 
+def holdout_metrics(scorer: Scorer, packed_dir: Path, size: int, threshold: float, batch: int) -> dict[str, Any]:
+    """Leave-one-source-out: AUC on the held-out source (+ matching reals), and the share of each class called right."""
+    if not (packed_dir / "holdout.npy").exists():
+        return {}
+    split = load_split(packed_dir, "holdout", size)
+    if len(split) == 0:
+        return {}
+    p = score_split(scorer, split, batch)
+    sources = split.meta["source"].astype(str)
+    held = sources.value_counts().index.tolist()
+    out = {"n": len(split), "sources": held, **binary_metrics(split.y, p, threshold)}
+    for source in held:
+        mask = (sources == source).to_numpy()
+        called_right = (p[mask] >= threshold) == (split.y[mask] == 1)
+        out[f"{source}_called_right"] = float(called_right.mean())
+    return out
+
+
 def run_evaluate(cfg: EvaluateConfig, model_path: Path, packed_dir: Path, metadata_path: Path, size: int,
                  out: dict[str, Path]) -> dict[str, Any]:
     """Score val/test, compute every metric and breakdown, write metrics, plots and the report."""
@@ -181,6 +199,7 @@ def run_evaluate(cfg: EvaluateConfig, model_path: Path, packed_dir: Path, metada
 
     report = {
         **core,
+        "holdout": holdout_metrics(scorer, packed_dir, size, threshold, cfg.batch_size),
         "n": {"val": len(val), "test": len(test), "test_without_metadata": missing},
         "honest_pair": bd["honest_pair"],
         "baselines": {"spectral": binary_metrics(test.y, extra["spectral"], spectral_t),

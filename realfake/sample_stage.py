@@ -14,6 +14,7 @@ from realfake.sampling import (
     SPLITS,
     SampleConfig,
     balanced_sample,
+    carve_holdout,
     leakage_counts,
     make_splits,
     stratum_keys,
@@ -25,10 +26,13 @@ log = logging.getLogger(__name__)
 
 def split_table(metadata: pd.DataFrame, cfg: SampleConfig) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Every metadata row with its split, or no split and the reason it was left out."""
-    result = balanced_sample(metadata, cfg)
+    pool, held = carve_holdout(metadata, cfg)
+    result = balanced_sample(pool, cfg)
     placed = make_splits(result.selected, cfg)
     unplaced = result.unselected.assign(split=pd.array([pd.NA] * len(result.unselected), dtype="string"))
-    table = pd.concat([placed, unplaced], ignore_index=True)
+    held = held.assign(split="holdout", stratum=stratum_keys(held, cfg.strata),
+                       exclude_reason=pd.array([pd.NA] * len(held), dtype="string"))
+    table = pd.concat([part for part in (placed, unplaced, held) if len(part)], ignore_index=True)
     table = table.sort_values("face_id", kind="stable").reset_index(drop=True)
     info = {"dropped_strata": result.dropped_strata, "merged_strata": result.merged_strata}
     return table, info
@@ -36,13 +40,15 @@ def split_table(metadata: pd.DataFrame, cfg: SampleConfig) -> tuple[pd.DataFrame
 
 def sample_report(metadata: pd.DataFrame, table: pd.DataFrame, cfg: SampleConfig, info: dict) -> dict[str, Any]:
     """metrics/sample.json: counts, distribution distances before/after, dropped strata, leakage checks."""
-    placed = table[table["split"].notna()]
+    placed = table[table["split"].isin(SPLITS)]
     fine = stratum_keys(placed, cfg.strata)
     counts = placed.groupby(["split", "label", "source"], observed=True).size()
     report = {
         "in": len(metadata),
         "placed": len(placed),
-        "excluded": len(table) - len(placed),
+        "holdout": {"source": cfg.holdout_source, **table.loc[table["split"] == "holdout", "label"]
+                    .value_counts().reindex(["real", "fake"], fill_value=0).to_dict()},
+        "excluded": int(table["split"].isna().sum()),
         "excluded_by_reason": table["exclude_reason"].dropna().value_counts().sort_index().to_dict(),
         "counts": {s: {lab: counts[s][lab].to_dict() for lab in counts[s].index.get_level_values(0).unique()}
                    for s in SPLITS if s in counts.index.get_level_values(0)},
@@ -61,7 +67,8 @@ def sample_report(metadata: pd.DataFrame, table: pd.DataFrame, cfg: SampleConfig
         "merged_strata_count": len(info["merged_strata"]),
         "leakage": leakage_counts(table),
     }
-    assert report["in"] == report["placed"] + report["excluded"], report
+    held = report["holdout"]["real"] + report["holdout"]["fake"]
+    assert report["in"] == report["placed"] + held + report["excluded"], report
     return report
 
 
@@ -83,7 +90,7 @@ def run_sample(metadata_path: Path, cfg: SampleConfig, size: int, out_dir: Path,
     """Select, split, pack and report."""
     metadata = pd.read_parquet(metadata_path)
     table, info = split_table(metadata, cfg)
-    for split in SPLITS:
+    for split in (*SPLITS, "holdout"):
         rows = table[table["split"] == split].assign(path=lambda d: d["resized_path"], group=lambda d: d["split_group"])
         pack_split(rows, size, out_dir / f"{split}.npy", out_dir / f"{split}.parquet")
     keep = ["face_id", "source", "label", "split_group", "stratum", "split", "exclude_reason"]
@@ -92,7 +99,7 @@ def run_sample(metadata_path: Path, cfg: SampleConfig, size: int, out_dir: Path,
     report = sample_report(metadata, table, cfg, info)
     write_json(metrics_path, report)
     plot_path.parent.mkdir(parents=True, exist_ok=True)
-    distribution_plot(metadata, table[table["split"].notna()], cfg.strata).to_csv(plot_path, index=False)
+    distribution_plot(metadata, table[table["split"].isin(SPLITS)], cfg.strata).to_csv(plot_path, index=False)
     log.info("sample: %s; TV distance %.3f -> %.3f; leakage %s", report["split_sizes"],
              report["tv_distance"]["before"], report["tv_distance"]["after"], report["leakage"])
     return report

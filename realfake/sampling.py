@@ -35,6 +35,7 @@ class SampleConfig:
     fractions: tuple[float, float, float] = (0.70, 0.15, 0.15)
     seed: int = 0
     exclude_sources: tuple[str, ...] = ()
+    holdout_source: str | None = None  # leave-one-source-out: never trained on, scored in its own split
 
     @classmethod
     def from_params(cls, section: dict[str, Any] | None) -> SampleConfig:
@@ -59,6 +60,34 @@ class SampleResult:
     unselected: pd.DataFrame
     dropped_strata: dict[str, int] = field(default_factory=dict)
     merged_strata: dict[str, str] = field(default_factory=dict)
+
+
+def carve_holdout(df: pd.DataFrame, cfg: SampleConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split off the held-out source (whole split groups), plus as many random reals when it is a fake source.
+
+    The held-out faces never reach train/val/test. For a fake source the matching reals make an AUC possible;
+    for a real source the figure is the share of its photos called real.
+    """
+    if not cfg.holdout_source:
+        return df, df.iloc[:0]
+    if cfg.holdout_source not in set(df["source"]):
+        raise ValueError(f"sample.holdout_source={cfg.holdout_source!r} has no faces in the metadata")
+    held_groups = set(df.loc[df["source"] == cfg.holdout_source, "split_group"])
+    held = df["split_group"].isin(held_groups)
+    if (df.loc[df["source"] == cfg.holdout_source, "label"] == "fake").all():
+        reals = df[~held & (df["label"] == "real")]
+        rng = np.random.default_rng(cfg.seed + 3)
+        groups = reals["split_group"].drop_duplicates().to_numpy()
+        rng.shuffle(groups)
+        need, chosen, total = int((df["source"] == cfg.holdout_source).sum()), [], 0
+        sizes = reals["split_group"].value_counts()
+        for group in groups:
+            if total >= need:
+                break
+            chosen.append(group)
+            total += int(sizes[group])
+        held |= df["split_group"].isin(chosen)
+    return df[~held], df[held]
 
 
 def stratum_keys(df: pd.DataFrame, columns: tuple[str, ...]) -> pd.Series:

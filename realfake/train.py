@@ -34,6 +34,7 @@ from realfake.atomic import atomic_dir, atomic_path
 from realfake.augment import AugmentConfig, augment_batch
 from realfake.errors import UserError
 from realfake.losses import LOSSES, BinaryLoss, class_weights
+from realfake.metrics import choose_threshold
 from realfake.model import (
     ModelConfig,
     attention_parameters,
@@ -376,6 +377,7 @@ def train(
     checkpoint_path: str | os.PathLike,
     live_dir: str | os.PathLike,
     size: int | None = None,
+    face_params: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train on `packed_dir` train/val, keep the best-val-loss checkpoint, log to dvclive; return the summary."""
     from dvclive import Live  # imported here: it is slow to import and only the run needs it
@@ -391,6 +393,8 @@ def train(
         raise UserError(f"the train split holds one class only (real, fake = {train_split.counts()})")
     size = int(train_split.images.shape[2])
     preprocessing = preprocessing_for(size)
+    if face_params is not None:  # how faces were cut, so `realfake predict` crops new photos the same way
+        preprocessing["faces"] = dict(face_params)
 
     model = build_model(model_cfg)
     if cfg.channels_last:
@@ -427,13 +431,18 @@ def train(
                 break
 
     model.load_state_dict(best_state)
-    info = {"best_epoch": best_val["epoch"], "val_loss": best_val["loss"], "val_auc": best_val["auc"]}
+    p_val = torch.sigmoid(torch.from_numpy(predict_logits(model, val_split, cfg.eval_batch_size, preprocessing,
+                                                          cfg.channels_last))).numpy()
+    choice = choose_threshold(val_split.y, p_val)  # the decision threshold `realfake predict` applies
+    info = {"best_epoch": best_val["epoch"], "val_loss": best_val["loss"], "val_auc": best_val["auc"],
+            "threshold": choice.threshold, "threshold_rule": choice.rule}
     save_checkpoint(checkpoint_path, model, model_cfg, preprocessing, info)
     return {
         "best_epoch": best_val["epoch"],
         "best_val_loss": best_val["loss"],
         "best_val_auc": best_val["auc"],
         "best_val_acc": best_val["acc"],
+        "threshold": choice.threshold,
         "epochs_run": len(history),
         "stopped_early": len(history) < cfg.epochs,
         "seconds": round(time.perf_counter() - start, 2),

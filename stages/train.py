@@ -25,8 +25,9 @@ def main() -> None:
     parser.add_argument("--metrics", default="metrics/train.json")
     parser.add_argument("--live", default="dvclive/train")
     args = parser.parse_args()
-    model_cfg, train_cfg, size = load_configs(load_params(args.params))
-    summary = train(model_cfg, train_cfg, args.packed, args.checkpoint, args.live, size)
+    params = load_params(args.params)
+    model_cfg, train_cfg, size = load_configs(params)
+    summary = train(model_cfg, train_cfg, args.packed, args.checkpoint, args.live, size, params.get("faces"))
     write_json(args.metrics, {k: v for k, v in summary.items() if k != "history"})
     write_model_card(args.card, summary, model_cfg, train_cfg)
     log.info("best epoch %d: val loss %.4f, val AUC %s -> %s",

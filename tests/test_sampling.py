@@ -195,3 +195,22 @@ def test_export_mini_without_metadata_is_a_clear_error(tmp_path, monkeypatch, ca
     with pytest.raises(SystemExit) as exc:
         main(["export-mini", "--out", "mini.zip"])
     assert exc.value.code == 2
+
+
+@pytest.mark.parametrize("held", ["tpdne", "lfw"])
+def test_holdout_source_never_reaches_train_val_or_test(held):
+    from realfake.sample_stage import split_table
+
+    frame = crafted(1200, seed=5)
+    cfg = SampleConfig(**{**CFG.__dict__, "holdout_source": held})
+    table, _ = split_table(frame, cfg)
+    hold = table[table["split"] == "holdout"]
+    assert (hold["source"] == held).sum() == (frame["source"] == held).sum()
+    placed = table[table["split"].isin(["train", "val", "test"])]
+    assert held not in set(placed["source"])
+    assert set(hold["split_group"]).isdisjoint(placed["split_group"])
+    if held == "tpdne":  # a fake source comes with at least as many held-out reals, for an AUC
+        assert (hold["label"] == "real").sum() >= (hold["label"] == "fake").sum()
+    else:
+        assert (hold["label"] == "fake").sum() == 0
+    assert len(table) == len(frame)
