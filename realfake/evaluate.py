@@ -68,7 +68,7 @@ class Scorer:
 
     @torch.no_grad()
     def __call__(self, images: np.ndarray) -> np.ndarray:
-        x = to_model_input(torch.from_numpy(np.ascontiguousarray(images)), self.pre, channels_last=True)
+        x = to_model_input(torch.from_numpy(np.array(images, dtype=np.uint8)), self.pre, channels_last=True)
         return torch.sigmoid(self.model(x)).numpy().astype(np.float64)
 
 
