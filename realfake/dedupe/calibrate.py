@@ -67,14 +67,15 @@ def pair_distances(hashes: pd.DataFrame, i: np.ndarray, j: np.ndarray) -> dict[s
 
 
 def rule_matches(
-    d: dict[str, np.ndarray], phash_max: int, dhash_max: int, flips: bool, frames: bool = False
+    d: dict[str, np.ndarray], phash_max: int, dhash_max: int, flips: bool,
+    frames: tuple[int, int] | None = None,
 ) -> np.ndarray:
-    """The match rule of the stage applied to precomputed pair distances."""
+    """The match rule of the stage applied to precomputed pair distances; `frames` = (pHash, dHash) limits."""
     hit = d["exact"] | ((d["dp"] <= phash_max) & (d["dd"] <= dhash_max))
     if flips:
         hit |= (d["dpf"] <= phash_max) & (d["ddf"] <= dhash_max)
-    if frames:
-        hit |= d["frames"] & (d["fp"] <= phash_max) & (d["fd"] <= dhash_max)
+    if frames is not None:
+        hit |= d["frames"] & (d["fp"] <= frames[0]) & (d["fd"] <= frames[1])
     return hit
 
 
@@ -89,8 +90,9 @@ def calibrate(
     ni, nj = negative_pairs(faces[readable], cal.negative_sources, cal.negatives, cal.seed)
     ni, nj = np.flatnonzero(readable)[ni], np.flatnonzero(readable)[nj]
     pos, neg = pair_distances(hashes, pi, pj), pair_distances(hashes, ni, nj)
-    pos_hit = rule_matches(pos, cfg.phash_max, cfg.dhash_max, cfg.match_flips, cfg.match_frames)
-    neg_hit = rule_matches(neg, cfg.phash_max, cfg.dhash_max, cfg.match_flips, cfg.match_frames)
+    frames = (cfg.frame_phash_max, cfg.frame_dhash_max) if cfg.match_frames else None
+    pos_hit = rule_matches(pos, cfg.phash_max, cfg.dhash_max, cfg.match_flips, frames)
+    neg_hit = rule_matches(neg, cfg.phash_max, cfg.dhash_max, cfg.match_flips, frames)
     pos_clustered = roots[pi] == roots[pj]
     neg_clustered = roots[ni] == roots[nj]
     recall = float(pos_clustered.mean()) if len(pi) else None
@@ -112,7 +114,7 @@ def calibrate(
         "positives_matched_by_crops": int(
             rule_matches(pos, cfg.phash_max, cfg.dhash_max, cfg.match_flips).sum()
         ),
-        "sweep": sweep(pos, neg, cfg.match_flips, cal.max_false_merges, cfg.match_frames),
+        "sweep": sweep(pos, neg, cfg.match_flips, cal.max_false_merges, frames),
     }
     result["passed"] = bool(
         len(pi) > 0
@@ -122,8 +124,10 @@ def calibrate(
     return result
 
 
-def sweep(pos: dict, neg: dict, flips: bool, max_false: int, frames: bool = False) -> list[dict[str, Any]]:
-    """For each pHash threshold, the largest dHash threshold within `max_false` false merges, and its recall."""
+def sweep(pos: dict, neg: dict, flips: bool, max_false: int,
+          frames: tuple[int, int] | None = None) -> list[dict[str, Any]]:
+    """For each crop pHash threshold, the largest crop dHash threshold within `max_false` false merges (frame
+    limits fixed), and its recall."""
     rows = []
     for tp in range(0, 33, 2):  # pHash distances are even: each hash has 32 bits set (median split)
         best = None

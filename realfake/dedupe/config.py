@@ -24,8 +24,10 @@ class CalibrationConfig:
 class DedupeConfig:
     """Match rule, keeper policy and calibration of the dedupe stage."""
 
-    phash_max: int = 6  # a pair matches if pHash distance <= phash_max ...
-    dhash_max: int = 8  # ... and dHash distance <= dhash_max (or the decoded pixels are equal)
+    phash_max: int = 2  # crops match if pHash distance <= phash_max ...
+    dhash_max: int = 2  # ... and dHash distance <= dhash_max (or the decoded pixels are equal)
+    frame_phash_max: int = 2  # original images match if pHash distance <= frame_phash_max ...
+    frame_dhash_max: int = 4  # ... and dHash distance <= frame_dhash_max
     match_flips: bool = False  # also match a face against the left-right mirror of the others
     match_frames: bool = True  # also match the original images (data/raw/<source>/<path>) by the same rule
     source_priority: tuple[str, ...] = ()  # keeper policy: earlier source wins, then more pixels
@@ -40,7 +42,7 @@ class DedupeConfig:
         section = dict(section or {})
         calib = _build(CalibrationConfig, section.pop("calibration", None) or {}, "dedupe.calibration")
         cfg = _build(cls, section, "dedupe", calibration=calib)
-        for name in ("phash_max", "dhash_max"):
+        for name in ("phash_max", "dhash_max", "frame_phash_max", "frame_dhash_max"):
             if not 0 <= getattr(cfg, name) < 64:
                 raise UserError(
                     f"dedupe.{name} must be a Hamming distance in 0..63, got {getattr(cfg, name)}"

@@ -139,7 +139,8 @@ def match_pairs(hashes: pd.DataFrame, cfg: DedupeConfig) -> Edges:
         [pd.DataFrame({"i": a, "j": b, "dp": c, "dd": d, "how": h}) for a, b, c, d, h in parts],
         ignore_index=True,
     )
-    edges = edges[(edges["how"] == "exact") | (edges["dd"] <= cfg.dhash_max)]
+    dhash_limit = np.where(edges["how"] == "frame", cfg.frame_dhash_max, cfg.dhash_max)
+    edges = edges[(edges["how"] == "exact") | (edges["dd"] <= dhash_limit)]
     # one edge per pair: exact beats near beats flip, then the closer distance
     rank = edges["how"].map({"exact": 0, "near": 1, "frame": 2, "flip": 3})
     edges = edges.assign(rank=rank).sort_values(["i", "j", "rank", "dp", "dd"], kind="stable")
@@ -163,7 +164,7 @@ def _frame_pairs(hashes: pd.DataFrame, rows: np.ndarray, cfg: DedupeConfig):
     pos = np.flatnonzero(have)
     fph = hashes["frame_phash"].to_numpy("uint64", na_value=0)[rows][pos]
     fdh = hashes["frame_dhash"].to_numpy("uint64", na_value=0)[rows][pos]
-    i, j, dp = near_pairs(fph, cfg.phash_max)
+    i, j, dp = near_pairs(fph, cfg.frame_phash_max)
     return pos[i], pos[j], dp, popcount(fdh[i] ^ fdh[j]), "frame"
 
 

@@ -77,6 +77,8 @@ def build_metrics(
         "thresholds": {
             "phash_max": cfg.phash_max,
             "dhash_max": cfg.dhash_max,
+            "frame_phash_max": cfg.frame_phash_max,
+            "frame_dhash_max": cfg.frame_dhash_max,
             "match_flips": cfg.match_flips,
         },
         "calibration": calibration,
