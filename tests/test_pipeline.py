@@ -89,6 +89,8 @@ def test_repro_on_the_sample_runs_every_stage_and_metrics_reconcile(reproduced):
     assert not any(sample["leakage"].values())
     evaluation = json.loads((reproduced / "metrics" / "evaluate.json").read_text())
     assert 0 <= evaluation["at_threshold"]["roc_auc"] <= 1
+    train = json.loads((reproduced / "metrics" / "train.json").read_text())
+    assert train["best_val_auc"] > 0.5  # training on the sample beats chance on its val split
     for out in ["models/detector.pt", "models/MODEL_CARD.md", "reports/dataset.md", "reports/evaluate.md",
                 "plots/evaluate/errors.png", "metrics/plots/evaluate/roc.json"]:
         assert (reproduced / out).is_file(), out
