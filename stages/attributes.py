@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from pathlib import Path
+
+import torch
 
 from realfake.atomic import atomic_path, write_json, write_parquet
 from realfake.attributes import AttributesConfig, run_attributes
-from realfake.errors import UserError
-from realfake.log import setup_logging
+from realfake.cli import run_stage
 from realfake.metadata import read_dedupe, read_faces, surviving_faces
 from realfake.params import load_params
 
 log = logging.getLogger("stages.attributes")
 
 
-def main(argv: list[str] | None = None) -> int:
+def main() -> None:
     """Read params and the upstream tables, run the model, write the table, weights and metrics."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--faces", default="data/faces", type=Path)
@@ -25,26 +25,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="data/attributes.parquet", type=Path)
     parser.add_argument("--model", default="models/attributes.pt", type=Path)
     parser.add_argument("--metrics", default="metrics/attributes.json", type=Path)
-    args = parser.parse_args(argv)
-    setup_logging()
-    try:
-        import torch
-
-        params = load_params()
-        cfg = AttributesConfig.from_params(params.get("attributes"))
-        sources = sorted((params.get("sources") or {}).keys())
-        faces = surviving_faces(read_faces(args.faces, sources), read_dedupe(args.dedupe))
-        table, metrics, ckpt = run_attributes(cfg, faces, args.faces)
-        write_parquet(table, args.out)
-        with atomic_path(args.model, suffix=".pt") as tmp:
-            torch.save(ckpt, tmp)
-        write_json(args.metrics, metrics)
-        log.info("attributes: held-out %s", {h: v["accuracy"] for h, v in metrics["held_out"].items()})
-    except UserError as exc:
-        log.error("%s", exc)
-        return 2
-    return 0
+    args = parser.parse_args()
+    params = load_params()
+    cfg = AttributesConfig.from_params(params.get("attributes"))
+    sources = sorted((params.get("sources") or {}).keys())
+    faces = surviving_faces(read_faces(args.faces, sources), read_dedupe(args.dedupe))
+    table, metrics, ckpt = run_attributes(cfg, faces, args.faces)
+    write_parquet(table, args.out)
+    with atomic_path(args.model, suffix=".pt") as tmp:
+        torch.save(ckpt, tmp)
+    write_json(args.metrics, metrics)
+    log.info("attributes: held-out %s", {h: v["accuracy"] for h, v in metrics["held_out"].items()})
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_stage(main)

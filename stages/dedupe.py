@@ -7,21 +7,16 @@ data/dedupe.parquet, metrics/dedupe.json and plots/dedupe/pairs.png.
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from realfake.atomic import atomic_path, write_json, write_parquet  # noqa: E402
-from realfake.dedupe.calibrate import calibrate  # noqa: E402
-from realfake.dedupe.config import DedupeConfig  # noqa: E402
-from realfake.dedupe.pipeline import run_dedupe  # noqa: E402
-from realfake.dedupe.report import SCHEMA, build_metrics, gallery  # noqa: E402
-from realfake.errors import UserError  # noqa: E402
-from realfake.log import setup_logging  # noqa: E402
-from realfake.params import load_params  # noqa: E402
+from realfake.atomic import atomic_path, write_json, write_parquet
+from realfake.cli import run_stage
+from realfake.dedupe.calibrate import calibrate
+from realfake.dedupe.config import DedupeConfig
+from realfake.dedupe.pipeline import run_dedupe
+from realfake.dedupe.report import SCHEMA, build_metrics, gallery
+from realfake.errors import UserError
+from realfake.params import load_params
 
 log = logging.getLogger("stages.dedupe")
 
@@ -32,19 +27,14 @@ OUT_METRICS = Path("metrics/dedupe.json")
 OUT_GALLERY = Path("plots/dedupe/pairs.png")
 
 
-def main() -> int:
+def main() -> None:
     """Run the stage from the repository root."""
-    setup_logging()
-    try:
-        params = load_params()
-        cfg = DedupeConfig.from_params(params.get("dedupe"))
-        sources = sorted((params.get("sources") or {}).keys())
-        if not sources:
-            raise UserError("params.yaml has no `sources:`: nothing to dedupe")
-        result = run_dedupe(FACES_DIR, sources, cfg, RAW_DIR)
-    except UserError as exc:
-        log.error("%s", exc)
-        return 2
+    params = load_params()
+    cfg = DedupeConfig.from_params(params.get("dedupe"))
+    sources = sorted((params.get("sources") or {}).keys())
+    if not sources:
+        raise UserError("params.yaml has no `sources:`: nothing to dedupe")
+    result = run_dedupe(FACES_DIR, sources, cfg, RAW_DIR)
     calibration = calibrate(result.table, result.hashes, result.roots, cfg)
     metrics = build_metrics(result.table, result.edges, result.not_kept, cfg, calibration)
     write_parquet(result.table, OUT_TABLE, schema=SCHEMA)
@@ -61,8 +51,7 @@ def main() -> int:
         log.warning(
             "calibration target missed (see metrics/dedupe.json calibration.sweep to re-pick thresholds)"
         )
-    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_stage(main)

@@ -5,14 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 from pathlib import Path
+
+import pandas as pd
 
 from realfake.atomic import write_json
 from realfake.attributes import AttributesConfig
+from realfake.cli import run_stage
 from realfake.dataset_card import write_card
-from realfake.errors import UserError
-from realfake.log import setup_logging
 from realfake.metadata import (
     MetadataConfig,
     build_metadata,
@@ -26,7 +26,7 @@ from realfake.params import load_params
 log = logging.getLogger("stages.metadata")
 
 
-def main(argv: list[str] | None = None) -> int:
+def main() -> None:
     """Assemble, validate and write the table; then metrics and the card."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--faces", default="data/faces", type=Path)
@@ -35,36 +35,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="data/metadata.parquet", type=Path)
     parser.add_argument("--metrics-dir", default="metrics", type=Path)
     parser.add_argument("--report", default="reports/dataset.md", type=Path)
-    args = parser.parse_args(argv)
-    setup_logging()
-    try:
-        import pandas as pd
-
-        params = load_params()
-        cfg = MetadataConfig.from_params(params.get("metadata"))
-        age_bins = AttributesConfig.from_params(params.get("attributes")).age_bins
-        sources = sorted((params.get("sources") or {}).keys())
-        faces = read_faces(args.faces, sources)
-        dedupe = read_dedupe(args.dedupe)
-        attributes = pd.read_parquet(args.attributes) if args.attributes.is_file() else None
-        if attributes is None:
-            log.warning("%s not found: *_pred columns stay null", args.attributes)
-        meta = build_metadata(faces, dedupe, attributes, sources, age_bins, args.faces, Path("data/resized"),
-                              Path("data/raw"), cfg)
-        write_metadata(meta, args.out, sources, age_bins)
-        attr_metrics_path = args.metrics_dir / "attributes.json"
-        attr_metrics = json.loads(attr_metrics_path.read_text()) if attr_metrics_path.is_file() else None
-        summary = write_card(meta, args.metrics_dir, args.report, args.report.parent / "figures",
-                             args.report.parent / "plots", attr_metrics)
-        metrics = metadata_metrics(meta, dedupe)
-        metrics["real_vs_fake"] = summary
-        write_json(args.metrics_dir / "metadata.json", metrics)
-        log.info("metadata: %d rows written to %s; card %s", len(meta), args.out, args.report)
-    except UserError as exc:
-        log.error("%s", exc)
-        return 2
-    return 0
+    args = parser.parse_args()
+    params = load_params()
+    cfg = MetadataConfig.from_params(params.get("metadata"))
+    age_bins = AttributesConfig.from_params(params.get("attributes")).age_bins
+    sources = sorted((params.get("sources") or {}).keys())
+    faces = read_faces(args.faces, sources)
+    dedupe = read_dedupe(args.dedupe)
+    attributes = pd.read_parquet(args.attributes) if args.attributes.is_file() else None
+    if attributes is None:
+        log.warning("%s not found: *_pred columns stay null", args.attributes)
+    meta = build_metadata(faces, dedupe, attributes, sources, age_bins, args.faces, Path("data/resized"),
+                          Path("data/raw"), cfg)
+    write_metadata(meta, args.out, sources, age_bins)
+    attr_metrics_path = args.metrics_dir / "attributes.json"
+    attr_metrics = json.loads(attr_metrics_path.read_text()) if attr_metrics_path.is_file() else None
+    summary = write_card(meta, args.metrics_dir, args.report, args.report.parent / "figures",
+                         args.report.parent / "plots", attr_metrics)
+    metrics = metadata_metrics(meta, dedupe)
+    metrics["real_vs_fake"] = summary
+    write_json(args.metrics_dir / "metadata.json", metrics)
+    log.info("metadata: %d rows written to %s; card %s", len(meta), args.out, args.report)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_stage(main)
