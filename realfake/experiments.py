@@ -33,6 +33,9 @@ def iter_experiments(shown: list[dict]) -> Iterator[dict[str, Any]]:
     """Every experiment (name, params.yaml data, metrics files) in `dvc exp show --json` output."""
     for baseline in shown:
         for group in baseline.get("experiments") or []:
+            state = (group.get("executor") or {}).get("state", "success")
+            if state != "success":  # queued, running or failed: no finished metrics yet
+                continue
             for rev in group.get("revs") or []:
                 data = rev.get("data") or {}
                 if rev.get("error"):
