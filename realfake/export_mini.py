@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from realfake.atomic import atomic_path
+from realfake.breakdowns import markdown_table
 from realfake.errors import UserError
 from realfake.sampling import SampleConfig, balanced_sample, tv_distance
 
@@ -59,8 +60,7 @@ def export_mini(metadata_path: Path, out: Path, per_class: int, strata: tuple[st
     counts = mini.groupby(["source", "label"], observed=True).size().rename("faces").reset_index()
     card = CARD.format(n=len(mini), n_real=int((mini["label"] == "real").sum()),
                        n_fake=int((mini["label"] == "fake").sum()), strata=" × ".join(strata), seed=seed,
-                       tv=tv_distance(mini, mini["stratum"]), counts=counts.to_markdown(index=False)
-                       if _has_tabulate() else counts.to_string(index=False))
+                       tv=tv_distance(mini, mini["stratum"]), counts=markdown_table(counts))
     buf = io.BytesIO()
     mini.to_parquet(buf, index=False)
     with atomic_path(out, suffix=".zip") as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as zf:
@@ -70,10 +70,3 @@ def export_mini(metadata_path: Path, out: Path, per_class: int, strata: tuple[st
         zf.writestr("README.md", card)
     return mini
 
-
-def _has_tabulate() -> bool:
-    try:
-        import tabulate  # noqa: F401
-    except ImportError:
-        return False
-    return True

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import glob
 import logging
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,7 +141,6 @@ def run_predict(inputs: list[str], model: str, out: str | None, threads: int = 2
     if not Path(model).exists():
         raise UserError(f"model {model} not found: train one with `dvc repro` or pass --model")
     torch.set_num_threads(threads)
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     start = time.perf_counter()
     table = predict(inputs, Path(model))
     if out:
