@@ -43,11 +43,13 @@ from realfake.model import (
     config_to_dict,
     count_parameters,
 )
+from realfake.patches import PatchConfig, check_fits, image_logits, random_patches
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = "realfake-detector/1"
 SCHEDULES = ("cosine", "onecycle", "none")
+SAMPLERS = ("shuffle", "source_balanced")
 CLASS_WEIGHTING = ("auto", "on", "off")
 MEAN = [0.5, 0.5, 0.5]  # (x / 255 - mean) / std maps pixels to [-1, 1]
 STD = [0.5, 0.5, 0.5]
@@ -77,15 +79,22 @@ class TrainConfig:
     min_epochs: int = 6  # BN running stats and warm-up make the first val losses unreliable
     threads: int = 2
     channels_last: bool = True
+    # shuffle: every train image once per epoch. source_balanced: draw with replacement so each class is half of
+    # the draws and each source an equal share of its class, so no one source defines what "real" looks like
+    sampler: str = "shuffle"
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    patch: PatchConfig = field(default_factory=PatchConfig)
 
     def __post_init__(self) -> None:
         if isinstance(self.augment, dict):
             self.augment = config_from_dict(AugmentConfig, self.augment, "train.augment")
+        if isinstance(self.patch, dict):
+            self.patch = config_from_dict(PatchConfig, self.patch, "train.patch")
         checks = {
             "schedule": (self.schedule in SCHEDULES, f"one of {SCHEDULES}"),
             "loss": (self.loss in LOSSES, f"one of {LOSSES}"),
             "class_weighting": (self.class_weighting in CLASS_WEIGHTING, f"one of {CLASS_WEIGHTING}"),
+            "sampler": (self.sampler in SAMPLERS, f"one of {SAMPLERS}"),
             "epochs": (self.epochs >= 1, ">= 1"),
             "batch_size": (self.batch_size >= 2, ">= 2 (batch norm needs two images)"),
             "lr": (self.lr > 0, "> 0"),
@@ -177,6 +186,28 @@ def iterate_batches(n: int, batch_size: int, gen: torch.Generator | None = None)
     """Index batches over n rows: shuffled when `gen` is given; sorted inside a batch for memmap locality."""
     order = torch.randperm(n, generator=gen).numpy() if gen is not None else np.arange(n)
     return [np.sort(order[i : i + batch_size]) for i in range(0, n, batch_size)]
+
+
+def source_balanced_rows(split: PackedSplit, gen: torch.Generator) -> np.ndarray:
+    """len(split) positions drawn with replacement: each class half the draws, each source equal within its class."""
+    sources, weights = split.meta["source"].astype(str).to_numpy(), np.zeros(len(split))
+    for label in (0, 1):
+        in_class = split.y == label
+        names = np.unique(sources[in_class])
+        for name in names:
+            mask = in_class & (sources == name)
+            weights[mask] = 1.0 / (2 * len(names) * mask.sum())
+    return torch.multinomial(torch.from_numpy(weights), len(split), replacement=True, generator=gen).numpy()
+
+
+def epoch_batches(split: PackedSplit, cfg: TrainConfig, gen: torch.Generator) -> list[np.ndarray]:
+    """The train batches of one epoch for `train.sampler` (batches of one are dropped: BN needs two)."""
+    if cfg.sampler == "source_balanced":
+        order = source_balanced_rows(split, gen)
+        batches = [np.sort(order[i : i + cfg.batch_size]) for i in range(0, len(order), cfg.batch_size)]
+    else:
+        batches = iterate_batches(len(split), cfg.batch_size, gen)
+    return [b for b in batches if len(b) > 1]
 
 
 def read_batch(split: PackedSplit, batch: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
@@ -294,10 +325,11 @@ def train_one_epoch(model, split, loss_fn, optimizer, scheduler, cfg, preprocess
     """One pass over the shuffled train split with augmentation; mean loss, accuracy, images/s."""
     model.train()
     total_loss, correct, seen, start = 0.0, 0, 0, time.perf_counter()
-    batches = [b for b in iterate_batches(len(split), cfg.batch_size, gen) if len(b) > 1]  # BN needs >1
-    for batch in tqdm(batches, desc="train", leave=False, mininterval=5):
+    for batch in tqdm(epoch_batches(split, cfg, gen), desc="train", leave=False, mininterval=5):
         images, targets = read_batch(split, batch)
         images = augment_batch(images, cfg.augment, gen)
+        if cfg.patch.enabled:  # one random patch per image, at the packed resolution
+            images = random_patches(images, cfg.patch.size, gen)
         logits = model(to_model_input(images, preprocessing, cfg.channels_last))
         loss = loss_fn(logits, targets)
         optimizer.zero_grad(set_to_none=True)
@@ -313,12 +345,13 @@ def train_one_epoch(model, split, loss_fn, optimizer, scheduler, cfg, preprocess
 
 @torch.no_grad()
 def predict_logits(model: nn.Module, split: PackedSplit, batch_size: int, preprocessing, channels_last) -> np.ndarray:
-    """Logits for every kept row of a split, in order, without augmentation."""
+    """Logits for every kept row of a split, in order, without augmentation (patch-averaged in patch mode)."""
     model.eval()
+    patch = PatchConfig(**preprocessing.get("patch", {}))
     out = []
     for batch in iterate_batches(len(split), batch_size):
         images, _ = read_batch(split, batch)
-        out.append(model(to_model_input(images, preprocessing, channels_last)))
+        out.append(image_logits(model, to_model_input(images, preprocessing, channels_last), patch))
     return torch.cat(out).numpy() if out else np.zeros(0, dtype=np.float32)
 
 
@@ -395,15 +428,18 @@ def train(
     preprocessing = preprocessing_for(size)
     if face_params is not None:  # how faces were cut, so `realfake predict` crops new photos the same way
         preprocessing["faces"] = dict(face_params)
+    check_fits(cfg.patch, size)
+    if cfg.patch.enabled:  # how images are scored: the evaluate stage and `realfake predict` read it from here
+        preprocessing["patch"] = config_to_dict(cfg.patch)
 
     model = build_model(model_cfg)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     counts = train_split.counts()
-    weights = choose_class_weights(counts, cfg)
+    weights = choose_class_weights(counts, cfg) if cfg.sampler == "shuffle" else None  # balanced draws already
     loss_fn = BinaryLoss(cfg.loss, cfg.focal_gamma, cfg.focal_alpha, weights)
     optimizer = make_optimizer(model, cfg)
-    steps_per_epoch = max(1, len([b for b in iterate_batches(len(train_split), cfg.batch_size) if len(b) > 1]))
+    steps_per_epoch = max(1, len(epoch_batches(train_split, cfg, torch.Generator().manual_seed(cfg.seed))))
     scheduler = make_scheduler(optimizer, cfg, steps_per_epoch)
     stopper = EarlyStopping(cfg.patience, cfg.smooth_window, cfg.min_delta, cfg.min_epochs)
     gen = torch.Generator().manual_seed(cfg.seed)

@@ -12,7 +12,8 @@ def main() -> None:
     parser.add_argument("--source", required=True, help="source name (data/faces/<source>.parquet)")
     # dvc.yaml passes ${resize.size} here on purpose: DVC's run-cache key drops every key named `size`
     # (dvc/stage/cache.py excludes "size"/"nfiles"), so a params-only dependency would restore the output
-    # of another size. Putting the value in the command makes it part of the key.
+    # of another size. Putting the value in the command makes it part of the key. The other keys (reencode,
+    # jpeg_quality) are ordinary params: the run cache keys on them.
     parser.add_argument("--size", type=int, help="override resize.size (dvc.yaml passes it)")
     args = parser.parse_args()
     section = dict(load_params().get("resize") or {})
