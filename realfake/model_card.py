@@ -46,6 +46,9 @@ def render_model_card(summary: dict[str, Any], model_cfg: ModelConfig, train_cfg
         f"{summary['params']:,} parameters ({summary['attention_params']:,} in attention blocks).",
         f"- Attention: {attention}.",
         f"- Input: RGB {data['size']}x{data['size']}, pixels / 255, then (x - 0.5) / 0.5.",
+        (f"- Patch-level (Chai et al. 2020): trained on one random {train_cfg.patch.size} px patch per image; "
+         f"an image scores the mean p(fake) of {train_cfg.patch.count} patches at fixed positions "
+         f"(seed {train_cfg.patch.seed})." if train_cfg.patch.enabled else "- Whole-image model (no patches)."),
         "- File: `models/detector.pt`, load with `realfake.train.load_detector` "
         "(`torch.load(..., weights_only=True)`).",
         "",
@@ -71,6 +74,8 @@ def render_model_card(summary: dict[str, Any], model_cfg: ModelConfig, train_cfg
         f"{train_cfg.patience}; the checkpoint is the epoch with the lowest val loss.",
         "- Augmentation: flip, random resized crop, colour jitter, random grayscale, Gaussian blur and JPEG "
         "recompression (CNNDetection recipe); probabilities in `params.yaml` `train.augment`.",
+        f"- Batches: `{train_cfg.sampler}`" + (" (each class half of the draws, each source an equal share of its class)"
+                                               if train_cfg.sampler == "source_balanced" else "") + ".",
         f"- Ran {summary['epochs_run']} epochs ({'stopped early' if summary['stopped_early'] else 'all'}) in "
         f"{summary['seconds']:.0f} s on {summary['threads']} CPU threads, {summary['images_per_s']} train images/s.",
         "",
