@@ -23,6 +23,7 @@ PACKED_SCHEMA = pa.schema([
     ("group", pa.string()),
     ("stratum", pa.string()),
     ("path", pa.string()),
+    ("holdout_for", pa.string()),  # holdout split only: the held-out source a face counts for; null elsewhere
 ])
 
 
@@ -43,7 +44,9 @@ def pack_split(rows: pd.DataFrame, size: int, npy_path: Path, table_path: Path, 
             arr[i] = load_rgb(root / path, size)
         arr.flush()
         del arr
-    table = rows.assign(y=(rows["label"] == "fake").astype("int8"))[PACKED_SCHEMA.names]
+    owner = rows["holdout_for"] if "holdout_for" in rows else pd.Series(pd.NA, index=rows.index)
+    table = rows.assign(y=(rows["label"] == "fake").astype("int8"), holdout_for=owner.astype("string"))
+    table = table[PACKED_SCHEMA.names]
     write_parquet(table, table_path, schema=PACKED_SCHEMA)
 
 

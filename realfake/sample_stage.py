@@ -34,6 +34,8 @@ def split_table(metadata: pd.DataFrame, cfg: SampleConfig) -> tuple[pd.DataFrame
                        exclude_reason=pd.array([pd.NA] * len(held), dtype="string"))
     table = pd.concat([part for part in (placed, unplaced, held) if len(part)], ignore_index=True)
     table = table.sort_values("face_id", kind="stable").reset_index(drop=True)
+    # null outside the holdout split (the column is absent from placed/unplaced, or all-NA when nothing is held)
+    table["holdout_for"] = table.get("holdout_for", pd.Series(pd.NA, index=table.index)).astype("string")
     info = {"dropped_strata": result.dropped_strata, "merged_strata": result.merged_strata}
     return table, info
 
@@ -46,8 +48,8 @@ def sample_report(metadata: pd.DataFrame, table: pd.DataFrame, cfg: SampleConfig
     report = {
         "in": len(metadata),
         "placed": len(placed),
-        "holdout": {"source": cfg.holdout_source, **table.loc[table["split"] == "holdout", "label"]
-                    .value_counts().reindex(["real", "fake"], fill_value=0).to_dict()},
+        "held_out": int((table["split"] == "holdout").sum()),
+        "holdout": holdout_counts(table, cfg),
         "excluded": int(table["split"].isna().sum()),
         "excluded_by_reason": table["exclude_reason"].dropna().value_counts().sort_index().to_dict(),
         "counts": {s: {lab: counts[s][lab].to_dict() for lab in counts[s].index.get_level_values(0).unique()}
@@ -67,9 +69,24 @@ def sample_report(metadata: pd.DataFrame, table: pd.DataFrame, cfg: SampleConfig
         "merged_strata_count": len(info["merged_strata"]),
         "leakage": leakage_counts(table),
     }
-    held = report["holdout"]["real"] + report["holdout"]["fake"]
-    assert report["in"] == report["placed"] + held + report["excluded"], report
+    assert report["in"] == report["placed"] + report["held_out"] + report["excluded"], report
+    assert report["held_out"] == sum(sum(c.values()) for c in report["holdout"]["per_source"].values()), report
     return report
+
+
+def holdout_counts(table: pd.DataFrame, cfg: SampleConfig) -> dict[str, Any]:
+    """Held-out faces by class, and by the held-out source they count for (matched reals under their fake)."""
+    held = table[table["split"] == "holdout"]
+    if held["holdout_for"].isna().any():
+        raise AssertionError(f"{int(held['holdout_for'].isna().sum())} held-out faces have no holdout_for")
+    by_label = held["label"].astype(str).value_counts().reindex(["real", "fake"], fill_value=0)
+    per = held.groupby([held["holdout_for"].astype(str), held["label"].astype(str)]).size()
+    return {
+        "sources": list(cfg.held_out),
+        **{lab: int(n) for lab, n in by_label.items()},
+        "per_source": {name: {lab: int(per.get((name, lab), 0)) for lab in ("real", "fake")}
+                       for name in cfg.held_out},
+    }
 
 
 def distribution_plot(metadata: pd.DataFrame, placed: pd.DataFrame, strata: tuple[str, ...]) -> pd.DataFrame:
@@ -93,7 +110,7 @@ def run_sample(metadata_path: Path, cfg: SampleConfig, size: int, out_dir: Path,
     for split in (*SPLITS, "holdout"):
         rows = table[table["split"] == split].assign(path=lambda d: d["resized_path"], group=lambda d: d["split_group"])
         pack_split(rows, size, out_dir / f"{split}.npy", out_dir / f"{split}.parquet")
-    keep = ["face_id", "source", "label", "split_group", "stratum", "split", "exclude_reason"]
+    keep = ["face_id", "source", "label", "split_group", "stratum", "split", "exclude_reason", "holdout_for"]
     write_parquet(table[keep].astype({"stratum": "string", "split": "string", "exclude_reason": "string"}),
                   splits_path)
     report = sample_report(metadata, table, cfg, info)

@@ -18,10 +18,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from realfake.errors import UserError
+
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
 UNKNOWN = "unknown"
+
+
+class SampleParamsError(UserError, ValueError):
+    """A bad `sample` param: a ValueError for callers, a one-line UserError for the stage."""
 
 
 @dataclass(frozen=True)
@@ -35,7 +41,8 @@ class SampleConfig:
     fractions: tuple[float, float, float] = (0.70, 0.15, 0.15)
     seed: int = 0
     exclude_sources: tuple[str, ...] = ()
-    holdout_source: str | None = None  # leave-one-source-out: never trained on, scored in its own split
+    holdout_sources: tuple[str, ...] = ()  # never trained on: always held out, each scored in the holdout split
+    holdout_source: str | None = None  # the one-off leave-one-source-out switch; joins holdout_sources
 
     @classmethod
     def from_params(cls, section: dict[str, Any] | None) -> SampleConfig:
@@ -43,13 +50,25 @@ class SampleConfig:
         fr = section.pop("fractions", None)
         if isinstance(fr, dict):
             fr = tuple(fr[s] for s in SPLITS)
-        for key in ("strata", "exclude_sources"):
+        for key in ("strata", "exclude_sources", "holdout_sources"):
             if key in section:
-                section[key] = tuple(section[key] or ())
+                value = section[key] or ()
+                # a bare string (`holdout_sources: ciplab-real`) is one name, not a sequence of letters
+                section[key] = (value,) if isinstance(value, str) else tuple(value)
         cfg = cls(**section, **({"fractions": tuple(fr)} if fr else {}))
         if abs(sum(cfg.fractions) - 1) > 1e-6 or min(cfg.fractions) <= 0:
-            raise ValueError(f"sample.fractions must be three positive numbers summing to 1, got {cfg.fractions}")
+            raise SampleParamsError(
+                f"sample.fractions must be three positive numbers summing to 1, got {cfg.fractions}")
+        bad = [name for name in cfg.held_out if not isinstance(name, str) or not name]
+        if bad:
+            raise SampleParamsError(f"sample.holdout_sources/holdout_source must be source names, got {bad}")
         return cfg
+
+    @property
+    def held_out(self) -> tuple[str, ...]:
+        """holdout_sources then holdout_source, duplicates dropped (order kept)."""
+        names = (*self.holdout_sources, *((self.holdout_source,) if self.holdout_source else ()))
+        return tuple(dict.fromkeys(names))
 
 
 @dataclass
@@ -63,31 +82,58 @@ class SampleResult:
 
 
 def carve_holdout(df: pd.DataFrame, cfg: SampleConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Split off the held-out source (whole split groups), plus as many random reals when it is a fake source.
+    """Split off the held-out sources (whole split groups), plus matched random reals for each held-out fake source.
 
-    The held-out faces never reach train/val/test. For a fake source the matching reals make an AUC possible;
-    for a real source the figure is the share of its photos called real.
+    The held-out faces never reach train/val/test. `held` gets a column `holdout_for`: the held-out source each
+    face is evidence about (its own source, the held-out source sharing its split group, or the fake source its
+    random real was matched to). A fake source's matched reals make an AUC possible; for a real source the figure
+    is the share of its photos called real.
     """
-    if not cfg.holdout_source:
-        return df, df.iloc[:0]
-    if cfg.holdout_source not in set(df["source"]):
-        raise ValueError(f"sample.holdout_source={cfg.holdout_source!r} has no faces in the metadata")
-    held_groups = set(df.loc[df["source"] == cfg.holdout_source, "split_group"])
-    held = df["split_group"].isin(held_groups)
-    if (df.loc[df["source"] == cfg.holdout_source, "label"] == "fake").all():
-        reals = df[~held & (df["label"] == "real")]
-        rng = np.random.default_rng(cfg.seed + 3)
-        groups = reals["split_group"].drop_duplicates().to_numpy()
-        rng.shuffle(groups)
-        need, chosen, total = int((df["source"] == cfg.holdout_source).sum()), [], 0
-        sizes = reals["split_group"].value_counts()
-        for group in groups:
-            if total >= need:
-                break
-            chosen.append(group)
-            total += int(sizes[group])
-        held |= df["split_group"].isin(chosen)
-    return df[~held], df[held]
+    names = cfg.held_out
+    owner = pd.Series(pd.NA, index=df.index, dtype="string")
+    if not names:
+        return df, df.iloc[:0].assign(holdout_for=owner.iloc[:0])
+    source = df["source"].astype(str)
+    present = set(source)
+    missing = [name for name in names if name not in present]
+    if missing:
+        raise SampleParamsError(f"sample.holdout_sources/holdout_source: {missing} have no faces in the metadata "
+                                f"(sources present: {', '.join(sorted(present))})")
+    for name in names:
+        owner[source == name] = name
+    for name in names:  # the rest of a held-out source's split groups goes with it (no leak through a group)
+        owner[owner.isna() & df["split_group"].isin(df.loc[source == name, "split_group"])] = name
+    rng = np.random.default_rng(cfg.seed + 3)
+    for name in names:
+        if (df.loc[source == name, "label"] == "fake").all():
+            owner = match_reals(df, owner, name, rng)
+    held = owner.notna()
+    log.info("held out: %s", owner[held].value_counts().to_dict())
+    return df[~held], df[held].assign(holdout_for=owner[held])
+
+
+def match_reals(df: pd.DataFrame, owner: pd.Series, name: str, rng: np.random.Generator) -> pd.Series:
+    """Mark random whole all-real split groups, not yet held out, as `name`'s until its reals match its fakes."""
+    mine = (owner == name).fillna(False)
+    is_real = df["label"] == "real"
+    need = int((mine & ~is_real).sum() - (mine & is_real).sum())
+    groups = pd.DataFrame({"group": df["split_group"].to_numpy(), "free": owner.isna().to_numpy(),
+                           "real": is_real.to_numpy()}).groupby("group", sort=False)[["free", "real"]].all()
+    # only groups of free reals: a group holding a fake would slip unmatched fakes in as "matched reals"
+    candidates = groups.index[groups["free"] & groups["real"]].to_numpy()
+    rng.shuffle(candidates)
+    sizes = df["split_group"].value_counts()
+    chosen, total = [], 0
+    for group in candidates:
+        if total >= need:
+            break
+        chosen.append(group)
+        total += int(sizes[group])
+    if total < need:
+        log.warning("holdout %s: only %d free real faces left to match %d of its fakes", name, total, need)
+    owner = owner.copy()
+    owner[df["split_group"].isin(chosen)] = name
+    return owner
 
 
 def stratum_keys(df: pd.DataFrame, columns: tuple[str, ...]) -> pd.Series:

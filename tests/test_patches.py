@@ -11,9 +11,10 @@ import torch
 from torch import nn
 
 from realfake.errors import UserError
+from realfake.evaluate import Scorer
 from realfake.model import ModelConfig
 from realfake.patches import PatchConfig, image_logits, patch_positions, patch_probabilities, random_patches
-from realfake.train import PackedSplit, TrainConfig, epoch_batches, load_detector, train
+from realfake.train import PackedSplit, TrainConfig, epoch_batches, load_detector, to_model_input, train
 from tests.test_train import write_packed
 
 TINY = ModelConfig(widths=[8, 16, 32, 32])
@@ -80,6 +81,11 @@ def test_patch_training_learns_and_stores_how_to_score(tmp_path):
     assert summary["best_val_auc"] > 0.8  # the period-4 trace is visible in any 16 px window
     model, checkpoint = load_detector(tmp_path / "m.pt")
     assert checkpoint["preprocessing"]["patch"] == {"size": 16, "count": 6, "seed": 1}
+    images = np.load(packed / "val.npy")[:8]  # the evaluate stage and `predict` score through Scorer
+    x = to_model_input(torch.from_numpy(images), checkpoint["preprocessing"], channels_last=True)
+    with torch.no_grad():
+        expected = patch_probabilities(model, x, PatchConfig(16, 6, 1)).mean(dim=1).double().numpy()
+    assert np.allclose(Scorer(tmp_path / "m.pt")(images), expected, atol=1e-5)
 
 
 def split_of(sources: list[str], labels: list[int]) -> PackedSplit:

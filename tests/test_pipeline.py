@@ -85,7 +85,8 @@ def test_repro_on_the_sample_runs_every_stage_and_metrics_reconcile(reproduced):
     metadata = pd.read_parquet(reproduced / "data" / "metadata.parquet")
     assert len(metadata) == dedupe["faces_kept"]
     sample = json.loads((reproduced / "metrics" / "sample.json").read_text())
-    assert sample["in"] == len(metadata) == sample["placed"] + sample["excluded"]
+    assert sample["in"] == len(metadata) == sample["placed"] + sample["held_out"] + sample["excluded"]
+    assert evaluation_holdout_ok(reproduced)
     assert not any(sample["leakage"].values())
     evaluation = json.loads((reproduced / "metrics" / "evaluate.json").read_text())
     assert 0 <= evaluation["at_threshold"]["roc_auc"] <= 1
@@ -197,3 +198,11 @@ def test_predict_handles_good_bad_and_faceless_files(reproduced, tmp_path):
     usage = subprocess.run([str(Path(sys.executable).parent / "realfake"), "predict", str(tmp_path / "nothing*"),
                             "--model", str(reproduced / "models/detector.pt")], capture_output=True, text=True)
     assert usage.returncode == 2 and "Traceback" not in usage.stderr
+
+
+def evaluation_holdout_ok(repo: Path) -> bool:
+    """ciplab-real is never trained on by default: evaluate reports the share of it called real."""
+    held = json.loads((repo / "metrics" / "evaluate.json").read_text())["holdout"]
+    splits = pd.read_parquet(repo / "data" / "splits.parquet")
+    assert not (splits.loc[splits["source"] == "ciplab-real", "split"].isin(["train", "val", "test"])).any()
+    return held["ciplab-real"]["n"] > 0 and 0 <= held["real_called_real"] <= 1

@@ -11,6 +11,7 @@ import pytest
 from realfake.sampling import (
     SampleConfig,
     balanced_sample,
+    carve_holdout,
     leakage_counts,
     make_splits,
     stratum_keys,
@@ -214,3 +215,135 @@ def test_holdout_source_never_reaches_train_val_or_test(held):
     else:
         assert (hold["label"] == "fake").sum() == 0
     assert len(table) == len(frame)
+
+
+def two_holdouts(frame: pd.DataFrame, **extra) -> SampleConfig:
+    """CFG with a real source always held out (holdout_sources) and a fake one switched on (holdout_source)."""
+    return SampleConfig(**{**CFG.__dict__, "holdout_sources": ("lfw",), "holdout_source": "tpdne", **extra})
+
+
+def smaller_tpdne(seed: int) -> pd.DataFrame:
+    """crafted() with half of tpdne moved to sg, so the free reals can match tpdne's fakes."""
+    frame = crafted(1200, seed=seed)
+    tpdne = frame.index[frame["source"] == "tpdne"]
+    frame.loc[tpdne[::2], "source"] = "sg"
+    return frame
+
+
+def test_a_real_and_a_fake_source_held_out_at_once():
+    from realfake.sample_stage import split_table
+
+    frame = smaller_tpdne(6)
+    table, _ = split_table(frame, two_holdouts(frame))
+    hold = table[table["split"] == "holdout"]
+    placed = table[table["split"].isin(["train", "val", "test"])]
+    assert len(table) == len(frame) and table["face_id"].is_unique
+    assert {"lfw", "tpdne"}.isdisjoint(placed["source"])
+    assert set(hold["split_group"]).isdisjoint(table.loc[table["split"] != "holdout", "split_group"])
+    for name in ("lfw", "tpdne"):  # every face of a held-out source counts for it
+        assert (hold["source"] == name).sum() == (frame["source"] == name).sum()
+        assert (hold.loc[hold["source"] == name, "holdout_for"] == name).all()
+    matched = hold[hold["source"] != hold["holdout_for"]]
+    assert (matched["holdout_for"] == "tpdne").all() and (matched["label"] == "real").all()
+    assert set(matched["source"]) == {"utkface"}  # drawn from reals that are not held out themselves
+    assert len(matched) == (frame["source"] == "tpdne").sum()  # utkface groups are single faces: an exact match
+    assert table.loc[table["split"] != "holdout", "holdout_for"].isna().all()
+
+
+def test_matched_reals_are_seeded_whole_groups_and_duplicates_are_harmless():
+    from realfake.sample_stage import split_table
+
+    frame = smaller_tpdne(6)
+    frame.loc[frame["source"] == "utkface", "split_group"] = [
+        f"utk:p{i // 3}" for i in range((frame["source"] == "utkface").sum())]  # people with 3 photos each
+
+    def matched(cfg: SampleConfig) -> pd.DataFrame:
+        hold = split_table(frame, cfg)[0].query("split == 'holdout'")
+        return hold[hold["source"] != hold["holdout_for"]]
+
+    first = matched(two_holdouts(frame))
+    again = matched(two_holdouts(frame, holdout_sources=("tpdne", "lfw", "lfw")))
+    assert first["face_id"].tolist() == again["face_id"].tolist()
+    other = matched(two_holdouts(frame, seed=CFG.seed + 1))
+    assert set(other["face_id"]) != set(first["face_id"])
+    in_groups = frame[frame["split_group"].isin(first["split_group"])]
+    assert set(in_groups["face_id"]) == set(first["face_id"])  # whole groups only
+    need = (frame["source"] == "tpdne").sum()
+    assert need <= len(first) < need + 3
+
+
+def test_groups_mixing_labels_are_never_matched_reals_and_go_whole_with_their_source():
+    from realfake.sample_stage import split_table
+
+    frame = smaller_tpdne(7)
+    utk, sg = frame.index[frame["source"] == "utkface"], frame.index[frame["source"] == "sg"]
+    pairs = [f"orig{i}" for i in range(150)]  # DFDC-like: an original and its face swap share a group
+    frame.loc[utk[:150], "split_group"] = pairs
+    frame.loc[sg[:150], "split_group"] = pairs
+    cfg = SampleConfig(**{**CFG.__dict__, "holdout_sources": ("sg",), "holdout_source": "tpdne"})
+    table, _ = split_table(frame, cfg)
+    hold = table[table["split"] == "holdout"]
+    # sg takes its originals along (as its matched reals); tpdne's matched reals come only from all-real groups
+    assert set(hold.loc[hold["split_group"].isin(pairs), "holdout_for"]) == {"sg"}
+    tp = hold[hold["holdout_for"] == "tpdne"]
+    assert set(tp.loc[tp["label"] == "fake", "source"]) == {"tpdne"}
+    assert not tp["split_group"].isin(pairs).any()
+    sg_reals = hold[(hold["holdout_for"] == "sg") & (hold["label"] == "real")]
+    n_sg, biggest = (frame["source"] == "sg").sum(), frame["split_group"].value_counts().max()
+    assert n_sg <= len(sg_reals) < n_sg + biggest  # 150 originals + random whole real groups up to the fakes' count
+
+
+def test_too_few_free_reals_are_all_matched_and_the_shortfall_is_logged(caplog):
+    frame = crafted(1200, seed=6)  # tpdne has more fakes than utkface has reals once lfw is held out
+    pool, held = carve_holdout(frame, two_holdouts(frame))
+    assert "utkface" not in set(pool["source"]) and "only 288 free real faces" in caplog.text
+    assert (held.loc[held["source"] == "utkface", "holdout_for"] == "tpdne").all()
+
+
+def test_holdout_sources_from_params_and_bad_names():
+    from realfake.errors import UserError
+    from realfake.sample_stage import split_table
+
+    cfg = SampleConfig.from_params({"holdout_sources": "lfw", "holdout_source": "lfw"})
+    assert cfg.held_out == ("lfw",)
+    assert SampleConfig.from_params({"holdout_sources": ["lfw", "tpdne"], "holdout_source": None}).held_out == (
+        "lfw", "tpdne")
+    with pytest.raises(ValueError, match="no-such-source"):
+        split_table(crafted(200), SampleConfig(**{**CFG.__dict__, "holdout_sources": ("lfw", "no-such-source")}))
+    with pytest.raises(UserError, match="must be source names"):
+        SampleConfig.from_params({"holdout_sources": [3]})
+
+
+def test_sample_stage_packs_the_holdout_with_its_sources_and_reconciles(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from realfake.sample_stage import run_sample
+
+    monkeypatch.chdir(tmp_path)
+    frame = crafted(240, seed=8)
+    paths = []
+    for face_id in frame["face_id"]:
+        path = Path("data/resized/x") / f"{face_id}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (8, 8), (int(face_id[1:]) % 256, 0, 0)).save(path)
+        paths.append(str(path))
+    frame["resized_path"] = paths
+    frame.to_parquet("metadata.parquet")
+    cfg = SampleConfig(strata=("gender",), min_per_stratum=2, seed=0, holdout_sources=("lfw",),
+                       holdout_source="tpdne")
+    report = run_sample(Path("metadata.parquet"), cfg, 8, Path("packed"), Path("splits.parquet"),
+                        Path("sample.json"), Path("plots/dist.csv"))
+    holdout = pd.read_parquet("packed/holdout.parquet")
+    splits = pd.read_parquet("splits.parquet")
+    assert set(holdout["holdout_for"]) == {"lfw", "tpdne"}
+    assert splits.set_index("face_id").loc[holdout["face_id"], "holdout_for"].tolist() == holdout[
+        "holdout_for"].tolist()
+    per = holdout.groupby(["holdout_for", "label"]).size()
+    assert report["holdout"]["per_source"] == {
+        "lfw": {"real": int(per["lfw", "real"]), "fake": 0},
+        "tpdne": {"real": int(per["tpdne", "real"]), "fake": int(per["tpdne", "fake"])}}
+    assert report["held_out"] == len(holdout) == (splits["split"] == "holdout").sum()
+    assert report["in"] == 240 == report["placed"] + report["held_out"] + report["excluded"]
+    for split in ("train", "val", "test"):
+        table = pd.read_parquet(Path("packed") / f"{split}.parquet")
+        assert table["holdout_for"].isna().all() and not {"lfw", "tpdne"} & set(table["source"])
