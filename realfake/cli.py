@@ -91,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=2)
     p.set_defaults(func=cmd_predict)
     p = sub.add_parser("exp-table", help="mean ± std of experiment metrics over seeds, grouped by params")
-    p.add_argument("--group", nargs="+", default=["model.attention"], help="params to group by")
+    p.add_argument("--group", nargs="+", default=["model.attention"], help="params to group by; `arm` groups by experiment name minus its -s<seed> suffix")
     p.add_argument("--metric", action="append", help="file:dotted.key (repeatable)")
     p.add_argument("--prefix", help="only experiments whose name starts with this")
     p.set_defaults(func=cmd_exp_table)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from collections.abc import Iterator
 from typing import Any
@@ -45,14 +46,20 @@ def iter_experiments(shown: list[dict]) -> Iterator[dict[str, Any]]:
                        "metrics": {f: (m or {}).get("data", {}) for f, m in (data.get("metrics") or {}).items()}}
 
 
+def arm_of(name: str) -> str:
+    """An experiment's arm: its name without a trailing seed suffix ('reenc-s2' -> 'reenc')."""
+    return re.sub(r"-s\d+$", "", name)
+
+
 def experiment_frame(shown: list[dict], params: tuple[str, ...], metrics: tuple[str, ...] = DEFAULT_METRICS,
                      name_prefix: str | None = None) -> pd.DataFrame:
-    """One row per experiment with the chosen params and metrics (`file:dotted.key`)."""
+    """One row per experiment with its arm, the chosen params and metrics (`file:dotted.key`)."""
     rows = []
     for exp in iter_experiments(shown):
         if name_prefix and not exp["name"].startswith(name_prefix):
             continue
-        row = {"name": exp["name"], **{p: _dig(exp["params"], p) for p in params}}
+        row = {"name": exp["name"], "arm": arm_of(exp["name"]),
+               **{p: _dig(exp["params"], p) for p in params if p != "arm"}}
         for spec in metrics:
             file, key = spec.split(":", 1)
             row[key] = _dig(exp["metrics"].get(file, {}), key)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from realfake.experiments import experiment_frame, mean_std_table
+from realfake.experiments import arm_of, experiment_frame, mean_std_table
 
 ENV = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
        "GIT_COMMITTER_EMAIL": "t@t", "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
@@ -48,3 +48,9 @@ def test_mean_and_std_over_seeds_grouped_by_attention(tmp_path):
     assert table.loc[True, "at_threshold.roc_auc"] == "0.9600 ± 0.0100"
     assert table.loc[False, "at_threshold.roc_auc"] == "0.9100 ± 0.0100"
     assert (table["runs"] == 3).all()
+    by_arm = mean_std_table(frame, ("arm",), metrics).set_index("arm")  # arms are names minus -s<seed>
+    assert by_arm.loc["atrue", "at_threshold.roc_auc"] == "0.9600 ± 0.0100" and by_arm.loc["afalse", "runs"] == 3
+
+
+def test_arm_strips_only_a_trailing_seed():
+    assert arm_of("reenc-s12") == "reenc" and arm_of("s1-base") == "s1-base" and arm_of("logo-tpdne") == "logo-tpdne"
