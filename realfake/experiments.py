@@ -77,7 +77,7 @@ def mean_std_table(frame: pd.DataFrame, group_by: tuple[str, ...], metrics: tupl
         for key in keys:
             col = pd.to_numeric(part[key], errors="coerce").dropna()
             std = float(np.std(col, ddof=1)) if len(col) > 1 else float("nan")
-            row[key] = f"{col.mean():.4f} ± {std:.4f}" if len(col) else "—"
+            row[key] = "—" if not len(col) else f"{col.mean():.4f}" if len(col) == 1 else f"{col.mean():.4f} ± {std:.4f}"
         out.append(row)
     return pd.DataFrame(out)
 
