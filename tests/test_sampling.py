@@ -154,23 +154,25 @@ def test_sample_stage_packs_arrays_that_match_the_images_bit_for_bit(tmp_path, m
     assert pd.read_csv("plots/dist.csv")["share"].between(0, 1).all()
 
 
+def tiny_pngs(frame: pd.DataFrame, folder: Path) -> list[str]:
+    """One 8x8 PNG per face in `folder`, coloured by its id; their paths."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for face_id in frame["face_id"]:
+        Image.new("RGB", (8, 8), (int(face_id[1:]) % 256, 0, 0)).save(folder / f"{face_id}.png")
+    return [str(folder / f"{f}.png") for f in frame["face_id"]]
+
+
 def test_export_mini_is_balanced_complete_and_round_trips(tmp_path, monkeypatch):
     import io
     import zipfile
-
-    from PIL import Image
 
     from realfake.cli import main
 
     monkeypatch.chdir(tmp_path)
     frame = crafted(1200, seed=4)
-    crops = []
-    for face_id in frame["face_id"]:
-        path = Path("data/faces/x") / f"{face_id}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        Image.new("RGB", (8, 8), (int(face_id[1:]) % 256, 0, 0)).save(path)
-        crops.append(str(path))
-    frame["crop_path"] = crops
+    frame["crop_path"] = tiny_pngs(frame, Path("data/faces/x"))
     Path("data").mkdir(exist_ok=True)
     frame.to_parquet("data/metadata.parquet")
     main(["export-mini", "--per-class", "60", "--out", "mini.zip"])
@@ -315,19 +317,12 @@ def test_holdout_sources_from_params_and_bad_names():
 
 
 def test_sample_stage_packs_the_holdout_with_its_sources_and_reconciles(tmp_path, monkeypatch):
-    from PIL import Image
 
     from realfake.sample_stage import run_sample
 
     monkeypatch.chdir(tmp_path)
     frame = crafted(240, seed=8)
-    paths = []
-    for face_id in frame["face_id"]:
-        path = Path("data/resized/x") / f"{face_id}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        Image.new("RGB", (8, 8), (int(face_id[1:]) % 256, 0, 0)).save(path)
-        paths.append(str(path))
-    frame["resized_path"] = paths
+    frame["resized_path"] = tiny_pngs(frame, Path("data/resized/x"))
     frame.to_parquet("metadata.parquet")
     cfg = SampleConfig(strata=("gender",), min_per_stratum=2, seed=0, holdout_sources=("lfw",),
                        holdout_source="tpdne")
