@@ -65,7 +65,7 @@ class Scorer:
     def __init__(self, model_path: Path):
         self.model, checkpoint = load_detector(model_path)
         self.pre = checkpoint["preprocessing"]
-        self.patch = PatchConfig(**self.pre.get("patch", {}))  # patch-level models average fixed patches
+        self.patch = PatchConfig.from_preprocessing(self.pre)  # patch-level models average fixed patches
         self.checkpoint = checkpoint
 
     @torch.no_grad()

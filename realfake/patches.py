@@ -31,6 +31,11 @@ class PatchConfig:
         if int(self.count) < 1:
             raise UserError(f"train.patch.count must be >= 1, got {self.count!r}")
 
+    @classmethod
+    def from_preprocessing(cls, preprocessing: dict) -> PatchConfig:
+        """The patch settings a checkpoint's preprocessing stores (whole images when it stores none)."""
+        return cls(**preprocessing.get("patch", {}))
+
     @property
     def enabled(self) -> bool:
         """True when the model trains and scores on patches."""

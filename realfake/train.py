@@ -347,7 +347,7 @@ def train_one_epoch(model, split, loss_fn, optimizer, scheduler, cfg, preprocess
 def predict_logits(model: nn.Module, split: PackedSplit, batch_size: int, preprocessing, channels_last) -> np.ndarray:
     """Logits for every kept row of a split, in order, without augmentation (patch-averaged in patch mode)."""
     model.eval()
-    patch = PatchConfig(**preprocessing.get("patch", {}))
+    patch = PatchConfig.from_preprocessing(preprocessing)
     out = []
     for batch in iterate_batches(len(split), batch_size):
         images, _ = read_batch(split, batch)
@@ -439,7 +439,8 @@ def train(
     weights = choose_class_weights(counts, cfg) if cfg.sampler == "shuffle" else None  # balanced draws already
     loss_fn = BinaryLoss(cfg.loss, cfg.focal_gamma, cfg.focal_alpha, weights)
     optimizer = make_optimizer(model, cfg)
-    steps_per_epoch = max(1, len(epoch_batches(train_split, cfg, torch.Generator().manual_seed(cfg.seed))))
+    full, rest = divmod(len(train_split), cfg.batch_size)  # both samplers chunk len(split) rows per epoch
+    steps_per_epoch = max(1, full + (rest > 1))
     scheduler = make_scheduler(optimizer, cfg, steps_per_epoch)
     stopper = EarlyStopping(cfg.patience, cfg.smooth_window, cfg.min_delta, cfg.min_epochs)
     gen = torch.Generator().manual_seed(cfg.seed)
