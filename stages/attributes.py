@@ -8,11 +8,11 @@ from pathlib import Path
 
 import torch
 
-from realfake.atomic import atomic_path, write_json, write_parquet
-from realfake.attributes import AttributesConfig, run_attributes
-from realfake.cli import run_stage
-from realfake.metadata import read_dedupe, read_faces, surviving_faces
-from realfake.params import load_params
+from realfake.attributes.model import AttributesConfig, run_attributes
+from realfake.core.atomic import atomic_path, write_json, write_parquet
+from realfake.core.params import load_params
+from realfake.core.stage import run_stage
+from realfake.core.tables import read_dedupe, read_faces, surviving_faces
 
 log = logging.getLogger("stages.attributes")
 

@@ -9,14 +9,14 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from realfake.atomic import atomic_path, write_json, write_parquet
-from realfake.cli import run_stage
+from realfake.core.atomic import atomic_path, write_json, write_parquet
+from realfake.core.errors import UserError
+from realfake.core.params import load_params
+from realfake.core.stage import run_stage
 from realfake.dedupe.calibrate import calibrate
 from realfake.dedupe.config import DedupeConfig
 from realfake.dedupe.pipeline import run_dedupe
 from realfake.dedupe.report import SCHEMA, build_metrics, gallery
-from realfake.errors import UserError
-from realfake.params import load_params
 
 log = logging.getLogger("stages.dedupe")
 

@@ -9,19 +9,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from realfake.atomic import write_json
-from realfake.attributes import AttributesConfig
-from realfake.cli import run_stage
-from realfake.dataset_card import write_card
-from realfake.metadata import (
-    MetadataConfig,
-    build_metadata,
-    metadata_metrics,
-    read_dedupe,
-    read_faces,
-    write_metadata,
-)
-from realfake.params import load_params
+from realfake.attributes.model import AttributesConfig
+from realfake.core.atomic import write_json
+from realfake.core.params import load_params
+from realfake.core.stage import run_stage
+from realfake.core.tables import read_dedupe, read_faces
+from realfake.metadata.build import MetadataConfig, build_metadata, metadata_metrics
+from realfake.metadata.dataset_card import write_card
+from realfake.metadata.schema import write_metadata
 
 log = logging.getLogger("stages.metadata")
 

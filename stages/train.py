@@ -7,11 +7,11 @@ Outputs: models/detector.pt, models/MODEL_CARD.md, metrics/train.json, dvclive/t
 import argparse
 import logging
 
-from realfake.atomic import write_json
-from realfake.cli import run_stage
-from realfake.model_card import write_model_card
-from realfake.params import load_params
-from realfake.train import load_configs, train
+from realfake.core.atomic import write_json
+from realfake.core.params import load_params
+from realfake.core.stage import run_stage
+from realfake.detector.model_card import write_model_card
+from realfake.detector.train import load_configs, train
 
 log = logging.getLogger("stages.train")
 

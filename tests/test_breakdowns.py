@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from sklearn import metrics as skm
 
-from realfake import breakdowns as B
-from realfake.metrics import to_jsonable
+from realfake.evaluation import breakdowns as B
+from realfake.evaluation.metrics import to_jsonable
 
 SOURCES = {"ffhq": 0, "lfw": 0, "utkface": 0, "stylegan-140k": 1, "tpdne": 1, "generated-faces": 1}
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from realfake import metrics as M
+from realfake.evaluation import metrics as M
 
 
 def crafted(n: int = 500, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from realfake import plots_template as PT
-from realfake.errors import UserError
+from realfake.core.errors import UserError
+from realfake.evaluation import plots_template as PT
 
 REPO = Path(__file__).resolve().parents[1]
 TEMPLATE = REPO / ".dvc" / "plots" / "offline.html"
