@@ -1,4 +1,4 @@
-"""realfake.baselines: the spectral detector and the file-level shortcut audit."""
+"""realfake.evaluation.baselines: the spectral detector and the file-level shortcut audit."""
 
 from __future__ import annotations
 

@@ -33,7 +33,7 @@ DVC_YAML = """plots:
 
 def committed_template() -> str:
     if not TEMPLATE.exists():
-        pytest.skip(f"{TEMPLATE} not built (python -m realfake.plots_template)")
+        pytest.skip(f"{TEMPLATE} not built (python -m realfake.evaluation.plots_template)")
     return TEMPLATE.read_text(encoding="utf-8")
 
 

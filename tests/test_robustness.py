@@ -1,4 +1,4 @@
-"""realfake.robustness: each transform damages images as specified, deterministically."""
+"""realfake.evaluation.robustness: each transform damages images as specified, deterministically."""
 
 from __future__ import annotations
 

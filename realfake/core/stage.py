@@ -9,7 +9,7 @@ from collections.abc import Callable
 from realfake.core.errors import UserError
 from realfake.core.log import setup_logging
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("realfake")  # the name the CLI has always logged under
 
 
 def run_stage(main: Callable[[], None]) -> None:

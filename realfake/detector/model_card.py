@@ -49,7 +49,7 @@ def render_model_card(summary: dict[str, Any], model_cfg: ModelConfig, train_cfg
         (f"- Patch-level (Chai et al. 2020): trained on one random {train_cfg.patch.size} px patch per image; "
          f"an image scores the mean p(fake) of {train_cfg.patch.count} patches at fixed positions "
          f"(seed {train_cfg.patch.seed})." if train_cfg.patch.enabled else "- Whole-image model (no patches)."),
-        "- File: `models/detector.pt`, load with `realfake.train.load_detector` "
+        "- File: `models/detector.pt`, load with `realfake.detector.checkpoint.load_detector` "
         "(`torch.load(..., weights_only=True)`).",
         "",
         "## Data",

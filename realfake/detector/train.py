@@ -261,9 +261,6 @@ def binary_metrics(logits: np.ndarray, y: np.ndarray) -> dict[str, float | None]
     return {"loss": loss, "acc": acc, "auc": auc}
 
 
-# ---------------------------------------------------------------- checkpoint
-
-
 # ---------------------------------------------------------------- the whole run
 
 

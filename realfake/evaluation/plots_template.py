@@ -6,7 +6,7 @@ module fetches the exact versions DVC's renderer asks for (dvc-render's VegaRend
 serves (each package's `jsdelivr` entry). The template has no `{scripts}` placeholder, so DVC's CDN
 tags are dropped. Use it with `dvc config plots.html_template plots/offline.html` (relative to `.dvc/`).
 
-    python -m realfake.plots_template [--out .dvc/plots/offline.html] [--tarballs DIR]
+    python -m realfake.evaluation.plots_template [--out .dvc/plots/offline.html] [--tarballs DIR]
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ PAGE = """<!DOCTYPE html>
     <meta charset="utf-8">
     {refresh_tag}
     <title>DVC Plot</title>
-    <!-- realfake offline template: built by `python -m realfake.plots_template`; libraries inlined from npm:
+    <!-- realfake offline template: built by `python -m realfake.evaluation.plots_template`; libraries inlined from npm:
 {manifest}
     -->
 {inline_scripts}

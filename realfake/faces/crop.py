@@ -216,7 +216,7 @@ def process_images(
         # forkserver: children never inherit a parent that may already have run torch ops (fork + OpenMP
         # can deadlock), yet torch is imported once in the server and not once per worker as with spawn
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["torch", "facenet_pytorch", "realfake.faces"])
+        ctx.set_forkserver_preload(["torch", "facenet_pytorch", "realfake.faces.crop"])
         with ProcessPoolExecutor(cfg.workers, mp_context=ctx, initializer=_init_worker, initargs=(cfg,)) as pool:
             for result in pool.map(_work, batches, [os.fspath(out_dir)] * len(batches)):
                 _collect(result, records, bar)

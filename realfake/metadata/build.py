@@ -131,9 +131,6 @@ def measure_faces(crop_paths: list[Path], crop_landmarks: list | None = None, wo
     return pd.DataFrame(rows, columns=cols)
 
 
-# ---------------------------------------------------------------- the schema
-
-
 # ---------------------------------------------------------------- assembly
 
 @dataclass
