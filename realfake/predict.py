@@ -17,9 +17,9 @@ from tqdm import tqdm
 
 from realfake.core.atomic import write_json, write_text
 from realfake.core.errors import UserError
-from realfake.core.imageio import IMAGE_EXTENSIONS, DecodeError, read_image
+from realfake.core.imageio import IMAGE_EXTENSIONS, RESAMPLE, DecodeError, read_image
 from realfake.detector.scorer import Scorer
-from realfake.faces.alignment import RESAMPLE, align, warp_crop
+from realfake.faces.alignment import align, warp_crop
 from realfake.faces.crop import FacesConfig
 from realfake.faces.detect import Detector
 

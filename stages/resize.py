@@ -4,7 +4,8 @@ import argparse
 
 from realfake.core.params import load_params
 from realfake.core.stage import run_stage
-from realfake.faces.resize import ResizeConfig, run_resize
+from realfake.resize.shape import ResizeConfig
+from realfake.resize.stage import run_resize
 
 
 def main() -> None:

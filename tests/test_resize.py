@@ -14,7 +14,8 @@ import pytest
 from PIL import Image, ImageFilter, JpegImagePlugin
 
 from realfake.core.errors import UserError
-from realfake.faces.resize import ResizeConfig, reencode_jpeg, resize_crop, run_resize
+from realfake.resize.shape import ResizeConfig, reencode_jpeg, resize_crop
+from realfake.resize.stage import run_resize
 
 REPO = Path(__file__).resolve().parents[1]
 

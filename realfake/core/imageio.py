@@ -1,4 +1,4 @@
-"""Robust image decoding: EXIF orientation, every mode to 8-bit RGB, bomb guard, JPEG quality estimate."""
+"""Image I/O: robust decoding (EXIF orientation, every mode to 8-bit RGB, bomb guard, JPEG quality), the one resampling filter, lossless PNG."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps
 
+# One resampling filter for every scale change in the pipeline (antialiased when shrinking).
+RESAMPLE = Image.Resampling.LANCZOS
 # Larger images are refused before decoding (decompression-bomb guard); 50 Mpx is far above any face photo.
 DEFAULT_MAX_PIXELS = 50_000_000
 # Smaller images cannot hold a detectable face (MTCNN's smallest window is 12 px).
@@ -154,3 +156,10 @@ def read_image(path, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
 
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+
+
+def encode_png(rgb: np.ndarray) -> bytes:
+    """Lossless PNG without metadata, fast zlib level: identical pixels give identical bytes."""
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="PNG", compress_level=1)  # 5x faster than 6 for +14 % bytes
+    return buf.getvalue()

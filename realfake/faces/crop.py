@@ -17,8 +17,8 @@ import numpy as np
 
 from realfake.core.atomic import write_bytes
 from realfake.core.errors import UserError
-from realfake.core.imageio import DEFAULT_MAX_PIXELS, DecodedImage, DecodeError, read_image
-from realfake.faces.alignment import Alignment, align, encode_png, pad_fraction, warp_crop
+from realfake.core.imageio import DEFAULT_MAX_PIXELS, DecodedImage, DecodeError, encode_png, read_image
+from realfake.faces.alignment import Alignment, align, pad_fraction, warp_crop
 from realfake.faces.detect import Detector, Face, choose_primary
 
 log = logging.getLogger(__name__)
