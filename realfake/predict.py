@@ -18,6 +18,7 @@ from tqdm import tqdm
 from realfake.core.atomic import write_json, write_text
 from realfake.core.errors import UserError
 from realfake.core.imageio import IMAGE_EXTENSIONS, RESAMPLE, DecodeError, read_image
+from realfake.core.params import load_section
 from realfake.detector.scorer import Scorer
 from realfake.faces.alignment import align, warp_crop
 from realfake.faces.crop import FacesConfig
@@ -98,7 +99,7 @@ def predict(inputs: list[str], model_path: Path, batch: int = 16, threshold: flo
     """One row per face (and one per file that could not be scored), in input order."""
     scorer = Scorer(model_path)
     pre = scorer.checkpoint["preprocessing"]
-    faces = FacesConfig.from_params(pre.get("faces"))
+    faces = load_section(FacesConfig, pre, "faces")  # the faces params the checkpoint was trained with
     size = int(pre["size"])
     threshold = float(scorer.checkpoint.get("info", {}).get("threshold", 0.5) if threshold is None else threshold)
     detector = Detector(faces.detect_size, faces.min_face_px, faces.detect_pad)  # as in the faces stage

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from realfake.core.params import load_params
+from realfake.core.params import image_size, load_params, load_section
 from realfake.core.stage import run_stage
 from realfake.evaluation.evaluate import EvaluateConfig, run_evaluate
 
@@ -12,8 +12,8 @@ def main() -> None:
     out = {"metrics": Path("metrics/evaluate.json"), "breakdowns": Path("metrics/evaluate_breakdowns.json"),
            "plots": Path("metrics/plots/evaluate"), "figures": Path("plots/evaluate"),
            "report": Path("reports/evaluate.md")}
-    run_evaluate(EvaluateConfig.from_params(params.get("evaluate")), Path("models/detector.pt"),
-                 Path("data/packed"), Path("data/metadata.parquet"), int(params["resize"]["size"]), out)
+    run_evaluate(load_section(EvaluateConfig, params, "evaluate"), Path("models/detector.pt"),
+                 Path("data/packed"), Path("data/metadata.parquet"), image_size(params), out)
 
 
 if __name__ == "__main__":

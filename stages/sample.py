@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from realfake.core.params import load_params
+from realfake.core.params import image_size, load_params, load_section
 from realfake.core.stage import run_stage
 from realfake.sample.sampling import SampleConfig
 from realfake.sample.stage import run_sample
@@ -10,8 +10,8 @@ from realfake.sample.stage import run_sample
 
 def main() -> None:
     params = load_params()
-    run_sample(Path("data/metadata.parquet"), SampleConfig.from_params(params.get("sample")),
-               int(params["resize"]["size"]), Path("data/packed"), Path("data/splits.parquet"),
+    run_sample(Path("data/metadata.parquet"), load_section(SampleConfig, params, "sample"),
+               image_size(params), Path("data/packed"), Path("data/splits.parquet"),
                Path("metrics/sample.json"), Path("plots/sample/distributions.csv"))
 
 

@@ -6,10 +6,11 @@ Outputs: models/detector.pt, models/MODEL_CARD.md, metrics/train.json, dvclive/t
 
 import argparse
 
-from realfake.core.params import load_params
+from realfake.core.params import image_size, load_params, load_section
 from realfake.core.stage import run_stage
+from realfake.detector.model import ModelConfig
 from realfake.detector.stage import run_train_stage
-from realfake.detector.train import load_configs
+from realfake.detector.train import TrainConfig
 
 
 def main() -> None:
@@ -22,8 +23,8 @@ def main() -> None:
     parser.add_argument("--live", default="dvclive/train")
     args = parser.parse_args()
     params = load_params(args.params)
-    model_cfg, train_cfg, size = load_configs(params)
-    run_train_stage(model_cfg, train_cfg, size, params.get("faces"), args.packed, args.checkpoint, args.card,
+    run_train_stage(load_section(ModelConfig, params, "model"), load_section(TrainConfig, params, "train"),
+                    image_size(params), params.get("faces"), args.packed, args.checkpoint, args.card,
                     args.metrics, args.live)
 
 

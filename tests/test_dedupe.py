@@ -17,7 +17,7 @@ import yaml
 from PIL import Image
 
 from realfake.core.errors import UserError
-from realfake.core.params import find_mirror
+from realfake.core.params import find_mirror, load_section
 from realfake.dedupe.clusters import star_keepers, union_find
 from realfake.dedupe.config import DedupeConfig
 from realfake.dedupe.hashing import hash_image
@@ -89,7 +89,7 @@ def dedupe(tmp_path: Path, rows: list[dict], raw: dict | None = None, **cfg) -> 
         (tmp_path / "data" / "raw" / source).mkdir(parents=True, exist_ok=True)
         img.save(tmp_path / "data" / "raw" / source / path, quality=90)
     raw_dir = tmp_path / "data" / "raw" if raw else None
-    result = run_dedupe(tmp_path / "data" / "faces", sources, DedupeConfig.from_params(cfg), raw_dir)
+    result = run_dedupe(tmp_path / "data" / "faces", sources, load_section(DedupeConfig, {"dedupe": cfg}, "dedupe"), raw_dir)
     return result.table.set_index("face_id")
 
 
@@ -321,11 +321,11 @@ def test_keeper_policy_deterministic_priority_then_resolution(tmp_path):
 
 def test_bad_params_are_user_errors():
     with pytest.raises(UserError):
-        DedupeConfig.from_params({"phash_max": 70})
+        load_section(DedupeConfig, {"dedupe": {"phash_max": 70}}, "dedupe")
     with pytest.raises(UserError):
-        DedupeConfig.from_params({"phash_maxx": 4})
+        load_section(DedupeConfig, {"dedupe": {"phash_maxx": 4}}, "dedupe")
     with pytest.raises(UserError):
-        DedupeConfig.from_params({"calibration": {"negatives": "many"}})
+        load_section(DedupeConfig, {"dedupe": {"calibration": {"negatives": "many"}}}, "dedupe")
 
 
 # ---------------------------------------------------------------- the stage

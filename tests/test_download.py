@@ -52,8 +52,7 @@ def source(uri: str, **fields) -> object:
 
 
 def download(tmp_path: Path, src, **cfg) -> tuple[dict, pd.DataFrame]:
-    config = DownloadConfig(fetch=FetchConfig(cache_dir=str(tmp_path / "cache"), backoff_s=0.01),
-                            limits=ExtractLimits(**cfg))
+    config = DownloadConfig(cache_dir=str(tmp_path / "cache"), backoff_s=0.01, limits=ExtractLimits(**cfg))
     metrics = run_download(src, config, tmp_path / "raw", tmp_path / "metrics.json")
     return metrics, pd.read_parquet(tmp_path / "raw" / "demo.parquet")
 

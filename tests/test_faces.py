@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
+from realfake.core.params import load_section
 from realfake.faces.alignment import align, pad_fraction, warp_crop
 from realfake.faces.crop import FacesConfig, face_id, process_batch
 from realfake.faces.detect import Detector, Face, choose_primary
@@ -156,10 +157,10 @@ def test_config_rejects_bad_params():
     from realfake.core.errors import UserError
 
     with pytest.raises(UserError):
-        FacesConfig.from_params({"primary": "leftmost"})
+        load_section(FacesConfig, {"faces": {"primary": "leftmost"}}, "faces")
     with pytest.raises(UserError):
-        FacesConfig.from_params({"crop_sise": 128})
-    assert FacesConfig.from_params({"crop_size": 128}).crop_size == 128
+        load_section(FacesConfig, {"faces": {"crop_sise": 128}}, "faces")
+    assert load_section(FacesConfig, {"faces": {"crop_size": 128}}, "faces").crop_size == 128
 
 
 # ---------------------------------------------------------------- real MTCNN

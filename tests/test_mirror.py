@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from realfake.core.params import load_params
+from realfake.core.params import load_params, load_section
 from realfake.ingest.download import DownloadConfig, run_download
 from realfake.ingest.embedded_sample import make_sample
 from realfake.ingest.sources import resolve_source
@@ -40,7 +40,7 @@ def test_mirror_profile_describes_all_ten_archives(mirror):
 def test_mirror_download_reconciles_with_the_archive(mirror, tmp_path, name):
     params = load_params(REPO / "params.yaml")
     src = resolve_source(name, params["sources"][name], "mirror")
-    metrics = run_download(src, DownloadConfig.from_params(params["download"]), tmp_path, tmp_path / "m.json")
+    metrics = run_download(src, load_section(DownloadConfig, params, "download"), tmp_path, tmp_path / "m.json")
     with zipfile.ZipFile(mirror / src.uri.removeprefix("mirror://")) as zf:
         files = [i for i in zf.infolist() if not i.is_dir()]
     assert metrics["files_seen"] == len(files)

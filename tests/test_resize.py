@@ -14,6 +14,7 @@ import pytest
 from PIL import Image, ImageFilter, JpegImagePlugin
 
 from realfake.core.errors import UserError
+from realfake.core.params import load_section
 from realfake.resize.shape import ResizeConfig, reencode_jpeg, resize_crop
 from realfake.resize.stage import run_resize
 
@@ -71,12 +72,12 @@ def test_reencode_jpeg_gives_every_source_one_encoder(tmp_path):
     faces, metrics = tmp_path / "data/faces", tmp_path / "metrics/resize"
     source_tables = {s: make_jpeg_faces(tmp_path, s, q) for s, q in (("q95", 95), ("q40", 40))}
     assert source_tables["q95"] != source_tables["q40"]  # the two sources really differ in compression
-    jpeg_cfg = ResizeConfig.from_params({"size": 48, "reencode": "jpeg", "jpeg_quality": 75})
+    jpeg_cfg = ResizeConfig(size=48, reencode="jpeg", jpeg_quality=75)
     produced = []
     for source in source_tables:
         m = run_resize(source, jpeg_cfg, faces, tmp_path / "jpeg", metrics, progress=False)
         assert m["reencode"] == "jpeg" and m["jpeg_quality"] == 75 and m["in"] == m["kept"] == 3
-        plain = run_resize(source, ResizeConfig(size=48), faces, tmp_path / "none", metrics, progress=False)
+        plain = run_resize(source, ResizeConfig(size=48, reencode="none"), faces, tmp_path / "none", metrics, progress=False)
         assert plain["reencode"] == "none" and "jpeg_quality" not in plain
         for crop in sorted((faces / source).glob("*.png")):
             resized = resize_crop(crop, 48)
@@ -132,18 +133,18 @@ def test_resize_is_lanczos_and_deterministic(tmp_path):
 
 
 def test_resize_config_validation():
-    with pytest.raises(UserError):
-        ResizeConfig.from_params({"size": 3})
-    with pytest.raises(UserError):
-        ResizeConfig.from_params({"sise": 64})
-    assert ResizeConfig.from_params({"size": 80}).size == 80
-    for bad in ({"reencode": "webp"}, {"reencode": None}, {"jpeg_quality": 0}, {"jpeg_quality": 101},
-                {"jpeg_quality": "75"}, {"jpeg_quality": True}, {"reencode": "jpeg", "jpeg_quality": 7.5}):
+    def load(section):
+        return load_section(ResizeConfig, {"resize": section}, "resize")
+
+    for bad in ({"size": 3}, {"sise": 64}, {"reencode": "webp"}, {"reencode": None}, {"jpeg_quality": 0},
+                {"jpeg_quality": 101}, {"jpeg_quality": "75"}, {"jpeg_quality": True},
+                {"reencode": "jpeg", "jpeg_quality": 7.5}):
         with pytest.raises(UserError):
-            ResizeConfig.from_params(bad)
-    cfg = ResizeConfig.from_params({"reencode": "jpeg", "jpeg_quality": 90})
+            load(bad)
+    assert load({"size": 80}).size == 80
+    cfg = load({"reencode": "jpeg", "jpeg_quality": 90})
     assert (cfg.reencode, cfg.jpeg_quality) == ("jpeg", 90)
-    assert ResizeConfig.from_params({}).reencode == "none"  # default: unchanged behaviour
+    assert load({}).reencode == "jpeg"  # the default is params.yaml's
 
 
 def test_resize_stage_script(tmp_path):

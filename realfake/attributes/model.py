@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,17 +46,6 @@ class AttributesConfig:
     convs_per_stage: int = 1  # 3x3 conv-BN-ReLU layers before each 2x2 max-pool
     dropout: float = 0.2
     threads: int = 1  # torch CPU threads: 2 ran 6x slower than 1 on a busy 2-core machine (spin-waiting)
-
-    @classmethod
-    def from_params(cls, section: dict[str, Any] | None) -> AttributesConfig:
-        """Build from a params.yaml section; unknown keys and bad values are user errors."""
-        section = dict(section or {})
-        unknown = sorted(set(section) - {f.name for f in fields(cls)})
-        if unknown:
-            raise UserError(f"attributes: unknown params {unknown}")
-        cfg = cls(**section)
-        cfg.validate()
-        return cfg
 
     def validate(self) -> None:
         """Raise UserError on values that cannot work."""

@@ -49,9 +49,9 @@ class AugmentConfig:
             if not 0.0 <= value <= 1.0:
                 raise UserError(f"train.augment.{name} must be a probability in [0, 1], got {value!r}")
         for name in ("crop_scale", "crop_ratio", "blur_sigma", "jpeg_quality"):
-            low, high = getattr(self, name)
-            if low > high or low < 0:
-                raise UserError(f"train.augment.{name} must be [low, high] with 0 <= low <= high")
+            bounds = getattr(self, name)
+            if len(bounds) != 2 or not 0 <= bounds[0] <= bounds[1]:
+                raise UserError(f"train.augment.{name} must be [low, high] with 0 <= low <= high, got {bounds!r}")
         if not 1 <= self.jpeg_quality[0] <= self.jpeg_quality[1] <= 100:
             raise UserError("train.augment.jpeg_quality must lie within [1, 100]")
         if self.crop_scale[1] > 1.0:

@@ -10,6 +10,7 @@ from torch import nn
 
 from realfake.core.atomic import atomic_path
 from realfake.core.errors import UserError
+from realfake.core.params import load_section
 from realfake.detector.model import ModelConfig, build_model, config_to_dict
 
 CHECKPOINT_FORMAT = "realfake-detector/1"
@@ -49,7 +50,7 @@ def load_detector(path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:
         raise UserError(f"{path} not found: run the train stage first") from exc
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
         raise UserError(f"{path} is not a {CHECKPOINT_FORMAT} checkpoint")
-    model = build_model(ModelConfig(**checkpoint["model_config"]))
+    model = build_model(load_section(ModelConfig, checkpoint, "model_config"))
     model.load_state_dict(checkpoint["state_dict"])
     return model.eval(), checkpoint
 

@@ -18,7 +18,7 @@ import random
 import statistics
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import cv2
 import numpy as np
@@ -31,12 +31,11 @@ from realfake.core.atomic import atomic_dir
 from realfake.core.errors import UserError
 from realfake.detector.augment import AugmentConfig, augment_batch
 from realfake.detector.checkpoint import preprocessing_for, save_checkpoint, to_model_input
-from realfake.detector.losses import LOSSES, BinaryLoss, class_weights
+from realfake.detector.losses import BinaryLoss, Loss, class_weights
 from realfake.detector.model import (
     ModelConfig,
     attention_parameters,
     build_model,
-    config_from_dict,
     config_to_dict,
     count_parameters,
 )
@@ -52,11 +51,6 @@ from realfake.detector.threshold import choose_threshold
 
 log = logging.getLogger(__name__)
 
-SCHEDULES = ("cosine", "onecycle", "none")
-SAMPLERS = ("shuffle", "source_balanced")
-CLASS_WEIGHTING = ("auto", "on", "off")
-
-
 @dataclass
 class TrainConfig:
     """Training settings (params.yaml section `train`)."""
@@ -67,13 +61,13 @@ class TrainConfig:
     eval_batch_size: int = 256
     lr: float = 2e-3
     weight_decay: float = 0.05
-    schedule: str = "cosine"  # cosine | onecycle | none
+    schedule: Literal["cosine", "onecycle", "none"] = "cosine"
     warmup_epochs: float = 1.0
     min_lr_ratio: float = 0.01  # cosine ends at lr * min_lr_ratio
-    loss: str = "bce"  # bce | focal
+    loss: Loss = "bce"
     focal_gamma: float = 2.0
     focal_alpha: float | None = None  # weight of the fake class in the focal loss; None: no alpha
-    class_weighting: str = "auto"  # auto: weight classes only when max/min count > imbalance_ratio
+    class_weighting: Literal["auto", "on", "off"] = "auto"  # auto: weight classes only when max/min count > imbalance_ratio
     imbalance_ratio: float = 1.2
     patience: int = 5  # epochs without improvement of the smoothed val loss before stopping
     smooth_window: int = 3  # running median over this many epochs of val loss
@@ -83,20 +77,12 @@ class TrainConfig:
     channels_last: bool = True
     # shuffle: every train image once per epoch. source_balanced: draw with replacement so each class is half of
     # the draws and each source an equal share of its class, so no one source defines what "real" looks like
-    sampler: str = "shuffle"
+    sampler: Literal["shuffle", "source_balanced"] = "shuffle"
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     patch: PatchConfig = field(default_factory=PatchConfig)
 
     def __post_init__(self) -> None:
-        if isinstance(self.augment, dict):
-            self.augment = config_from_dict(AugmentConfig, self.augment, "train.augment")
-        if isinstance(self.patch, dict):
-            self.patch = config_from_dict(PatchConfig, self.patch, "train.patch")
         checks = {
-            "schedule": (self.schedule in SCHEDULES, f"one of {SCHEDULES}"),
-            "loss": (self.loss in LOSSES, f"one of {LOSSES}"),
-            "class_weighting": (self.class_weighting in CLASS_WEIGHTING, f"one of {CLASS_WEIGHTING}"),
-            "sampler": (self.sampler in SAMPLERS, f"one of {SAMPLERS}"),
             "epochs": (self.epochs >= 1, ">= 1"),
             "batch_size": (self.batch_size >= 2, ">= 2 (batch norm needs two images)"),
             "lr": (self.lr > 0, "> 0"),
@@ -388,11 +374,3 @@ def log_epoch(live, row: dict[str, Any]) -> None:
 def fmt(value: float | None) -> str:
     """A metric for a log line (None as 'n/a')."""
     return "n/a" if value is None else f"{value:.4f}"
-
-
-def load_configs(params: dict[str, Any]) -> tuple[ModelConfig, TrainConfig, int | None]:
-    """ModelConfig, TrainConfig and resize.size from a params.yaml mapping."""
-    model_cfg = config_from_dict(ModelConfig, params.get("model"), "model")
-    train_cfg = config_from_dict(TrainConfig, params.get("train"), "train")
-    size = (params.get("resize") or {}).get("size")
-    return model_cfg, train_cfg, int(size) if size is not None else None

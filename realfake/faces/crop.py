@@ -8,9 +8,9 @@ import multiprocessing
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import cv2
 import numpy as np
@@ -23,9 +23,6 @@ from realfake.faces.detect import Detector, Face, choose_primary
 
 log = logging.getLogger(__name__)
 
-PRIMARY_RULES = ("center", "largest", "prob")
-
-
 @dataclass
 class FacesConfig:
     """Params of the faces stage (params.yaml section `faces`)."""
@@ -35,7 +32,7 @@ class FacesConfig:
     min_prob: float = 0.9  # faces below this MTCNN probability are ignored
     min_face_px: int = 64  # reject when the crop side measured in source px (face_px) is smaller
     max_pad_fraction: float = 0.05  # reject when more of the crop than this lies outside the image
-    primary: str = "center"  # which face is the subject: center | largest | prob
+    primary: Literal["center", "largest", "prob"] = "center"  # which face is the subject
     detect_size: int = 192  # long side of the (bordered) downscaled copy MTCNN runs on
     detect_pad: float = 0.2  # grey border around the detection copy, share of the long side
     batch_size: int = 16  # images per MTCNN call
@@ -43,22 +40,8 @@ class FacesConfig:
     max_pixels: int = DEFAULT_MAX_PIXELS  # decompression-bomb guard
     seed: int = 0  # contact-sheet sampling
 
-    @classmethod
-    def from_params(cls, section: dict[str, Any] | None) -> FacesConfig:
-        """Build from a params.yaml section; unknown keys and bad values are user errors."""
-        section = dict(section or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(section) - known)
-        if unknown:
-            raise UserError(f"faces: unknown params {unknown}; known: {sorted(known)}")
-        cfg = cls(**section)
-        cfg.validate()
-        return cfg
-
     def validate(self) -> None:
-        """Raise UserError on values that cannot work."""
-        if self.primary not in PRIMARY_RULES:
-            raise UserError(f"faces.primary must be one of {PRIMARY_RULES}, got {self.primary!r}")
+        """Raise UserError on values that cannot work (load_section checked the types)."""
         checks = {
             "crop_size": self.crop_size >= 16,
             "margin": self.margin > 0,

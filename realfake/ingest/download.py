@@ -43,18 +43,11 @@ RAW_SCHEMA = pa.schema([
 ])
 
 
-@dataclass
-class DownloadConfig:
-    """The `download` params section."""
+@dataclass(frozen=True)
+class DownloadConfig(FetchConfig):
+    """The `download` params section: the fetcher's settings, plus the archive-bomb guards under `limits`."""
 
-    fetch: FetchConfig = field(default_factory=FetchConfig)
     limits: ExtractLimits = field(default_factory=ExtractLimits)
-
-    @classmethod
-    def from_params(cls, section: dict[str, Any] | None) -> DownloadConfig:
-        section = dict(section or {})
-        limits = ExtractLimits(**(section.pop("limits", None) or {}))
-        return cls(fetch=FetchConfig(**section), limits=limits)
 
 
 @dataclass
@@ -146,7 +139,7 @@ def run_download(source: Source, cfg: DownloadConfig, raw_root: Path, metrics_pa
     out_dir = raw_root / source.name
     with atomic_dir(out_dir) as tmp_dir:
         if source.enabled:
-            local = fetch(source.uri, source.name, source.sha256, cfg.fetch)
+            local = fetch(source.uri, source.name, source.sha256, cfg)
             extracted = extract_source(local, source, tmp_dir, cfg.limits)
             if not extracted.paths:
                 raise UserError(f"{source.name}: no images in {local} matched include={list(source.include)} "

@@ -6,11 +6,25 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from realfake.core.errors import UserError
+from realfake.core.params import load_section
 from realfake.core.vocab import KINDS, LABELS
 
 LABEL_PARSERS = ("ffhq-features-json", "lfw-gender-lists", "utkface-filename", "folder-names", "dfdc-metadata", None)
 GROUP_RULES = ("file", "lfw-person", "dfdc-original", "ffhq-id")
 PROFILE_KEYS = ("uri", "sha256", "include", "label_files", "labels")
+SOURCE_KEYS = ("label", "kind", "group", "profiles", *PROFILE_KEYS)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """The `data` params section: which profile (where the sources come from) is active."""
+
+    profile: str = "sample"
+    profiles: tuple[str, ...] = ("sample", "mirror", "kaggle")
+
+    def __post_init__(self) -> None:
+        if self.profile not in self.profiles:
+            raise UserError(f"data.profile={self.profile!r} is not one of {list(self.profiles)}")
 
 
 @dataclass(frozen=True)
@@ -39,6 +53,9 @@ def resolve_source(name: str, spec: dict[str, Any], profile: str) -> Source:
     """Merge a source's common fields with its entry for `profile` and validate them."""
     if not isinstance(spec, dict):
         raise UserError(f"sources.{name} must be a mapping")
+    unknown = [key for key in spec if key not in SOURCE_KEYS]
+    if unknown:
+        raise UserError(f"sources.{name}: unknown key {unknown[0]!r}; known keys: {', '.join(SOURCE_KEYS)}")
     label = spec.get("label")
     if label not in LABELS:
         raise UserError(f"sources.{name}.label must be one of {LABELS}, got {label!r}")
@@ -80,12 +97,7 @@ def resolve_source(name: str, spec: dict[str, Any], profile: str) -> Source:
 
 def active_profile(params: dict[str, Any]) -> str:
     """The data profile named in params (`data.profile`), validated against `data.profiles`."""
-    data = params.get("data") or {}
-    profile = data.get("profile", "sample")
-    known = data.get("profiles") or ["sample", "mirror", "kaggle"]
-    if profile not in known:
-        raise UserError(f"data.profile={profile!r} is not one of {known}")
-    return profile
+    return load_section(DataConfig, params, "data").profile
 
 
 def load_source(params: dict[str, Any], name: str) -> Source:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -139,17 +139,9 @@ class MetadataConfig:
 
     workers: int = 2  # threads measuring crops (PIL and OpenCV release the GIL)
 
-    @classmethod
-    def from_params(cls, section: dict[str, Any] | None) -> MetadataConfig:
-        """Build from a params.yaml section; unknown keys are user errors."""
-        section = dict(section or {})
-        unknown = sorted(set(section) - {f.name for f in fields(cls)})
-        if unknown:
-            raise UserError(f"metadata: unknown params {unknown}")
-        cfg = cls(**section)
-        if cfg.workers < 1:
+    def __post_init__(self) -> None:
+        if self.workers < 1:
             raise UserError("metadata.workers must be >= 1")
-        return cfg
 
 
 def final_column(source: pd.Series, pred: pd.Series) -> tuple[pd.Series, pd.Series]:

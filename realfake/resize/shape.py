@@ -8,44 +8,32 @@ learn the generation, not the source's encoder.
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Literal
 
 import numpy as np
 from PIL import Image
 
 from realfake.core.errors import UserError
 from realfake.core.imageio import RESAMPLE
+from realfake.core.params import check_image_size
 
-REENCODE = ("none", "jpeg")
 JPEG_SUBSAMPLING = 2  # Pillow's code for 4:2:0, set explicitly so a Pillow default change cannot alter it
 
 
 @dataclass
 class ResizeConfig:
-    """Params of the resize stage (params.yaml section `resize`)."""
+    """Params of the resize stage (params.yaml section `resize`; read with realfake.core.params.load_section)."""
 
     size: int = 64  # side of the training images, px
-    reencode: str = "none"  # "jpeg": every training image goes through one JPEG encoder (see module doc)
+    reencode: Literal["none", "jpeg"] = "jpeg"  # "jpeg": every training image goes through one JPEG encoder (module doc)
     jpeg_quality: int = 75  # IJG quality of that encoder, 1..100
 
-    @classmethod
-    def from_params(cls, section: dict[str, Any] | None) -> ResizeConfig:
-        """Build from a params.yaml section; unknown keys and bad values are user errors."""
-        section = dict(section or {})
-        unknown = sorted(set(section) - {f.name for f in fields(cls)})
-        if unknown:
-            raise UserError(f"resize: unknown params {unknown}")
-        cfg = cls(**section)
-        if not isinstance(cfg.size, int) or not 8 <= cfg.size <= 1024:
-            raise UserError(f"resize.size must be an integer in 8..1024, got {cfg.size!r}")
-        if cfg.reencode not in REENCODE:
-            raise UserError(f"resize.reencode must be one of {list(REENCODE)}, got {cfg.reencode!r}")
-        quality = cfg.jpeg_quality
-        if not isinstance(quality, int) or isinstance(quality, bool) or not 1 <= quality <= 100:
-            raise UserError(f"resize.jpeg_quality must be an integer in 1..100, got {quality!r}")
-        return cfg
+    def __post_init__(self) -> None:
+        check_image_size(self.size)
+        if not 1 <= self.jpeg_quality <= 100:
+            raise UserError(f"resize.jpeg_quality must be an integer in 1..100, got {self.jpeg_quality!r}")
 
 
 def resize_crop(path: Path, size: int) -> np.ndarray:

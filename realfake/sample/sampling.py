@@ -12,8 +12,7 @@ by level; what is still too small at the top level is dropped and reported.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import astuple, dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -31,38 +30,37 @@ class SampleParamsError(UserError, ValueError):
 
 
 @dataclass(frozen=True)
+class SplitFractions:
+    """Shares of each class's split groups that go to train, val and test (params.yaml `sample.fractions`)."""
+
+    train: float = 0.70
+    val: float = 0.15
+    test: float = 0.15
+
+    def __post_init__(self) -> None:
+        shares = astuple(self)
+        if abs(sum(shares) - 1) > 1e-6 or min(shares) <= 0:
+            raise SampleParamsError(f"sample.fractions must be three positive numbers summing to 1, got {shares}")
+
+
+@dataclass(frozen=True)
 class SampleConfig:
-    """The `sample` params section."""
+    """The `sample` params section (read with realfake.core.params.load_section)."""
 
     strata: tuple[str, ...] = ("gender", "age_group", "race_group")
     min_per_stratum: int = 2
     max_source_share: float | None = None  # cap on one source's share inside a class
     max_per_class: int | None = None  # optional overall cap, drawn uniformly across strata
-    fractions: tuple[float, float, float] = (0.70, 0.15, 0.15)
+    fractions: SplitFractions = SplitFractions()
     seed: int = 0
     exclude_sources: tuple[str, ...] = ()
-    holdout_sources: tuple[str, ...] = ()  # never trained on: always held out, each scored in the holdout split
+    holdout_sources: tuple[str, ...] = ("ciplab-real",)  # never trained on: always held out, scored on their own
     holdout_source: str | None = None  # the one-off leave-one-source-out switch; joins holdout_sources
 
-    @classmethod
-    def from_params(cls, section: dict[str, Any] | None) -> SampleConfig:
-        section = dict(section or {})
-        fr = section.pop("fractions", None)
-        if isinstance(fr, dict):
-            fr = tuple(fr[s] for s in SPLITS)
-        for key in ("strata", "exclude_sources", "holdout_sources"):
-            if key in section:
-                value = section[key] or ()
-                # a bare string (`holdout_sources: ciplab-real`) is one name, not a sequence of letters
-                section[key] = (value,) if isinstance(value, str) else tuple(value)
-        cfg = cls(**section, **({"fractions": tuple(fr)} if fr else {}))
-        if abs(sum(cfg.fractions) - 1) > 1e-6 or min(cfg.fractions) <= 0:
-            raise SampleParamsError(
-                f"sample.fractions must be three positive numbers summing to 1, got {cfg.fractions}")
-        bad = [name for name in cfg.held_out if not isinstance(name, str) or not name]
+    def __post_init__(self) -> None:
+        bad = [name for name in self.held_out if not name]
         if bad:
             raise SampleParamsError(f"sample.holdout_sources/holdout_source must be source names, got {bad}")
-        return cfg
 
     @property
     def held_out(self) -> tuple[str, ...]:
@@ -247,7 +245,7 @@ def assign_splits(df: pd.DataFrame, cfg: SampleConfig) -> pd.Series:
         "label": first["label"].astype(str),
         "draw": rng.random(len(first)),
     }).sort_values(["cell", "draw"])
-    target = np.asarray(cfg.fractions)
+    target = np.asarray(astuple(cfg.fractions))  # in SPLITS order
     counts = {lab: np.zeros(3) for lab in ("real", "fake")}
     split_of: dict[str, str] = {}
     for group, row in info.iterrows():
