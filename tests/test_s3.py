@@ -211,3 +211,19 @@ def test_parse_s3_uri_rejects_a_malformed_uri():
     assert parse_s3_uri("s3://bucket").is_prefix
     with pytest.raises(UserError, match="not a valid S3 URI"):
         parse_s3_uri("s3:///key")
+
+
+def test_multipart_object_is_checked_by_its_sha256(tmp_path, s3):
+    from boto3.s3.transfer import TransferConfig
+
+    blob = np.random.default_rng(1).integers(0, 255, 11 * 2**20, dtype=np.uint8).tobytes()
+    archive = tmp_path / "big.zip"
+    archive.write_bytes(zip_bytes({**IMAGES, "blob.bin": blob}))
+    five_mib = TransferConfig(multipart_threshold=5 * 2**20, multipart_chunksize=5 * 2**20)
+    s3.client.upload_file(str(archive), s3.bucket, s3.prefix + "big.zip", Config=five_mib)
+    etag = s3.client.head_object(Bucket=s3.bucket, Key=s3.prefix + "big.zip")["ETag"]
+    assert "-" in etag  # a multipart ETag is no MD5 of the bytes: only the pinned sha256 can check them
+    metrics, _ = run(tmp_path / "ok", s3.uri("big.zip"), hashlib.sha256(archive.read_bytes()).hexdigest())
+    assert metrics["images_kept"] == 4 and metrics["skipped"] == {"not-image": 1}
+    with pytest.raises(UserError, match="checksum mismatch"):
+        run(tmp_path / "bad", s3.uri("big.zip"), "f" * 64)
