@@ -208,17 +208,19 @@ def prefix_digest(files: dict[str, str]) -> str:
 def _local_paths(objects: list[S3Object]) -> tuple[dict[str, S3Object], list[dict[str, str]]]:
     """Map objects to safe relative paths; refuse (with a reason) keys that climb out or collide."""
     wanted: dict[str, S3Object] = {}
+    folders: set[str] = set()
     refused = []
     for obj in objects:
         rel = safe_relpath(obj.rel)
         reason = "unsafe-path" if rel is None else "duplicate-path" if rel in wanted else None
-        if reason is None and any(p in wanted for p in _parents(rel)):
-            reason = "path-conflict"  # `a` and `a/b` cannot both be files
+        if reason is None and (rel in folders or any(p in wanted for p in _parents(rel))):
+            reason = "path-conflict"  # `a` and `a/b` cannot both be files: the first in key order wins
         if reason:
-            log.warning("%s: refused %s object s3 key %r", obj.key, reason, obj.key)
+            log.warning("refused S3 object %r: %s", obj.key, reason)
             refused.append({"key": obj.key, "reason": reason})
         else:
             wanted[rel] = obj
+            folders.update(_parents(rel))
     return wanted, refused
 
 

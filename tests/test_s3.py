@@ -227,3 +227,16 @@ def test_multipart_object_is_checked_by_its_sha256(tmp_path, s3):
     assert metrics["images_kept"] == 4 and metrics["skipped"] == {"not-image": 1}
     with pytest.raises(UserError, match="checksum mismatch"):
         run(tmp_path / "bad", s3.uri("big.zip"), "f" * 64)
+
+
+def test_keys_that_climb_out_collide_or_conflict_are_refused_with_a_reason():
+    from realfake.s3 import S3Object, _local_paths
+
+    keys = ["p/img/1.jpg", "p/img//1.jpg", "p/../../etc/passwd", "p/img", "p/ok/a.jpg", "p/ok/a.jpg/b.jpg"]
+    wanted, refused = _local_paths([S3Object(k, k[2:], 1, "e") for k in keys])
+    assert sorted(wanted) == ["img/1.jpg", "ok/a.jpg"]
+    assert {r["key"]: r["reason"] for r in refused} == {
+        "p/img//1.jpg": "duplicate-path", "p/../../etc/passwd": "unsafe-path",
+        "p/img": "path-conflict", "p/ok/a.jpg/b.jpg": "path-conflict"}
+    wanted, refused = _local_paths([S3Object(k, k[2:], 1, "e") for k in sorted(keys)])  # as listed
+    assert sorted(wanted) == ["img", "ok/a.jpg"] and len(refused) == 4
