@@ -240,3 +240,16 @@ def test_keys_that_climb_out_collide_or_conflict_are_refused_with_a_reason():
         "p/img": "path-conflict", "p/ok/a.jpg/b.jpg": "path-conflict"}
     wanted, refused = _local_paths([S3Object(k, k[2:], 1, "e") for k in sorted(keys)])  # as listed
     assert sorted(wanted) == ["img", "ok/a.jpg"] and len(refused) == 4
+
+
+def test_an_object_replaced_mid_download_is_an_error_not_a_splice(tmp_path, s3):
+    from realfake.s3 import fetch_object, s3_client, s3_errors
+
+    s3.put("faces.zip", zip_bytes(IMAGES))
+    loc = parse_s3_uri(s3.uri("faces.zip"))
+    client = s3_client(FetchConfig())
+    head = client.head_object(Bucket=loc.bucket, Key=loc.key)  # the version the download started from
+    s3.put("faces.zip", zip_bytes({"other.jpg": jpeg(9)}))      # replaced before its bytes are read
+    with pytest.raises(UserError, match="changed while it was being downloaded"), s3_errors(loc, client):
+        fetch_object(client, loc, head, tmp_path / "cache" / "faces.zip", None, FetchConfig(retries=0))
+    assert not [p for p in tmp_path.rglob("*") if p.is_file()]
