@@ -25,10 +25,10 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from realfake.fetch import FetchConfig
-from realfake.params import find_mirror
-from realfake.s3 import fetch_s3
-from realfake.seaweed import seaweed_s3
+from realfake.core.params import find_mirror
+from realfake.ingest.fetch import FetchConfig
+from realfake.ingest.s3 import fetch_s3
+from realfake.ingest.seaweed import seaweed_s3
 
 REPO = Path(__file__).resolve().parents[1]
 BUCKET = "bench"

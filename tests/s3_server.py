@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from realfake.seaweed import S3Server, SeaweedUnavailable, seaweed_s3
+from realfake.ingest.seaweed import S3Server, SeaweedUnavailable, seaweed_s3
 
 BUCKET = "realfake-test"
 

@@ -18,11 +18,11 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from realfake.download import DownloadConfig, run_download
-from realfake.errors import UserError
-from realfake.fetch import FetchConfig
-from realfake.s3 import PREFIX_DIR, parse_s3_uri
-from realfake.sources import resolve_source
+from realfake.core.errors import UserError
+from realfake.ingest.download import DownloadConfig, run_download
+from realfake.ingest.fetch import FetchConfig
+from realfake.ingest.s3 import PREFIX_DIR, parse_s3_uri
+from realfake.ingest.sources import resolve_source
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -230,7 +230,7 @@ def test_multipart_object_is_checked_by_its_sha256(tmp_path, s3):
 
 
 def test_keys_that_climb_out_collide_or_conflict_are_refused_with_a_reason():
-    from realfake.s3 import S3Object, _local_paths
+    from realfake.ingest.s3 import S3Object, _local_paths
 
     keys = ["p/img/1.jpg", "p/img//1.jpg", "p/../../etc/passwd", "p/img", "p/ok/a.jpg", "p/ok/a.jpg/b.jpg"]
     wanted, refused = _local_paths([S3Object(k, k[2:], 1, "e") for k in keys])
@@ -243,7 +243,7 @@ def test_keys_that_climb_out_collide_or_conflict_are_refused_with_a_reason():
 
 
 def test_an_object_replaced_mid_download_is_an_error_not_a_splice(tmp_path, s3):
-    from realfake.s3 import fetch_object, s3_client, s3_errors
+    from realfake.ingest.s3 import fetch_object, s3_client, s3_errors
 
     s3.put("faces.zip", zip_bytes(IMAGES))
     loc = parse_s3_uri(s3.uri("faces.zip"))

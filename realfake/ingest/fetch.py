@@ -51,7 +51,7 @@ def fetch(uri: str, source: str, sha256: str | None, cfg: FetchConfig) -> Path:
         dest = Path(cfg.cache_dir) / source / (Path(uri.split("?", 1)[0]).name or "download")
         return fetch_http(uri, dest, sha256, cfg)
     if uri.startswith("s3://"):
-        from realfake.s3 import fetch_s3  # boto3 is imported only when a source lives on S3
+        from realfake.ingest.s3 import fetch_s3  # boto3 is imported only when a source lives on S3
 
         return fetch_s3(uri, Path(cfg.cache_dir) / source, sha256, cfg)
     if uri.startswith("kaggle://"):

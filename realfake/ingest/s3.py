@@ -26,10 +26,10 @@ from typing import Any
 
 from tqdm import tqdm
 
-from realfake.atomic import write_json
-from realfake.errors import UserError
-from realfake.extract import safe_relpath
-from realfake.fetch import CHUNK, FetchConfig, sha256_file, verify_sha256
+from realfake.core.atomic import write_json
+from realfake.core.errors import UserError
+from realfake.ingest.extract import safe_relpath
+from realfake.ingest.fetch import CHUNK, FetchConfig, sha256_file, verify_sha256
 
 log = logging.getLogger(__name__)
 
