@@ -187,6 +187,7 @@ def test_s3_errors_are_one_clear_line_and_write_nothing(tmp_path, s3, monkeypatc
     assert nothing_written(tmp_path)
 
 
+@pytest.mark.slow  # a Python start-up per case (~3 s here)
 @pytest.mark.parametrize("case", ["unreachable-endpoint", "wrong-secret", "missing-bucket", "missing-key"])
 def test_stage_script_exits_2_with_one_line(tmp_path, s3, monkeypatch, case):
     env, key, message = ERROR_CASES[case]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 from PIL import Image
 
 
@@ -36,6 +37,7 @@ def digests(root: Path) -> dict[str, str]:
             for p in sorted(root.rglob("*")) if p.is_file() and p.suffix != ".dvc" and p.name != ".gitignore"}
 
 
+@pytest.mark.slow  # ~8 s: dvc init, add, push, pull, status against the local server
 def test_dvc_push_then_pull_into_an_empty_workspace_and_cache(tmp_path, s3, monkeypatch):
     repo = tmp_path / "repo"
     images = repo / "data" / "faces"
