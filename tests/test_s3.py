@@ -244,7 +244,8 @@ def test_keys_that_climb_out_collide_or_conflict_are_refused_with_a_reason():
 
 
 def test_an_object_replaced_mid_download_is_an_error_not_a_splice(tmp_path, s3):
-    from realfake.ingest.s3 import fetch_object, s3_client, s3_errors
+    from realfake.ingest.s3 import fetch_object, s3_client
+    from realfake.ingest.s3_errors import s3_errors
 
     s3.put("faces.zip", zip_bytes(IMAGES))
     loc = parse_s3_uri(s3.uri("faces.zip"))
