@@ -46,7 +46,7 @@ def run(tmp_path: Path, uri: str, sha256: str | None = None, **fetch) -> tuple[d
     """The download stage for one source `demo` at `uri`, with a cache and outputs under tmp_path."""
     src = resolve_source("demo", {"label": "fake", "kind": "gan", "include": ["*"],
                                   "profiles": {"t": {"uri": uri, "sha256": sha256}}}, "t")
-    cfg = DownloadConfig(fetch=FetchConfig(cache_dir=str(tmp_path / "cache"), backoff_s=0.01, **fetch))
+    cfg = DownloadConfig(cache_dir=str(tmp_path / "cache"), backoff_s=0.01, **fetch)
     metrics = run_download(src, cfg, tmp_path / "raw", tmp_path / "metrics.json")
     return metrics, pd.read_parquet(tmp_path / "raw" / "demo.parquet")
 
