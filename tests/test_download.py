@@ -5,8 +5,6 @@ from __future__ import annotations
 import hashlib
 import io
 import stat
-import subprocess
-import sys
 import tarfile
 import zipfile
 from pathlib import Path
@@ -14,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import assert_user_error, run_script
 from PIL import Image
 
 from realfake.core.errors import UserError
@@ -209,7 +208,4 @@ def test_missing_mirror_is_a_clear_error(tmp_path, monkeypatch):
 
 def test_stage_script_reports_user_errors_without_a_traceback(tmp_path):
     (tmp_path / "params.yaml").write_text("data: {profile: sample}\nsources: {}\n")
-    proc = subprocess.run([sys.executable, str(REPO / "stages" / "download.py"), "--source", "nope"],
-                          cwd=tmp_path, capture_output=True, text=True)
-    assert proc.returncode == 2
-    assert "unknown source 'nope'" in proc.stderr and "Traceback" not in proc.stderr
+    assert_user_error(run_script(tmp_path, "download.py", "--source", "nope"), "unknown source 'nope'")

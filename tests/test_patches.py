@@ -80,6 +80,7 @@ def test_bad_patch_params_are_user_errors(tmp_path):
               tmp_path / "live", size=16)
 
 
+@pytest.mark.slow  # trains a model (~6 s here)
 def test_patch_training_learns_and_stores_how_to_score(tmp_path):
     packed = tmp_path / "packed"
     write_packed(packed, "train", 120, 120, 48, seed=0)

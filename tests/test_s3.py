@@ -98,6 +98,7 @@ def test_prefix_of_images_reads_like_the_same_directory(tmp_path, s3):
         assert obj["sha256"] == hashlib.sha256((local / rel).read_bytes()).hexdigest()
 
 
+@pytest.mark.slow  # three syncs of a prefix (~4 s here)
 def test_prefix_without_trailing_slash_and_resync_after_changes(tmp_path, s3):
     for key, data in IMAGES.items():
         s3.put(f"faces/{key}", data)
@@ -125,6 +126,7 @@ def test_pinned_prefix_digest_is_sha256sum_of_the_listing(tmp_path, s3):
     assert metrics["images_kept"] == 4
 
 
+@pytest.mark.slow  # retries with backoff (~4 s here)
 @pytest.mark.parametrize("key", ["faces.zip", "faces/"])
 def test_wrong_checksum_is_a_clear_error_and_keeps_nothing(tmp_path, s3, key):
     s3.put("faces.zip", zip_bytes(IMAGES))
@@ -214,6 +216,7 @@ def test_parse_s3_uri_rejects_a_malformed_uri():
         parse_s3_uri("s3:///key")
 
 
+@pytest.mark.slow  # uploads a multipart object (~3 s here)
 def test_multipart_object_is_checked_by_its_sha256(tmp_path, s3):
     from boto3.s3.transfer import TransferConfig
 

@@ -165,6 +165,7 @@ def tiny_pngs(frame: pd.DataFrame, folder: Path) -> list[str]:
     return [str(folder / f"{f}.png") for f in frame["face_id"]]
 
 
+@pytest.mark.slow  # builds and reads back a ZIP of images (~4 s here)
 def test_export_mini_is_balanced_complete_and_round_trips(tmp_path, monkeypatch):
     import io
     import zipfile
