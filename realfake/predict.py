@@ -22,7 +22,7 @@ from realfake.core.params import load_section
 from realfake.detector.scorer import Scorer
 from realfake.faces.alignment import align, warp_crop
 from realfake.faces.crop import FacesConfig
-from realfake.faces.detect import Detector
+from realfake.faces.detect import FaceDetector
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ def model_input(rgb: np.ndarray, landmarks: np.ndarray, faces: FacesConfig, size
     return np.asarray(small.convert("RGB")).transpose(2, 0, 1)
 
 
-def crop_faces(paths: list[Path], detector: Detector, faces: FacesConfig, size: int,
+def crop_faces(paths: list[Path], detector: FaceDetector, faces: FacesConfig, size: int,
                errors: list[dict[str, Any]]) -> list[FaceCrop]:
     """Every face above faces.min_prob in each readable file; unreadable or faceless files go to `errors`."""
     crops: list[FaceCrop] = []
@@ -102,7 +102,7 @@ def predict(inputs: list[str], model_path: Path, batch: int = 16, threshold: flo
     faces = load_section(FacesConfig, pre, "faces")  # the faces params the checkpoint was trained with
     size = int(pre["size"])
     threshold = float(scorer.checkpoint.get("info", {}).get("threshold", 0.5) if threshold is None else threshold)
-    detector = Detector(faces.detect_size, faces.min_face_px, faces.detect_pad)  # as in the faces stage
+    detector = FaceDetector(faces.detect_size, faces.min_face_px, faces.detect_pad)  # as in the faces stage
     paths = expand_inputs(inputs)
     rows, errors = [], []
     for start in tqdm(range(0, len(paths), batch), desc="predict", unit="batch"):

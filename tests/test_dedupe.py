@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -14,11 +12,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from conftest import assert_user_error, run_script
 from PIL import Image
 
+from realfake.core.components import union_find
 from realfake.core.errors import UserError
 from realfake.core.params import find_mirror, load_section
-from realfake.dedupe.clusters import star_keepers, union_find
+from realfake.dedupe.clusters import star_keepers
 from realfake.dedupe.config import DedupeConfig
 from realfake.dedupe.hashing import hash_image
 from realfake.dedupe.pipeline import run_dedupe
@@ -366,23 +366,14 @@ def stage_project(root: Path) -> None:
     (root / "params.yaml").write_text(yaml.safe_dump(params))
 
 
-def run_stage(root: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(REPO / "stages" / "dedupe.py")],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
+@pytest.mark.slow  # two stage-script runs (~3 s each here)
 def test_stage_outputs_reconcile_and_are_idempotent(tmp_path):
     stage_project(tmp_path)
     outputs = ["data/dedupe.parquet", "metrics/dedupe.json", "plots/dedupe/pairs.png"]
-    first = run_stage(tmp_path)
+    first = run_script(tmp_path, "dedupe.py")
     assert first.returncode == 0, first.stderr
     digests = {p: hashlib.sha256((tmp_path / p).read_bytes()).hexdigest() for p in outputs}
-    second = run_stage(tmp_path)
+    second = run_script(tmp_path, "dedupe.py")
     assert second.returncode == 0, second.stderr
     assert digests == {p: hashlib.sha256((tmp_path / p).read_bytes()).hexdigest() for p in outputs}
 
@@ -405,9 +396,7 @@ def test_stage_outputs_reconcile_and_are_idempotent(tmp_path):
 
 def test_stage_missing_faces_table_is_a_clean_user_error(tmp_path):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({"sources": {"nowhere": {}}}))
-    proc = run_stage(tmp_path)
-    assert proc.returncode == 2
-    assert "run the faces stage first" in proc.stderr and "Traceback" not in proc.stderr
+    assert_user_error(run_script(tmp_path, "dedupe.py"), "run the faces stage for 'nowhere' first")
 
 
 # ---------------------------------------------------------------- real crops from the mirror
@@ -430,6 +419,7 @@ def mirror_crops(member_filter, limit: int, source: str) -> list[tuple[str, Imag
     return out
 
 
+@pytest.mark.slow  # hashes mirror archives (~6 s here)
 @pytest.mark.mirror
 def test_mirror_ffhq_overlap_found_lfw_people_not_merged(tmp_path):
     big = mirror_crops(lambda n: n.endswith(".jpg"), 40, "ffhq-1024")

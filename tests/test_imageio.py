@@ -10,7 +10,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from realfake.core.imageio import DecodeError, decode_image, is_grayscale, read_image
+from realfake.core.imageio import (
+    DecodeError,
+    decode_image,
+    encode_jpeg,
+    estimate_jpeg_quality,
+    is_grayscale,
+    jpeg_roundtrip,
+    read_image,
+)
 
 
 def photo(w: int = 64, h: int = 48, seed: int = 0) -> np.ndarray:
@@ -152,3 +160,19 @@ def test_jpeg_quality_estimate(quality):
 def test_png_has_no_jpeg_quality():
     out = decode_image(encode(Image.fromarray(photo()), "PNG"))
     assert out.orig_format == "PNG" and out.jpeg_quality is None
+
+
+@pytest.mark.parametrize("quality", [30, 75, 100])
+def test_the_one_jpeg_encoder_matches_libjpeg_through_opencv_and_pillows_defaults(quality):
+    """Resize re-encoding, JPEG augmentation and the robustness damage share encode_jpeg: it must be plain libjpeg."""
+    import cv2
+
+    rgb = cv2.GaussianBlur(np.random.default_rng(quality).integers(0, 256, (48, 40, 3), dtype=np.uint8), (5, 5), 1.5)
+    data = encode_jpeg(rgb, quality)
+    ok, opencv = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    pillow_default = io.BytesIO()
+    Image.fromarray(rgb).save(pillow_default, format="JPEG", quality=quality)
+    assert ok and data == opencv.tobytes() == pillow_default.getvalue()
+    decoded = jpeg_roundtrip(rgb, quality)
+    assert decoded.shape == rgb.shape and np.array_equal(decoded, jpeg_roundtrip(rgb, quality))
+    assert estimate_jpeg_quality(Image.open(io.BytesIO(data))) == quality

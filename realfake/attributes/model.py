@@ -72,7 +72,7 @@ class AttributesConfig:
 
 # ---------------------------------------------------------------- the model
 
-def build_model(cfg: AttributesConfig):
+def build_attribute_net(cfg: AttributesConfig):
     """A plain conv net (conv-BN-ReLU-pool stages, global average pool) with one linear head per attribute."""
     import torch.nn as nn
 
@@ -139,7 +139,7 @@ def train_model(images: np.ndarray, targets: dict[str, np.ndarray], cfg: Attribu
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
-    model = build_model(cfg)
+    model = build_attribute_net(cfg)
     x_all = to_tensor(images)
     y_all = {h: torch.from_numpy(t) for h, t in targets.items()}
     n = len(x_all)
@@ -297,7 +297,7 @@ def load_model(path: str | Path):
 
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     cfg = AttributesConfig(**ckpt["config"])
-    model = build_model(cfg)
+    model = build_attribute_net(cfg)
     model.load_state_dict(ckpt["state_dict"])
     model.eval()
     return model, cfg

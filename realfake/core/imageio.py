@@ -1,4 +1,5 @@
-"""Image I/O: robust decoding (EXIF orientation, every mode to 8-bit RGB, bomb guard, JPEG quality), the one resampling filter, lossless PNG."""
+"""Image I/O: robust decoding (EXIF orientation, every mode to 8-bit RGB, bomb guard, JPEG quality), the one resampling
+filter, lossless PNG and the one JPEG encoder."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from PIL import Image, ImageOps
 
 # One resampling filter for every scale change in the pipeline (antialiased when shrinking).
 RESAMPLE = Image.Resampling.LANCZOS
+JPEG_SUBSAMPLING = 2  # Pillow's code for 4:2:0, set explicitly so a Pillow default change cannot alter it
 # Larger images are refused before decoding (decompression-bomb guard); 50 Mpx is far above any face photo.
 DEFAULT_MAX_PIXELS = 50_000_000
 # Smaller images cannot hold a detectable face (MTCNN's smallest window is 12 px).
@@ -163,3 +165,21 @@ def encode_png(rgb: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(rgb).save(buf, format="PNG", compress_level=1)  # 5x faster than 6 for +14 % bytes
     return buf.getvalue()
+
+
+def encode_jpeg(rgb: np.ndarray, quality: int) -> bytes:
+    """The pipeline's one JPEG encoder: baseline, 4:2:0, IJG standard tables scaled to `quality`, no optimisation.
+
+    Training re-encoding (resize.reencode), JPEG augmentation and the robustness damage all use it, so a JPEG
+    means the same thing everywhere (OpenCV's libjpeg-turbo gives the same bytes; checked in tests/test_imageio.py).
+    """
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="JPEG", quality=int(quality), subsampling=JPEG_SUBSAMPLING,
+                              optimize=False, progressive=False)
+    return buf.getvalue()
+
+
+def jpeg_roundtrip(rgb: np.ndarray, quality: int) -> np.ndarray:
+    """H x W x 3 uint8 RGB through encode_jpeg at `quality` and back."""
+    with Image.open(io.BytesIO(encode_jpeg(rgb, quality))) as img:
+        return np.asarray(img.convert("RGB"))

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from realfake.core.errors import UserError
+from realfake.core.imageio import jpeg_roundtrip
 
 GRAY_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R BT.601 luma, as PIL's convert("L")
 
@@ -122,16 +123,11 @@ def gaussian_blur(x: torch.Tensor, sigmas: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def jpeg_roundtrip(x: torch.Tensor, qualities: torch.Tensor) -> torch.Tensor:
-    """Really encode and decode each uint8 RGB image as JPEG at its own quality (libjpeg via OpenCV)."""
+def jpeg_batch(x: torch.Tensor, qualities: torch.Tensor) -> torch.Tensor:
+    """Really encode and decode each uint8 RGB image as JPEG at its own quality (realfake.core.imageio's encoder)."""
     out = x.clone()
     for i, quality in enumerate(qualities.tolist()):
-        bgr = cv2.cvtColor(_hwc(x[i]), cv2.COLOR_RGB2BGR)  # OpenCV's JPEG codec assumes BGR order
-        ok, encoded = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
-        if not ok:
-            raise RuntimeError("OpenCV failed to encode a JPEG")
-        decoded = cv2.cvtColor(cv2.imdecode(encoded, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-        out[i] = torch.from_numpy(decoded).permute(2, 0, 1)
+        out[i] = torch.from_numpy(jpeg_roundtrip(_hwc(x[i]), quality)).permute(2, 0, 1)
     return out
 
 
@@ -158,7 +154,7 @@ def augment_batch(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> 
     idx = _pick(n, cfg.jpeg_p, gen)
     if len(idx):
         qualities = torch.randint(int(cfg.jpeg_quality[0]), int(cfg.jpeg_quality[1]) + 1, (len(idx),), generator=gen)
-        out[idx] = jpeg_roundtrip(to_uint8(out[idx]), qualities).float().div(255.0)
+        out[idx] = jpeg_batch(to_uint8(out[idx]), qualities).float().div(255.0)
     return to_uint8(out) if is_uint8 else out
 
 

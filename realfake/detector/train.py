@@ -47,6 +47,7 @@ from realfake.detector.packed import (
     source_balanced_rows,
 )
 from realfake.detector.patches import PatchConfig, check_fits, image_logits, random_patches
+from realfake.detector.scorer import score_in_batches
 from realfake.detector.threshold import choose_threshold
 
 log = logging.getLogger(__name__)
@@ -231,15 +232,18 @@ def predict_logits(model: nn.Module, split: PackedSplit, batch_size: int, prepro
     """Logits for every kept row of a split, in order, without augmentation (patch-averaged in patch mode)."""
     model.eval()
     patch = PatchConfig.from_preprocessing(preprocessing)
-    out = []
-    for batch in iterate_batches(len(split), batch_size):
-        images, _ = read_batch(split, batch)
-        out.append(image_logits(model, to_model_input(images, preprocessing, channels_last), patch))
-    return torch.cat(out).numpy() if out else np.zeros(0, dtype=np.float32)
+    return score_in_batches(
+        lambda chunk: image_logits(model, to_model_input(torch.from_numpy(chunk), preprocessing, channels_last),
+                                   patch).numpy(),
+        split.images, batch_size, rows=split.rows)
 
 
-def binary_metrics(logits: np.ndarray, y: np.ndarray) -> dict[str, float | None]:
-    """Unweighted BCE, accuracy at p=0.5, and ROC AUC (None when only one class is present)."""
+def logit_metrics(y: np.ndarray, logits: np.ndarray) -> dict[str, float | None]:
+    """Validation figures on raw logits: unweighted BCE, accuracy at logit 0 (p = 0.5), ROC AUC (None with one class).
+
+    Arguments in sklearn's order, as realfake.evaluation.metrics.binary_metrics(y_true, p_fake), which reports the
+    full set on probabilities; AUC is taken on the logits here because sigmoid ties saturated scores.
+    """
     logits_t, y_t = torch.from_numpy(logits).float(), torch.from_numpy(y).float()
     loss = float(nn.functional.binary_cross_entropy_with_logits(logits_t, y_t)) if len(y) else math.nan
     acc = float(((logits > 0) == (y == 1)).mean()) if len(y) else math.nan
@@ -299,8 +303,8 @@ def train(
         for epoch in range(cfg.epochs):
             lr = optimizer.param_groups[0]["lr"]
             stats = train_one_epoch(model, train_split, loss_fn, optimizer, scheduler, cfg, preprocessing, gen)
-            val = binary_metrics(predict_logits(model, val_split, cfg.eval_batch_size, preprocessing,
-                                                cfg.channels_last), val_split.y)
+            val = logit_metrics(val_split.y, predict_logits(model, val_split, cfg.eval_batch_size, preprocessing,
+                                                            cfg.channels_last))
             train_images, train_seconds = train_images + stats["images"], train_seconds + stats["seconds"]
             if stopper.step(val["loss"]):
                 best_state, best_val = copy.deepcopy(model.state_dict()), {**val, "epoch": epoch}

@@ -17,7 +17,7 @@ from realfake.core.atomic import atomic_path, write_json, write_text
 from realfake.core.tables import markdown_table
 from realfake.detector.checkpoint import to_model_input
 from realfake.detector.packed import PackedSplit, load_split
-from realfake.detector.scorer import Scorer
+from realfake.detector.scorer import Scorer, score_in_batches
 from realfake.evaluation.baselines import (
     AuditConfig,
     SpectralConfig,
@@ -69,8 +69,7 @@ class EvaluateConfig:
 
 def score_split(scorer: Scorer, split: PackedSplit, batch_size: int) -> np.ndarray:
     """p_fake for every kept row of a packed split, in order."""
-    out = [scorer(split.images[split.rows[i:i + batch_size]]) for i in range(0, len(split), batch_size)]
-    return np.concatenate(out) if out else np.zeros(0)
+    return score_in_batches(scorer, split.images, batch_size, rows=split.rows)
 
 
 def baselines(train: PackedSplit, test: PackedSplit, meta: pd.DataFrame, cfg: EvaluateConfig) -> dict[str, np.ndarray]:

@@ -19,7 +19,7 @@ from realfake.core.atomic import write_bytes
 from realfake.core.errors import UserError
 from realfake.core.imageio import DEFAULT_MAX_PIXELS, DecodedImage, DecodeError, encode_png, read_image
 from realfake.faces.alignment import Alignment, align, pad_fraction, warp_crop
-from realfake.faces.detect import Detector, Face, choose_primary
+from realfake.faces.detect import Face, FaceDetector, choose_primary
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ def judge_face(rec: dict[str, Any], img: DecodedImage, faces: list[Face], cfg: F
 
 
 def process_batch(
-    items: list[tuple[int, str, str]], out_dir: str, cfg: FacesConfig, detector: Detector
+    items: list[tuple[int, str, str]], out_dir: str, cfg: FacesConfig, detector: FaceDetector
 ) -> list[tuple[int, dict[str, Any]]]:
     """Decode, detect, align and write crops for (index, image path, face_id) items; one record each."""
     records: dict[int, dict[str, Any]] = {}
@@ -169,7 +169,7 @@ def _init_worker(cfg: FacesConfig) -> None:
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
     _WORKER["cfg"] = cfg
-    _WORKER["detector"] = Detector(cfg.detect_size, cfg.min_face_px, cfg.detect_pad)
+    _WORKER["detector"] = FaceDetector(cfg.detect_size, cfg.min_face_px, cfg.detect_pad)
 
 
 def _work(items: list[tuple[int, str, str]], out_dir: str) -> list[tuple[int, dict[str, Any]]]:

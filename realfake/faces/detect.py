@@ -20,7 +20,7 @@ class Face:
     landmarks: np.ndarray  # (5, 2): left eye, right eye, nose, mouth left, mouth right (image left/right)
 
 
-class Detector:
+class FaceDetector:
     """MTCNN on bounded-size, border-padded, downscaled copies, batched; results mapped back to original coords.
 
     The grey border matters: on tight crops (UTKFace, DFDC) the face runs off the frame and MTCNN then

@@ -27,13 +27,15 @@ class FetchConfig:
     cache_dir: str = "data/downloads"
 
 
-def sha256_file(path: str | os.PathLike) -> str:
-    """SHA-256 of a file, read in chunks."""
-    digest = hashlib.sha256()
+def file_hexdigest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
+    """Hex digest of a file (hashlib.file_digest reads it in chunks); md5 is only ever an integrity check here."""
     with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(fh, lambda: hashlib.new(algorithm, usedforsecurity=False)).hexdigest()
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """SHA-256 of a file."""
+    return file_hexdigest(path, "sha256")
 
 
 def verify_sha256(path: Path, expected: str | None) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from realfake.core.errors import UserError
@@ -41,7 +41,6 @@ class Source:
     labels: str | None = None
     group: str = "file"
     profile: str = "sample"
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def enabled(self) -> bool:

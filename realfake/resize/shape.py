@@ -7,7 +7,6 @@ learn the generation, not the source's encoder.
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -16,10 +15,8 @@ import numpy as np
 from PIL import Image
 
 from realfake.core.errors import UserError
-from realfake.core.imageio import RESAMPLE
+from realfake.core.imageio import RESAMPLE, jpeg_roundtrip
 from realfake.core.params import check_image_size
-
-JPEG_SUBSAMPLING = 2  # Pillow's code for 4:2:0, set explicitly so a Pillow default change cannot alter it
 
 
 @dataclass
@@ -48,19 +45,9 @@ def resize_crop(path: Path, size: int) -> np.ndarray:
     return np.asarray(rgb.resize((size, size), RESAMPLE))
 
 
-def reencode_jpeg(rgb: np.ndarray, quality: int) -> tuple[bytes, np.ndarray]:
-    """Encode RGB with the one fixed JPEG encoder (baseline, 4:2:0, standard tables); return the bytes and decoded RGB."""
-    buf = io.BytesIO()
-    Image.fromarray(rgb).save(buf, format="JPEG", quality=quality, subsampling=JPEG_SUBSAMPLING,
-                              optimize=False, progressive=False)
-    data = buf.getvalue()
-    with Image.open(io.BytesIO(data)) as img:
-        return data, np.asarray(img.convert("RGB"))
-
-
 def training_image(path: Path, cfg: ResizeConfig) -> np.ndarray:
     """The pixels stored for one crop: resized, then re-encoded when cfg.reencode says so."""
     out = resize_crop(path, cfg.size)
     if cfg.reencode == "jpeg":
-        out = reencode_jpeg(out, cfg.jpeg_quality)[1]
+        out = jpeg_roundtrip(out, cfg.jpeg_quality)
     return out
