@@ -62,6 +62,7 @@ def test_model_trains_and_predicts_probabilities(utk):
         np.testing.assert_allclose(p.sum(1), 1.0, atol=1e-5)
 
 
+@pytest.mark.slow  # trains the attribute model on the sample (~3-5 s here)
 def test_training_lowers_the_loss_on_the_sample(utk):
     frame, images = utk
     cfg = AttributesConfig(**{**SMALL, "epochs": 8, "lr": 5e-3})

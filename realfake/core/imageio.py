@@ -182,4 +182,4 @@ def encode_jpeg(rgb: np.ndarray, quality: int) -> bytes:
 def jpeg_roundtrip(rgb: np.ndarray, quality: int) -> np.ndarray:
     """H x W x 3 uint8 RGB through encode_jpeg at `quality` and back."""
     with Image.open(io.BytesIO(encode_jpeg(rgb, quality))) as img:
-        return np.asarray(img.convert("RGB"))
+        return np.array(img.convert("RGB"))  # a writable array (torch.from_numpy warns on a read-only one)
