@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from realfake.params import find_mirror
+from realfake.core.params import find_mirror
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data" / "sample"

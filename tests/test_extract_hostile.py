@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from test_download import download, jpeg_bytes, source
 
-from realfake.errors import UserError
+from realfake.core.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
 

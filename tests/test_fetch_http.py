@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from realfake.errors import UserError
-from realfake.fetch import FetchConfig, fetch_http
+from realfake.core.errors import UserError
+from realfake.ingest.fetch import FetchConfig, fetch_http
 
 PAYLOAD = bytes(range(256)) * 400  # 102,400 bytes
 CUT = 30_000

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from realfake.download import RAW_SCHEMA
+from realfake.ingest.download import RAW_SCHEMA
 
 REPO = Path(__file__).resolve().parents[1]
 GIT_IDENTITY = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
@@ -96,7 +96,7 @@ def workers_of(pid: int) -> list[int]:
 
 POOL_SCRIPT = textwrap.dedent("""
     import multiprocessing, sys, time
-    from realfake.worker_pool import orphan_safe_pool
+    from realfake.faces.worker_pool import orphan_safe_pool
 
     def nap(_):
         time.sleep(300)
@@ -130,7 +130,7 @@ def test_pool_workers_die_with_a_killed_parent(tmp_path, method):
 WRITER_SCRIPT = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from realfake.atomic import atomic_dir, atomic_path
+    from realfake.core.atomic import atomic_dir, atomic_path
 
     root = Path(sys.argv[1])
     with atomic_dir(root / "out") as tmp, atomic_path(root / "out.json") as tmp_file:
@@ -156,7 +156,7 @@ def temps(folder: Path) -> list[str]:
 
 
 def test_killed_writers_temps_are_swept_but_a_live_writers_are_kept(tmp_path):
-    from realfake.atomic import atomic_dir, sweep_stale, write_text
+    from realfake.core.atomic import atomic_dir, sweep_stale, write_text
 
     root = tmp_path / "data"
     dead = start_writer(tmp_path, root)
