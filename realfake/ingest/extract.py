@@ -109,9 +109,9 @@ def _check_totals(path: Path, sizes: list[int], limits: ExtractLimits) -> None:
         raise UserError(f"{path}: {total} bytes uncompressed exceed download.limits.max_total_bytes")
     packed = path.stat().st_size
     if total > RATIO_FLOOR_BYTES and total > limits.max_ratio * packed:
-        raise UserError(f"{path}: {len(sizes)} entries expand {total / max(packed, 1):.0f}x in total "
-                        f"({packed} -> {total} bytes), over download.limits.max_ratio={limits.max_ratio:g}: "
-                        "refusing a likely archive bomb")
+        raise UserError(f"{path}: {len(sizes)} entries expand {total / max(packed, 1):.0f}x in total ({packed} -> "
+                        f"{total} bytes; download.limits.max_ratio is {limits.max_ratio:g}): refusing a likely "
+                        "archive bomb of many small entries")
 
 
 def _iter_zip(path: Path, limits: ExtractLimits) -> Iterator[Member]:
