@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import resource
+import signal
 import struct
 import subprocess
 import sys
@@ -162,3 +164,22 @@ def test_stage_logs_one_line_per_bad_entry_and_exits_zero(tmp_path):
         assert any(f"{name[:40]}" in line and f": {reason}: " in line for line in refusals), (name, reason)
     metrics = json.loads((tmp_path / "metrics" / "download" / "demo.json").read_text())
     assert metrics["images_kept"] == 4 and reconciles(metrics)
+
+
+def test_a_full_disk_stops_the_stage_with_one_line_and_leaves_nothing(tmp_path):
+    """A write that fails for the machine's sake (here a file-size limit: EFBIG) is no fault of the entry."""
+    archive = make_zip(tmp_path / "ok.zip", [(f"{i}.jpg", jpeg_bytes(i, size=160)) for i in range(3)])
+    assert min(len(jpeg_bytes(i, size=160)) for i in range(3)) > 20_000
+    (tmp_path / "params.yaml").write_text(
+        "data: {profile: sample}\n"
+        f"sources:\n  demo: {{label: fake, kind: gan, include: ['*'], profiles: {{sample: {{uri: '{archive}'}}}}}}\n")
+
+    def small_files_only():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a failed write, not a killed process
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
+
+    proc = subprocess.run([sys.executable, str(REPO / "stages" / "download.py"), "--source", "demo"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120, preexec_fn=small_files_only)
+    assert proc.returncode == 2, proc.stderr
+    assert "cannot write" in proc.stderr and "File too large" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "data" / "raw").exists() or sorted(p.name for p in (tmp_path / "data/raw").iterdir()) == []

@@ -26,7 +26,7 @@ SKIP_REASONS = (
 # Below this many bytes in total, an archive may compress as well as it likes (small text files do)
 RATIO_FLOOR_BYTES = 16 * 2**20
 # Refusing an entry for these would hide a fault of the machine, not of the entry: stop the stage instead
-_MACHINE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO}
+_MACHINE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO}
 
 
 @dataclass(frozen=True)
@@ -264,8 +264,8 @@ class EntryWriter:
 
     def _entry_error(self, rel: str, exc: OSError) -> EntryError:
         if exc.errno in _MACHINE_ERRNOS:
-            raise UserError(f"cannot write {self.root / rel}: {exc.strerror} (free space or fix permissions, then "
-                            "re-run)") from exc
+            raise UserError(f"cannot write {rel!r} below {self.root.parent}: {exc.strerror} (free space, or fix "
+                            "permissions or limits, then re-run)") from exc
         if exc.errno == errno.ENAMETOOLONG:
             return EntryError("name-too-long", str(exc))
         if isinstance(exc, (NotADirectoryError, IsADirectoryError)) or (self.root / rel).is_dir():
