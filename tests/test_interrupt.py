@@ -95,14 +95,17 @@ def workers_of(pid: int) -> list[int]:
 # ---------------------------------------------------------------- the pool on its own
 
 POOL_SCRIPT = textwrap.dedent("""
-    import multiprocessing, sys, time
+    import multiprocessing, os, sys, time
     from realfake.faces.worker_pool import orphan_safe_pool
 
     def nap(_):
         time.sleep(300)
 
     if __name__ == "__main__":
-        ctx = multiprocessing.get_context(sys.argv[1])
+        method, _, fallback = sys.argv[1].partition("+")
+        if fallback == "no-pidfd":  # as on macOS or Linux < 5.3: the workers (forked, so they inherit this) poll
+            del os.pidfd_open
+        ctx = multiprocessing.get_context(method)
         with orphan_safe_pool(2, ctx) as pool:
             futures = [pool.submit(nap, i) for i in range(4)]
             print("ready", flush=True)
@@ -110,7 +113,7 @@ POOL_SCRIPT = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("method", ["forkserver", "spawn", "fork"])
+@pytest.mark.parametrize("method", ["forkserver", "spawn", "fork", "fork+no-pidfd"])
 def test_pool_workers_die_with_a_killed_parent(tmp_path, method):
     script = tmp_path / "pool.py"
     script.write_text(POOL_SCRIPT)
