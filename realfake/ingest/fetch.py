@@ -1,4 +1,4 @@
-"""Fetch a source to a local archive or directory: HTTP(S), Kaggle, the offline mirror, or a local path."""
+"""Fetch a source to a local archive or directory: HTTP(S), S3, Kaggle, the offline mirror, or a local path."""
 
 from __future__ import annotations
 
@@ -53,6 +53,10 @@ def fetch(uri: str, source: str, sha256: str | None, cfg: FetchConfig) -> Path:
     if uri.startswith(("http://", "https://")):
         dest = Path(cfg.cache_dir) / source / (Path(uri.split("?", 1)[0]).name or "download")
         return fetch_http(uri, dest, sha256, cfg)
+    if uri.startswith("s3://"):
+        from realfake.ingest.s3 import fetch_s3  # boto3 is imported only when a source lives on S3
+
+        return fetch_s3(uri, Path(cfg.cache_dir) / source, sha256, cfg)
     if uri.startswith("kaggle://"):
         return fetch_kaggle(uri.removeprefix("kaggle://"), Path(cfg.cache_dir) / source, sha256)
     path = resolve_local(uri)
