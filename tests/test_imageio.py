@@ -15,6 +15,7 @@ from realfake.core.imageio import (
     decode_image,
     encode_jpeg,
     estimate_jpeg_quality,
+    gaussian_blur,
     is_grayscale,
     jpeg_roundtrip,
     read_image,
@@ -176,3 +177,15 @@ def test_the_one_jpeg_encoder_matches_libjpeg_through_opencv_and_pillows_default
     decoded = jpeg_roundtrip(rgb, quality)
     assert decoded.shape == rgb.shape and np.array_equal(decoded, jpeg_roundtrip(rgb, quality))
     assert estimate_jpeg_quality(Image.open(io.BytesIO(data))) == quality
+
+
+@pytest.mark.parametrize("sigma", [0.5, 1, 1.5, 2, 3])
+def test_the_one_blur_keeps_the_robustness_kernel_rule_on_8_bit_images(sigma):
+    """One Gaussian blur for augmentation and robustness: on uint8 it is the explicit 2·ceil(3σ)+1 kernel."""
+    import cv2
+
+    rgb = np.random.default_rng(1).integers(0, 256, (40, 48, 3), dtype=np.uint8)
+    k = 2 * int(np.ceil(3 * sigma)) + 1
+    explicit = cv2.GaussianBlur(rgb, (k, k), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_REFLECT_101)
+    assert np.array_equal(gaussian_blur(rgb, sigma), explicit)
+    assert gaussian_blur(rgb, 0) is rgb

@@ -1,5 +1,5 @@
 """Image I/O: robust decoding (EXIF orientation, every mode to 8-bit RGB, bomb guard, JPEG quality), the one resampling
-filter, lossless PNG and the one JPEG encoder."""
+filter, lossless PNG, the one JPEG encoder and the one Gaussian blur."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import io
 import warnings
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
@@ -183,3 +184,14 @@ def jpeg_roundtrip(rgb: np.ndarray, quality: int) -> np.ndarray:
     """H x W x 3 uint8 RGB through encode_jpeg at `quality` and back."""
     with Image.open(io.BytesIO(encode_jpeg(rgb, quality))) as img:
         return np.array(img.convert("RGB"))  # a writable array (torch.from_numpy warns on a read-only one)
+
+
+def gaussian_blur(hwc: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian blur of one H x W x C image (uint8 or float), reflected borders; sigma <= 0 returns it unchanged.
+
+    OpenCV picks the kernel from sigma: 2·round(3σ)+1 taps for 8-bit images (the same as 2·ceil(3σ)+1 for the
+    robustness specs), 2·round(4σ)+1 for float ones. Augmentation and the robustness damage both blur here.
+    """
+    if sigma <= 0:
+        return hwc
+    return cv2.GaussianBlur(hwc, (0, 0), sigma, borderType=cv2.BORDER_REFLECT_101)

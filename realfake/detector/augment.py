@@ -15,12 +15,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from realfake.core.errors import UserError
+from realfake.core.imageio import gaussian_blur as blur_image
 from realfake.core.imageio import jpeg_roundtrip
 
 GRAY_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R BT.601 luma, as PIL's convert("L")
@@ -117,9 +117,8 @@ def gaussian_blur(x: torch.Tensor, sigmas: torch.Tensor) -> torch.Tensor:
     """Gaussian blur of float images with one sigma per image (sigma 0 leaves an image as it is)."""
     out = x.clone()
     for i, sigma in enumerate(sigmas.tolist()):
-        if sigma > 1e-3:  # OpenCV picks the kernel size from sigma (about 6 sigma + 1)
-            blurred = cv2.GaussianBlur(_hwc(x[i]), (0, 0), sigma, borderType=cv2.BORDER_REFLECT_101)
-            out[i] = torch.from_numpy(blurred).permute(2, 0, 1)
+        if sigma > 1e-3:
+            out[i] = torch.from_numpy(blur_image(_hwc(x[i]), sigma)).permute(2, 0, 1)
     return out
 
 

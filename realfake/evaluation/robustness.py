@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from realfake.core.errors import UserError
+from realfake.core.imageio import gaussian_blur as blur_image
 from realfake.core.imageio import jpeg_roundtrip
 from realfake.detector.scorer import score_in_batches
 from realfake.evaluation.metrics import binary_metrics
@@ -46,10 +47,8 @@ def jpeg(batch: np.ndarray, quality: int) -> np.ndarray:
 
 
 def gaussian_blur(batch: np.ndarray, sigma: float) -> np.ndarray:
-    """Gaussian blur with standard deviation `sigma` px (kernel 2·ceil(3σ)+1, reflected borders)."""
-    k = 2 * int(np.ceil(3 * sigma)) + 1
-    return _per_image(batch, lambda hwc: cv2.GaussianBlur(hwc, (k, k), sigmaX=sigma, sigmaY=sigma,
-                                                          borderType=cv2.BORDER_REFLECT_101))
+    """Gaussian blur with standard deviation `sigma` px (realfake.core.imageio.gaussian_blur, reflected borders)."""
+    return _per_image(batch, lambda hwc: blur_image(hwc, sigma))
 
 
 def downscale(batch: np.ndarray, factor: float) -> np.ndarray:
