@@ -5,8 +5,7 @@ import dataclasses
 
 from realfake.core.params import load_params, load_section
 from realfake.core.stage import run_stage
-from realfake.resize.shape import ResizeConfig
-from realfake.resize.stage import run_resize
+from realfake.resize.images import ResizeConfig, run_resize
 
 
 def main() -> None:

@@ -21,7 +21,7 @@ from realfake.faces.crop import FacesConfig
 from realfake.ingest.download import DownloadConfig
 from realfake.ingest.sources import DataConfig, load_source
 from realfake.metadata.build import MetadataConfig
-from realfake.resize.shape import ResizeConfig
+from realfake.resize.images import ResizeConfig
 from realfake.sample.sampling import SampleConfig
 
 REPO = Path(__file__).resolve().parents[1]

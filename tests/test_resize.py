@@ -15,8 +15,7 @@ from PIL import Image, ImageFilter, JpegImagePlugin
 from realfake.core.errors import UserError
 from realfake.core.imageio import encode_jpeg, jpeg_roundtrip
 from realfake.core.params import load_section
-from realfake.resize.shape import ResizeConfig, resize_crop
-from realfake.resize.stage import run_resize
+from realfake.resize.images import ResizeConfig, resize_crop, run_resize
 
 REPO = Path(__file__).resolve().parents[1]
 
