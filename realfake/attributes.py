@@ -12,7 +12,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from PIL import Image
-from tqdm import tqdm
 
 from realfake.errors import UserError
 from realfake.metadata import (
@@ -23,6 +22,7 @@ from realfake.metadata import (
     age_group_labels,
     age_to_group,
 )
+from realfake.progress import tqdm
 
 log = logging.getLogger(__name__)
 

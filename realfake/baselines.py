@@ -21,9 +21,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
-from tqdm import tqdm
 
 from realfake.metrics import as_arrays, binary_metrics
+from realfake.progress import tqdm
 
 log = logging.getLogger(__name__)
 

@@ -13,13 +13,13 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
-from tqdm import tqdm
 
 from realfake.atomic import atomic_dir, write_json, write_parquet
 from realfake.errors import UserError
 from realfake.extract import ExtractLimits, iter_members, safe_relpath
 from realfake.fetch import FetchConfig, fetch
 from realfake.labels import group_key, parse_labels
+from realfake.progress import tqdm
 from realfake.sources import Source
 
 log = logging.getLogger(__name__)

@@ -28,6 +28,7 @@ PRIMARY_RULES = ("center", "largest", "prob")
 # One resampling filter for every scale change in the pipeline (antialiased when shrinking).
 RESAMPLE = Image.Resampling.LANCZOS
 # MTCNN never finds faces below its 12 px window; below 20 px its recall drops (its own default).
+MTCNN_WINDOW = 12
 MTCNN_MIN_FACE = 20
 
 
@@ -155,7 +156,12 @@ class Detector:
         """One MTCNN call on a (N, H, W, 3) batch; returns faces in detection-copy coords."""
         # Faces we would reject as too small need not be searched for, and a coarser pyramid is much
         # cheaper. The MTCNN box is about 1.6x face_px (measured), so min_face_px itself leaves a 1.6x margin.
-        self.mtcnn.min_face_size = max(MTCNN_MIN_FACE, int(self.min_face_src * factor))
+        # MTCNN builds its pyramid from min_face_size down to its 12 px window; an image shorter than
+        # min_face_size gives an empty pyramid and torch.cat([]) deep inside facenet-pytorch.
+        short = min(batch.shape[1:3])
+        if short < MTCNN_WINDOW:
+            return [[] for _ in batch]
+        self.mtcnn.min_face_size = min(max(MTCNN_MIN_FACE, int(self.min_face_src * factor)), short)
         with self.torch.inference_mode():
             boxes, probs, points = self.mtcnn.detect(batch, landmarks=True)
         out = []
@@ -168,6 +174,63 @@ class Detector:
             pts = np.asarray(pts, dtype=np.float64).reshape(-1, 5, 2)
             out.append([Face(b[k], float(p[k]), pts[k]) for k in range(len(b))])
         return out
+
+
+@dataclass
+class Detection:
+    """Detection's answer for one image: its faces, or the reason it could not look (then no faces)."""
+
+    faces: list[Face]
+    reason: str | None = None  # image_too_small | detection_error
+    detail: str | None = None
+
+
+def too_small(width: int, height: int, cfg: FacesConfig) -> str | None:
+    """Why no face of cfg.min_face_px can be kept from an image this small (None when one can).
+
+    A crop of side s sticks out of an image whose short side is d by at least 1 - d/s of its area, so with
+    at most max_pad_fraction outside, s <= d / (1 - max_pad_fraction).
+    """
+    short = min(width, height)
+    if short >= max(cfg.min_face_px * (1.0 - cfg.max_pad_fraction), MTCNN_WINDOW):
+        return None
+    return f"{width}x{height} px: too small to hold a face of faces.min_face_px={cfg.min_face_px}"
+
+
+def _detect_isolated(detector: Detector, images: list[np.ndarray], pad: float | None) -> list[list[Face] | str]:
+    """detector.detect, but a failure costs only the image that caused it (found by retrying one by one)."""
+    try:
+        return list(detector.detect(images, pad=pad))
+    except Exception as exc:  # noqa: BLE001 -- MTCNN raises anything from deep inside torch; keep the others
+        if len(images) == 1:
+            log.warning("detection failed on one image (%dx%d): %s", images[0].shape[1], images[0].shape[0], exc)
+            return [f"{type(exc).__name__}: {exc}"[:200]]
+        return [result for img in images for result in _detect_isolated(detector, [img], pad)]
+
+
+def detect_faces(detector: Detector, images: list[np.ndarray], cfg: FacesConfig) -> list[Detection]:
+    """Faces in each RGB image, as the faces stage and `realfake predict` both see them, one image never costing another.
+
+    Too-small images are answered without MTCNN; images MTCNN misses (no face >= min_prob) get a second look
+    without the grey border, as MTCNN's probability on a borderline face moves with the pyramid (measured:
+    recovers 2 of 4 UTKFace misses).
+    """
+    out = [Detection([]) for _ in images]
+    todo = []
+    for k, img in enumerate(images):
+        reason = too_small(img.shape[1], img.shape[0], cfg)
+        if reason:
+            out[k] = Detection([], "image_too_small", reason)
+        else:
+            todo.append(k)
+    for k, found in zip(todo, _detect_isolated(detector, [images[k] for k in todo], None), strict=True):
+        out[k] = Detection([], "detection_error", found) if isinstance(found, str) else Detection(found)
+    retry = [k for k in todo if out[k].reason is None and not any(f.prob >= cfg.min_prob for f in out[k].faces)]
+    if retry and detector.pad > 0:
+        for k, found in zip(retry, _detect_isolated(detector, [images[k] for k in retry], 0.0), strict=True):
+            if not isinstance(found, str):  # a failed second look leaves the first one standing
+                out[k].faces = out[k].faces + found
+    return out
 
 
 def _to_original(face: Face, factor: float, border: int) -> Face:
@@ -308,27 +371,14 @@ def process_batch(
             continue
         describe_image(rec, img)
         decoded.append((index, fid, img))
-    try:
-        all_faces = detector.detect([img.rgb for _, _, img in decoded])
-    except Exception as exc:  # a detector failure on one batch must not take the stage down
-        log.warning("detection failed on a batch of %d: %s", len(decoded), exc)
-        all_faces = None
-    # MTCNN's probability on a borderline face moves with the pyramid; a second look without the border
-    # recovers some (measured: 2 of 4 UTKFace misses). Only misses pay for it.
-    retry = [k for k, faces in enumerate(all_faces or []) if not any(f.prob >= cfg.min_prob for f in faces)]
-    if retry and detector.pad > 0:
-        try:
-            for k, faces in zip(retry, detector.detect([decoded[k][2].rgb for k in retry], pad=0.0), strict=True):
-                all_faces[k] = all_faces[k] + faces
-        except Exception as exc:  # the first look stands
-            log.warning("second detection pass failed: %s", exc)
-    for k, (index, fid, img) in enumerate(decoded):
+    detections = detect_faces(detector, [img.rgb for _, _, img in decoded], cfg)
+    for (index, fid, img), found in zip(decoded, detections, strict=True):
         rec = records[index]
-        if all_faces is None:
-            rec["reason"], rec["reason_detail"] = "detection_error", "MTCNN raised on this batch"
+        if found.reason:
+            rec["reason"], rec["reason_detail"] = found.reason, found.detail
             continue
         try:
-            al = judge_face(rec, img, all_faces[k], cfg)
+            al = judge_face(rec, img, found.faces, cfg)
             if al is not None:
                 crop = warp_crop(img.rgb, al, cfg.crop_size)
                 write_bytes(Path(out_dir) / f"{fid}.png", encode_png(crop))
@@ -362,7 +412,7 @@ def process_images(
     items: list[tuple[str, str]], out_dir: str | os.PathLike, cfg: FacesConfig, progress: bool = True
 ) -> tuple[list[dict[str, Any]], float]:
     """Run (image path, face_id) items through the pipeline; return records in input order and seconds taken."""
-    from tqdm import tqdm
+    from realfake.progress import tqdm
 
     indexed = [(i, path, fid) for i, (path, fid) in enumerate(items)]
     batches = [indexed[i:i + cfg.batch_size] for i in range(0, len(indexed), cfg.batch_size)]

@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from PIL import Image
-from tqdm import tqdm
 
 from realfake.errors import UserError
 from realfake.face_measures import SKIN_TONES, measure_crop, pose_from_landmarks, skin_tone
+from realfake.progress import tqdm
 
 log = logging.getLogger(__name__)
 

@@ -13,10 +13,10 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 from PIL import Image
-from tqdm import tqdm
 
 from realfake.errors import UserError
 from realfake.metrics import binary_metrics
+from realfake.progress import tqdm
 
 log = logging.getLogger(__name__)
 

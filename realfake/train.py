@@ -15,6 +15,7 @@ import logging
 import math
 import os
 import random
+import re
 import statistics
 import time
 from collections import Counter
@@ -28,11 +29,11 @@ import pandas as pd
 import torch
 from sklearn.metrics import roc_auc_score
 from torch import nn
-from tqdm import tqdm
 
 from realfake.atomic import atomic_dir, atomic_path
 from realfake.augment import AugmentConfig, augment_batch
 from realfake.errors import UserError
+from realfake.fitness import FitnessConfig, assess
 from realfake.losses import LOSSES, BinaryLoss, class_weights
 from realfake.metrics import choose_threshold
 from realfake.model import (
@@ -44,6 +45,7 @@ from realfake.model import (
     count_parameters,
 )
 from realfake.patches import PatchConfig, check_fits, image_logits, random_patches
+from realfake.progress import tqdm
 
 log = logging.getLogger(__name__)
 
@@ -84,12 +86,15 @@ class TrainConfig:
     sampler: str = "shuffle"
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     patch: PatchConfig = field(default_factory=PatchConfig)
+    fitness: FitnessConfig = field(default_factory=FitnessConfig)  # when the model may judge photos (fitness.py)
 
     def __post_init__(self) -> None:
         if isinstance(self.augment, dict):
             self.augment = config_from_dict(AugmentConfig, self.augment, "train.augment")
         if isinstance(self.patch, dict):
             self.patch = config_from_dict(PatchConfig, self.patch, "train.patch")
+        if isinstance(self.fitness, dict):
+            self.fitness = config_from_dict(FitnessConfig, self.fitness, "train.fitness")
         checks = {
             "schedule": (self.schedule in SCHEDULES, f"one of {SCHEDULES}"),
             "loss": (self.loss in LOSSES, f"one of {LOSSES}"),
@@ -382,16 +387,45 @@ def save_checkpoint(path, model: nn.Module, model_cfg: ModelConfig, preprocessin
         torch.save(checkpoint, tmp)
 
 
-def load_detector(path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild the model from a checkpoint (safe load: weights_only=True); returns (model in eval mode, checkpoint)."""
+def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """torch.load with weights_only=True; every way a file can fail to be a checkpoint is one UserError line.
+
+    torch raises many types here (RuntimeError for a cut zip, EOFError when empty, KeyError or UnpicklingError
+    for other files), and its refusal message suggests weights_only=False, which would run the file's code:
+    so the message is ours, and the refusal never points to an unsafe load.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"model {path} not found: train one with `dvc repro` or pass --model")
+    if not path.is_file():
+        raise UserError(f"model {path} is not a file")
+    if path.stat().st_size == 0:
+        raise UserError(f"model {path} is empty (0 bytes): not a checkpoint; re-run the train stage")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError as exc:
-        raise UserError(f"{path} not found: run the train stage first") from exc
+    except Exception as exc:  # noqa: BLE001 -- see the docstring
+        text = str(exc)
+        wanted = re.search(r"GLOBAL (\S+)", text)
+        if wanted:
+            raise UserError(f"model {path} refused: it asks to run Python code ({wanted.group(1)}), which a model file "
+                            "never needs; nothing was run. Use only checkpoints written by the train stage") from None
+        raise UserError(f"model {path} is not a {CHECKPOINT_FORMAT} checkpoint (truncated or another kind of file: "
+                        f"{type(exc).__name__})") from None
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
-        raise UserError(f"{path} is not a {CHECKPOINT_FORMAT} checkpoint")
-    model = build_model(ModelConfig(**checkpoint["model_config"]))
-    model.load_state_dict(checkpoint["state_dict"])
+        raise UserError(f"model {path} is not a {CHECKPOINT_FORMAT} checkpoint")
+    return checkpoint
+
+
+def load_detector(path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild the model from a checkpoint (safe load: weights_only=True); returns (model in eval mode, checkpoint)."""
+    checkpoint = read_checkpoint(path)
+    try:
+        model = build_model(config_from_dict(ModelConfig, checkpoint["model_config"], "model_config"))
+        model.load_state_dict(checkpoint["state_dict"])
+        PatchConfig.from_preprocessing(checkpoint["preprocessing"])
+    except (KeyError, TypeError, ValueError, RuntimeError, UserError) as exc:
+        reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        raise UserError(f"model {path} is a damaged {CHECKPOINT_FORMAT} checkpoint: {reason}") from None
     return model.eval(), checkpoint
 
 
@@ -403,6 +437,14 @@ def preprocessing_for(size: int) -> dict[str, Any]:
     return {"size": int(size), "channel_order": "RGB", "layout": "NCHW", "scale": 1 / 255, "mean": MEAN, "std": STD}
 
 
+def resize_record(resize_params: dict[str, Any] | None, size: int) -> dict[str, Any]:
+    """The resize settings that made the packed images (params.yaml `resize`; no re-encoding when not given)."""
+    from realfake.resize import ResizeConfig
+
+    cfg = ResizeConfig.from_params({**(resize_params or {}), "size": size})
+    return {"size": cfg.size, "reencode": cfg.reencode, "jpeg_quality": cfg.jpeg_quality}
+
+
 def train(
     model_cfg: ModelConfig,
     cfg: TrainConfig,
@@ -411,8 +453,15 @@ def train(
     live_dir: str | os.PathLike,
     size: int | None = None,
     face_params: dict[str, Any] | None = None,
+    resize_params: dict[str, Any] | None = None,
+    profile: str | None = None,
 ) -> dict[str, Any]:
-    """Train on `packed_dir` train/val, keep the best-val-loss checkpoint, log to dvclive; return the summary."""
+    """Train on `packed_dir` train/val, keep the best-val-loss checkpoint, log to dvclive; return the summary.
+
+    face_params and resize_params (params.yaml `faces`, `resize`) made the packed images: they travel in the
+    checkpoint so `realfake predict` shapes a new photo exactly as training did. profile (`data.profile`)
+    goes into the fitness record (fitness.py).
+    """
     from dvclive import Live  # imported here: it is slow to import and only the run needs it
 
     start = time.perf_counter()
@@ -428,6 +477,7 @@ def train(
     preprocessing = preprocessing_for(size)
     if face_params is not None:  # how faces were cut, so `realfake predict` crops new photos the same way
         preprocessing["faces"] = dict(face_params)
+    preprocessing["resize"] = resize_record(resize_params, size)  # and how the crop became the training image
     check_fits(cfg.patch, size)
     if cfg.patch.enabled:  # how images are scored: the evaluate stage and `realfake predict` read it from here
         preprocessing["patch"] = config_to_dict(cfg.patch)
@@ -471,8 +521,11 @@ def train(
     p_val = torch.sigmoid(torch.from_numpy(predict_logits(model, val_split, cfg.eval_batch_size, preprocessing,
                                                           cfg.channels_last))).numpy()
     choice = choose_threshold(val_split.y, p_val)  # the decision threshold `realfake predict` applies
+    fitness = assess(best_val["auc"], len(val_split), profile, cfg.fitness)
     info = {"best_epoch": best_val["epoch"], "val_loss": best_val["loss"], "val_auc": best_val["auc"],
-            "threshold": choice.threshold, "threshold_rule": choice.rule}
+            "threshold": choice.threshold, "threshold_rule": choice.rule, "profile": profile, "fitness": fitness}
+    if not fitness["fit"]:
+        log.warning("model not fit to judge photos: %s", "; ".join(fitness["reasons"]))
     save_checkpoint(checkpoint_path, model, model_cfg, preprocessing, info)
     return {
         "best_epoch": best_val["epoch"],
@@ -480,6 +533,8 @@ def train(
         "best_val_auc": best_val["auc"],
         "best_val_acc": best_val["acc"],
         "threshold": choice.threshold,
+        "fit_to_judge": fitness["fit"],
+        "fitness": fitness,
         "epochs_run": len(history),
         "stopped_early": len(history) < cfg.epochs,
         "seconds": round(time.perf_counter() - start, 2),

@@ -1,6 +1,7 @@
 """DVC stage `train`: fit the detector on data/packed/{train,val}; write the checkpoint, metrics and card.
 
-Params: `model`, `train` (with `train.augment`) and `resize.size` from params.yaml.
+Params: `model`, `train` (with `train.augment`), `resize` and `faces` (stored in the checkpoint for `realfake
+predict`) and `data.profile` (the fitness record) from params.yaml.
 Outputs: models/detector.pt, models/MODEL_CARD.md, metrics/train.json, dvclive/train/.
 """
 
@@ -27,8 +28,9 @@ def main() -> None:
     args = parser.parse_args()
     params = load_params(args.params)
     model_cfg, train_cfg, size = load_configs(params)
-    summary = train(model_cfg, train_cfg, args.packed, args.checkpoint, args.live, size, params.get("faces"))
-    write_json(args.metrics, {k: v for k, v in summary.items() if k != "history"})
+    summary = train(model_cfg, train_cfg, args.packed, args.checkpoint, args.live, size, params.get("faces"),
+                    params.get("resize"), (params.get("data") or {}).get("profile"))
+    write_json(args.metrics, {k: v for k, v in summary.items() if k not in ("history", "fitness")})  # numbers only
     write_model_card(args.card, summary, model_cfg, train_cfg)
     log.info("best epoch %d: val loss %.4f, val AUC %s -> %s",
              summary["best_epoch"], summary["best_val_loss"], summary["best_val_auc"], args.checkpoint)
