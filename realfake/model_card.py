@@ -87,6 +87,9 @@ def render_model_card(summary: dict[str, Any], model_cfg: ModelConfig, train_cfg
         f"{train_cfg.patience}; the checkpoint is the epoch with the lowest val loss.",
         "- Augmentation: flip, random resized crop, colour jitter, random grayscale, Gaussian blur and JPEG "
         "recompression (CNNDetection recipe); probabilities in `params.yaml` `train.augment`.",
+        *([f"- Data profile `{summary.get('profile')}` replaces " + ", ".join(f"`{k}` = {v}" for k, v in over.items())
+           + f" (params.yaml `train.profile_overrides.{summary.get('profile')}`): the values above are the ones used."]
+          if (over := summary.get("profile_overrides")) else []),
         f"- Batches: `{train_cfg.sampler}`" + (" (each class half of the draws, each source an equal share of its class)"
                                                if train_cfg.sampler == "source_balanced" else "") + ".",
         f"- Ran {summary['epochs_run']} epochs ({'stopped early' if summary['stopped_early'] else 'all'}) in "

@@ -19,7 +19,7 @@ import re
 import statistics
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -533,6 +533,7 @@ def train(
         "best_val_auc": best_val["auc"],
         "best_val_acc": best_val["acc"],
         "threshold": choice.threshold,
+        "profile": profile,
         "fit_to_judge": fitness["fit"],
         "fitness": fitness,
         "epochs_run": len(history),
@@ -585,8 +586,30 @@ def fmt(value: float | None) -> str:
 
 
 def load_configs(params: dict[str, Any]) -> tuple[ModelConfig, TrainConfig, int | None]:
-    """ModelConfig, TrainConfig and resize.size from a params.yaml mapping."""
+    """ModelConfig, TrainConfig (with the data profile's `train.profile_overrides` applied) and resize.size."""
     model_cfg = config_from_dict(ModelConfig, params.get("model"), "model")
-    train_cfg = config_from_dict(TrainConfig, params.get("train"), "train")
+    section, override = train_section(params)
+    train_cfg = config_from_dict(TrainConfig, section, "train")
+    if override:
+        log.info("data.profile=%s: train.profile_overrides sets %s", (params.get("data") or {}).get("profile"),
+                 ", ".join(f"{k}={v}" for k, v in override.items()))
     size = (params.get("resize") or {}).get("size")
     return model_cfg, train_cfg, int(size) if size is not None else None
+
+
+def train_section(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """params.yaml `train` with `profile_overrides.<data.profile>` merged over it (top-level keys); and that override.
+
+    The embedded sample has ~130 training faces: at the mirror's batch size an epoch is two optimiser steps and
+    early stopping ends the run before the model learns anything (README, "The sample run"), so the sample
+    profile trains with its own batch size and patience while the mirror defaults stay as they are.
+    """
+    section = dict(params.get("train") or {})
+    overrides = section.pop("profile_overrides", None) or {}
+    if not isinstance(overrides, dict) or not all(isinstance(v, dict | None) for v in overrides.values()):
+        raise UserError("train.profile_overrides must map a data profile to a mapping of train params")
+    override = dict(overrides.get((params.get("data") or {}).get("profile")) or {})
+    unknown = sorted(set(override) - {f.name for f in fields(TrainConfig)})
+    if unknown:
+        raise UserError(f"unknown key(s) in train.profile_overrides: {unknown}")
+    return {**section, **override}, override

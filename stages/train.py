@@ -12,7 +12,7 @@ from realfake.atomic import write_json
 from realfake.cli import run_stage
 from realfake.model_card import write_model_card
 from realfake.params import load_params
-from realfake.train import load_configs, train
+from realfake.train import load_configs, train, train_section
 
 log = logging.getLogger("stages.train")
 
@@ -30,6 +30,7 @@ def main() -> None:
     model_cfg, train_cfg, size = load_configs(params)
     summary = train(model_cfg, train_cfg, args.packed, args.checkpoint, args.live, size, params.get("faces"),
                     params.get("resize"), (params.get("data") or {}).get("profile"))
+    summary["profile_overrides"] = train_section(params)[1]  # what the data profile changed in `train`
     write_json(args.metrics, {k: v for k, v in summary.items() if k not in ("history", "fitness")})  # numbers only
     write_model_card(args.card, summary, model_cfg, train_cfg)
     log.info("best epoch %d: val loss %.4f, val AUC %s -> %s",

@@ -33,10 +33,10 @@ TINY = ModelConfig(attention=False, widths=[8, 16, 32, 32])
 ENV = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
 
 
-def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    """`realfake ARGS` in a fresh process, this checkout's code."""
-    return subprocess.run([sys.executable, "-m", "realfake.cli", *args], capture_output=True, text=True, env=ENV,
-                          cwd=cwd, timeout=300)
+def cli(*args: str, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess:
+    """`realfake ARGS` in a fresh process, this checkout's code; stderr is a pipe, not a terminal."""
+    return subprocess.run([sys.executable, "-m", "realfake.cli", *args], capture_output=True, text=True,
+                          env={**ENV, **env}, cwd=cwd, timeout=300)
 
 
 def one_line_refusal(proc: subprocess.CompletedProcess) -> str:
@@ -69,7 +69,7 @@ def tiny_model(folder: Path, profile: str | None, epochs: int = 1, size: int | N
                fitness: FitnessConfig | None = None) -> Path:
     """A real checkpoint trained for `epochs` on synthetic packed data, with the default faces/resize params."""
     size = size or PARAMS["resize"]["size"]
-    write_packed(folder / "packed", "train", 60, 60, size, seed=0)
+    write_packed(folder / "packed", "train", 30 * (epochs + 1), 30 * (epochs + 1), size, seed=0)
     write_packed(folder / "packed", "val", 60, 60, size, seed=1)
     cfg = TrainConfig(epochs=epochs, batch_size=32, lr=3e-3, warmup_epochs=0.5, min_epochs=epochs, threads=1,
                       fitness=fitness or FitnessConfig())
@@ -119,10 +119,14 @@ def test_faces_stage_keeps_the_batch_around_tiny_images(photos, tmp_path):
 
 
 def test_predict_scores_the_others_around_tiny_images(photos, sample_model, tmp_path):
+    """Also (14) progress off a terminal: one log line per update, no carriage returns (they froze at 0%)."""
     out = tmp_path / "results.json"
     proc = cli("predict", str(photos["gan"]), str(photos["tiny36"]), str(photos["tiny16"]), str(photos["ffhq"]),
-               "--model", str(sample_model), "--out", str(out))
+               "--model", str(sample_model), "--out", str(out), REALFAKE_PROGRESS_S="0")
     assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "\r" not in proc.stderr
+    progress = [line for line in proc.stderr.splitlines() if " INFO realfake.progress: predict: " in line]
+    assert "predict: 0/1 (0%)" in progress[0] and "predict: 1/1 (100%)" in progress[-1], proc.stderr
     rows = {Path(r["file"]).name: r for r in json.loads(out.read_text())}
     assert rows["gan.jpg"]["error"] is None and 0 <= rows["gan.jpg"]["p_fake"] <= 1
     assert rows["ffhq.jpg"]["error"] is None
@@ -313,15 +317,3 @@ def test_model_that_measures_well_predicts_without_a_warning_and_its_card_says_s
     unfit = assess(0.41, 28, "sample", FitnessConfig())
     card = render_model_card({**summary, "fitness": unfit}, TINY, TrainConfig())
     assert "**Not fit to judge photos.**" in card and "validation AUC 0.410 < 0.8" in card
-
-
-# ---------------------------------------------------------------- 14: progress off a terminal
-
-
-def test_progress_is_logged_line_by_line_off_a_terminal(photos, sample_model):
-    proc = subprocess.run([sys.executable, "-m", "realfake.cli", "predict", str(photos["gan"]),
-                           "--model", str(sample_model)], capture_output=True, text=True, timeout=300,
-                          env={**ENV, "REALFAKE_PROGRESS_S": "0"})
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "\r" not in proc.stderr
-    assert any("predict: 1/1 (100%)" in line for line in proc.stderr.splitlines()), proc.stderr
