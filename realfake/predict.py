@@ -14,16 +14,17 @@ import numpy as np
 import pandas as pd
 import torch
 
-from realfake.atomic import write_json, write_text
-from realfake.download import IMAGE_EXTENSIONS
-from realfake.errors import UserError
-from realfake.evaluate import Scorer
-from realfake.faces import Detector, FacesConfig, align, detect_faces, warp_crop
-from realfake.fitness import fitness_of, warning_line
-from realfake.imageio import DecodeError, read_image
-from realfake.progress import tqdm
-from realfake.resize import ResizeConfig, shape_crop
-from realfake.train import read_checkpoint
+from realfake.core.atomic import write_json, write_text
+from realfake.core.errors import UserError
+from realfake.core.imageio import IMAGE_EXTENSIONS, DecodeError, read_image
+from realfake.core.progress import tqdm
+from realfake.detector.checkpoint import read_checkpoint
+from realfake.detector.fitness import fitness_of, warning_line
+from realfake.detector.scorer import Scorer
+from realfake.faces.alignment import align, warp_crop
+from realfake.faces.crop import FacesConfig
+from realfake.faces.detect import Detector, detect_faces
+from realfake.faces.resize import ResizeConfig, shape_crop
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +88,7 @@ def shaping(pre: dict[str, Any]) -> tuple[FacesConfig, ResizeConfig]:
 
 
 def model_input(rgb: np.ndarray, landmarks: np.ndarray, faces: FacesConfig, resize: ResizeConfig) -> np.ndarray:
-    """The aligned crop at crop_size, shaped as every training image was (realfake.resize.shape_crop)."""
+    """The aligned crop at crop_size, shaped as every training image was (realfake.faces.resize.shape_crop)."""
     crop = warp_crop(rgb, align(landmarks, faces.margin, faces.crop_size), faces.crop_size)
     return shape_crop(crop, resize).transpose(2, 0, 1)
 
@@ -96,7 +97,7 @@ def crop_faces(paths: list[Path], detector: Detector, faces: FacesConfig, resize
                errors: list[dict[str, Any]]) -> list[FaceCrop]:
     """Every face above faces.min_prob in each readable file; a file that cannot be scored goes to `errors`.
 
-    Detection is the faces stage's own (realfake.faces.detect_faces): too-small images are answered, not
+    Detection is the faces stage's own (realfake.faces.detect.detect_faces): too-small images are answered, not
     crashed on, and a failure on one image never costs the others theirs.
     """
     decoded = []
@@ -133,7 +134,7 @@ def crop_faces(paths: list[Path], detector: Detector, faces: FacesConfig, resize
 def predict(inputs: list[str], model_path: Path, batch: int = 16, threshold: float | None = None) -> pd.DataFrame:
     """One row per face, one per file that could not be scored and one per input that named nothing, in input order.
 
-    When the model is not fit to judge (realfake.fitness), every row carries the reason in `warning`.
+    When the model is not fit to judge (realfake.detector.fitness), every row carries the reason in `warning`.
     """
     scorer = Scorer(model_path)
     faces, resize = shaping(scorer.checkpoint["preprocessing"])

@@ -6,15 +6,11 @@ Outputs: models/detector.pt, models/MODEL_CARD.md, metrics/train.json, dvclive/t
 """
 
 import argparse
-import logging
 
-from realfake.atomic import write_json
-from realfake.cli import run_stage
-from realfake.model_card import write_model_card
-from realfake.params import load_params
-from realfake.train import load_configs, train, train_section
-
-log = logging.getLogger("stages.train")
+from realfake.core.params import load_params
+from realfake.core.stage import run_stage
+from realfake.detector.stage import run_train_stage
+from realfake.detector.train import load_configs, train_section
 
 
 def main() -> None:
@@ -28,13 +24,9 @@ def main() -> None:
     args = parser.parse_args()
     params = load_params(args.params)
     model_cfg, train_cfg, size = load_configs(params)
-    summary = train(model_cfg, train_cfg, args.packed, args.checkpoint, args.live, size, params.get("faces"),
-                    params.get("resize"), (params.get("data") or {}).get("profile"))
-    summary["profile_overrides"] = train_section(params)[1]  # what the data profile changed in `train`
-    write_json(args.metrics, {k: v for k, v in summary.items() if k not in ("history", "fitness")})  # numbers only
-    write_model_card(args.card, summary, model_cfg, train_cfg)
-    log.info("best epoch %d: val loss %.4f, val AUC %s -> %s",
-             summary["best_epoch"], summary["best_val_loss"], summary["best_val_auc"], args.checkpoint)
+    run_train_stage(model_cfg, train_cfg, size, params.get("faces"), args.packed, args.checkpoint, args.card,
+                    args.metrics, args.live, resize=params.get("resize"),
+                    profile=(params.get("data") or {}).get("profile"), profile_overrides=train_section(params)[1])
 
 
 if __name__ == "__main__":

@@ -161,8 +161,8 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
 @pytest.mark.slow
 def test_predict_reproduces_the_evaluate_scores_on_test_faces(reproduced, monkeypatch):
     """With the default params (JPEG re-encoding included), predict builds the packed pixels from the photo."""
-    from realfake.evaluate import Scorer
-    from realfake.faces import Detector
+    from realfake.detector.scorer import Scorer
+    from realfake.faces.detect import Detector
     from realfake.predict import crop_faces, predict, shaping
 
     monkeypatch.chdir(reproduced)

@@ -19,12 +19,14 @@ import torch
 import yaml
 from PIL import Image
 
-from realfake.errors import UserError
-from realfake.faces import Detector, FacesConfig, detect_faces, process_images
-from realfake.fitness import FitnessConfig, assess
-from realfake.model import ModelConfig
-from realfake.resize import ResizeConfig, training_image
-from realfake.train import TrainConfig, load_detector, train
+from realfake.core.errors import UserError
+from realfake.detector.checkpoint import load_detector
+from realfake.detector.fitness import FitnessConfig, assess
+from realfake.detector.model import ModelConfig
+from realfake.detector.train import TrainConfig, train
+from realfake.faces.crop import FacesConfig, process_images
+from realfake.faces.detect import Detector, detect_faces
+from realfake.faces.resize import ResizeConfig, training_image
 from tests.test_train import write_packed
 
 REPO = Path(__file__).resolve().parents[1]
@@ -125,7 +127,7 @@ def test_predict_scores_the_others_around_tiny_images(photos, sample_model, tmp_
                "--model", str(sample_model), "--out", str(out), REALFAKE_PROGRESS_S="0")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "\r" not in proc.stderr
-    progress = [line for line in proc.stderr.splitlines() if " INFO realfake.progress: predict: " in line]
+    progress = [line for line in proc.stderr.splitlines() if " INFO realfake.core.progress: predict: " in line]
     assert "predict: 0/1 (0%)" in progress[0] and "predict: 1/1 (100%)" in progress[-1], proc.stderr
     rows = {Path(r["file"]).name: r for r in json.loads(out.read_text())}
     assert rows["gan.jpg"]["error"] is None and 0 <= rows["gan.jpg"]["p_fake"] <= 1
@@ -140,7 +142,7 @@ def test_predict_scores_the_others_around_tiny_images(photos, sample_model, tmp_
 def test_predict_shapes_faces_exactly_like_training_with_default_params(photos, sample_model, tmp_path):
     """The faces stage, then the resize stage (default params: JPEG q75 re-encoding), give the training image;
     predict must build the same pixels from the photo, and so the same score."""
-    from realfake.evaluate import Scorer
+    from realfake.detector.scorer import Scorer
     from realfake.predict import crop_faces, shaping
 
     assert PARAMS["resize"]["reencode"] == "jpeg"  # the default this test is about
@@ -300,7 +302,7 @@ def test_model_trained_on_the_sample_warns_and_marks_every_result(photos, sample
 
 @pytest.mark.slow
 def test_model_that_measures_well_predicts_without_a_warning_and_its_card_says_so(photos, tmp_path):
-    from realfake.model_card import render_model_card
+    from realfake.detector.model_card import render_model_card
 
     model = tiny_model(tmp_path, "mirror", epochs=5, size=32, fitness=FitnessConfig(min_val_auc=0.8, min_val_faces=100))
     fitness = torch.load(model, weights_only=True)["info"]["fitness"]
