@@ -171,6 +171,16 @@ def test_predict_shapes_faces_exactly_like_training_with_default_params(photos, 
     assert np.abs(scorer(np.stack([c.image for c in primary])) - stage_scores).max() < 0.01
 
 
+def test_checkpoint_without_a_resize_record_is_scored_without_reencoding_and_says_so(caplog):
+    """Checkpoints written before the resize settings travelled: predict cannot know, so it says so."""
+    from realfake.predict import shaping
+
+    with caplog.at_level("WARNING"):
+        faces, resize = shaping({"size": 32, "faces": PARAMS["faces"]})
+    assert (resize.size, resize.reencode) == (32, "none") and faces.crop_size == PARAMS["faces"]["crop_size"]
+    assert "does not record how training images were re-encoded" in caplog.text
+
+
 # ---------------------------------------------------------------- 6: bad model files
 
 

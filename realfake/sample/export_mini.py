@@ -39,7 +39,7 @@ Sources keep their own licences (see realfake's `data/sample/README.md`): resear
 """
 
 
-DICTIONARY_SOURCE = Path(__file__).resolve().parents[1] / "docs" / "metadata.md"
+DICTIONARY_SOURCE = Path(__file__).resolve().parents[2] / "docs" / "metadata.md"  # the repository's docs/
 # pipeline paths (data/raw/..., data/faces/...) point into the producer's checkout, not into the archive
 PIPELINE_PATHS = ("raw_path", "crop_path", "resized_path", "path")
 
