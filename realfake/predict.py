@@ -211,7 +211,7 @@ def run_predict(inputs: list[str], model: str, out: str | None, threads: int = 2
             print(f"WARNING: {warning}")
         print(table.drop(columns="warning").to_string(index=False))
     if warning:
-        log.warning("%s: verdicts are marked in the `warning` column", warning)
+        log.warning("%s%s", warning, f" (every row of {out} carries it in `warning`)" if out else "")
     log.info("%s", summary(table, time.perf_counter() - start))
     missing = table.loc[table["error"].fillna("").str.match(MISSING_REASONS), "file"].tolist()
     if missing:
