@@ -139,6 +139,21 @@ def test_predict_scores_the_others_around_tiny_images(photos, sample_model, tmp_
 # ---------------------------------------------------------------- 1b: the training chain travels with the model
 
 
+def test_a_face_is_detected_the_same_alone_or_in_any_batch(photos):
+    """The faces stage batches photos of many sizes; predict sees one file at a time. The landmarks (so the crop)
+    must not depend on the batch: a 384 px photo's smaller scale used to set a 256 px photo's MTCNN pyramid."""
+    cfg = FacesConfig.from_params(PARAMS["faces"])
+    detector = Detector(cfg.detect_size, cfg.min_face_px, cfg.detect_pad)
+    images = {n: np.asarray(Image.open(photos[n]).convert("RGB")) for n in ("ffhq", "gan", "lfw")}
+    assert {img.shape[0] for img in images.values()} == {250, 256, 384}
+    together = detector.detect(list(images.values()))
+    for (name, img), batched in zip(images.items(), together, strict=True):
+        alone = detector.detect([img])[0]
+        assert len(alone) == len(batched) >= 1, name
+        for a, b in zip(alone, batched, strict=True):
+            np.testing.assert_allclose(a.landmarks, b.landmarks, atol=1e-3, err_msg=name)
+
+
 def test_predict_shapes_faces_exactly_like_training_with_default_params(photos, sample_model, tmp_path):
     """The faces stage, then the resize stage (default params: JPEG q75 re-encoding), give the training image;
     predict must build the same pixels from the photo, and so the same score."""

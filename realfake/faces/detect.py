@@ -46,19 +46,36 @@ class Detector:
         self.pad = pad  # grey border added on each side, as a share of the long side
 
     def detect(self, images: list[np.ndarray], pad: float | None = None) -> list[list[Face]]:
-        """Detect faces in RGB uint8 images; same-shape detection copies share one MTCNN call."""
+        """Detect faces in RGB uint8 images; copies of one shape and one pyramid share an MTCNN call.
+
+        Grouping by the pyramid too (min_face_size) keeps an image's faces independent of its batch: the faces
+        stage and `realfake predict` see the same landmarks, so the same crop (they differed by up to 30 grey
+        levels on 256 px photos batched with 384 px ones, whose smaller factor set the group's pyramid).
+        """
         prepared = [self._prepare(img, self.pad if pad is None else pad) for img in images]
         results: list[list[Face]] = [[] for _ in images]
-        by_shape: dict[tuple[int, int], list[int]] = {}
-        for i, (copy, _, _) in enumerate(prepared):
-            by_shape.setdefault(copy.shape[:2], []).append(i)
-        for idx in by_shape.values():
+        groups: dict[tuple[int, int, int], list[int]] = {}
+        for i, (copy, factor, _) in enumerate(prepared):
+            groups.setdefault((*copy.shape[:2], self._min_face_size(copy, factor)), []).append(i)
+        for (_, _, min_face), idx in groups.items():
             batch = np.stack([prepared[i][0] for i in idx])
-            min_factor = min(prepared[i][1] for i in idx)
-            for i, faces in zip(idx, self._run(batch, min_factor), strict=True):
+            for i, faces in zip(idx, self._run(batch, min_face), strict=True):
                 _, factor, border = prepared[i]
                 results[i] = [_to_original(face, factor, border) for face in faces]
         return results
+
+    def _min_face_size(self, copy: np.ndarray, factor: float) -> int:
+        """MTCNN's smallest face (copy px) for one detection copy; 0 when the copy is below MTCNN's window.
+
+        Faces we would reject as too small need not be searched for, and a coarser pyramid is much cheaper:
+        the MTCNN box is about 1.6x face_px (measured), so min_face_px itself leaves a 1.6x margin. MTCNN builds
+        its pyramid from min_face_size down to its 12 px window, so an image shorter than min_face_size gave
+        an empty pyramid and torch.cat([]) deep inside facenet-pytorch: capped at the copy's short side.
+        """
+        short = min(copy.shape[:2])
+        if short < MTCNN_WINDOW:
+            return 0
+        return min(max(MTCNN_MIN_FACE, int(self.min_face_src * factor)), short)
 
     def _prepare(self, img: np.ndarray, pad: float) -> tuple[np.ndarray, float, int]:
         """Add the grey border, then shrink so the long side is at most detect_size (area filter)."""
@@ -73,16 +90,11 @@ class Detector:
         size = (max(1, round(w * factor)), max(1, round(h * factor)))
         return cv2.resize(img, size, interpolation=cv2.INTER_AREA), size[0] / w, border
 
-    def _run(self, batch: np.ndarray, factor: float) -> list[list[Face]]:
+    def _run(self, batch: np.ndarray, min_face: int) -> list[list[Face]]:
         """One MTCNN call on a (N, H, W, 3) batch; returns faces in detection-copy coords."""
-        # Faces we would reject as too small need not be searched for, and a coarser pyramid is much
-        # cheaper. The MTCNN box is about 1.6x face_px (measured), so min_face_px itself leaves a 1.6x margin.
-        # MTCNN builds its pyramid from min_face_size down to its 12 px window; an image shorter than
-        # min_face_size gives an empty pyramid and torch.cat([]) deep inside facenet-pytorch.
-        short = min(batch.shape[1:3])
-        if short < MTCNN_WINDOW:
+        if min_face <= 0:
             return [[] for _ in batch]
-        self.mtcnn.min_face_size = min(max(MTCNN_MIN_FACE, int(self.min_face_src * factor)), short)
+        self.mtcnn.min_face_size = min_face
         with self.torch.inference_mode():
             boxes, probs, points = self.mtcnn.detect(batch, landmarks=True)
         out = []
