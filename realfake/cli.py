@@ -45,13 +45,17 @@ def cmd_exp_table(args: argparse.Namespace) -> None:
     from realfake.core.tables import markdown_table
     from realfake.evaluation.experiments import (
         DEFAULT_METRICS,
+        check_metrics,
         exp_show_json,
         experiment_frame,
         mean_std_table,
     )
 
     metrics = tuple(args.metric or DEFAULT_METRICS)
-    frame = experiment_frame(exp_show_json(), tuple(args.group) + ("train.seed",), metrics, args.prefix)
+    shown = exp_show_json()
+    if args.metric:  # a misspelt key would print "—" everywhere; the defaults may be absent on purpose
+        check_metrics(shown, metrics, args.prefix)
+    frame = experiment_frame(shown, tuple(args.group) + ("train.seed",), metrics, args.prefix)
     if frame.empty:
         raise UserError("no experiments found: run them with `dvc exp run --queue ...` first")
     print(markdown_table(mean_std_table(frame, tuple(args.group), metrics)))

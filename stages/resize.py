@@ -5,7 +5,8 @@ import dataclasses
 
 from realfake.core.params import load_params, load_section
 from realfake.core.stage import run_stage
-from realfake.resize.images import ResizeConfig, run_resize
+from realfake.core.training_image import ResizeConfig
+from realfake.resize.images import run_resize
 
 
 def main() -> None:

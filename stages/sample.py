@@ -2,8 +2,9 @@
 
 from pathlib import Path
 
-from realfake.core.params import image_size, load_params, load_section
+from realfake.core.params import load_params, load_section
 from realfake.core.stage import run_stage
+from realfake.core.training_image import image_size
 from realfake.sample.sampling import SampleConfig
 from realfake.sample.stage import run_sample
 

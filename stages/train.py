@@ -1,16 +1,18 @@
 """DVC stage `train`: fit the detector on data/packed/{train,val}; write the checkpoint, metrics and card.
 
-Params: `model`, `train` (with `train.augment`) and `resize.size` from params.yaml.
+Params: `model`, `train` (with `train.augment`), `resize` and `faces` (stored in the checkpoint for `realfake
+predict`) and `data.profile` (the fitness record) from params.yaml.
 Outputs: models/detector.pt, models/MODEL_CARD.md, metrics/train.json, dvclive/train/.
 """
 
 import argparse
 
-from realfake.core.params import image_size, load_params, load_section
+from realfake.core.params import load_params, load_section
 from realfake.core.stage import run_stage
+from realfake.core.training_image import image_size
 from realfake.detector.model import ModelConfig
 from realfake.detector.stage import run_train_stage
-from realfake.detector.train import TrainConfig
+from realfake.detector.train import load_train_config
 
 
 def main() -> None:
@@ -23,9 +25,10 @@ def main() -> None:
     parser.add_argument("--live", default="dvclive/train")
     args = parser.parse_args()
     params = load_params(args.params)
-    run_train_stage(load_section(ModelConfig, params, "model"), load_section(TrainConfig, params, "train"),
-                    image_size(params), params.get("faces"), args.packed, args.checkpoint, args.card,
-                    args.metrics, args.live)
+    train_cfg, override = load_train_config(params)
+    run_train_stage(load_section(ModelConfig, params, "model"), train_cfg, image_size(params), params.get("faces"),
+                    args.packed, args.checkpoint, args.card, args.metrics, args.live, resize=params.get("resize"),
+                    profile=(params.get("data") or {}).get("profile"), profile_overrides=override)
 
 
 if __name__ == "__main__":

@@ -12,16 +12,16 @@ from conftest import assert_user_error, run_script
 
 from realfake.attributes.model import AttributesConfig
 from realfake.core.errors import UserError
-from realfake.core.params import image_size, load_section
+from realfake.core.params import load_section
+from realfake.core.training_image import ResizeConfig, image_size
 from realfake.dedupe.config import DedupeConfig
 from realfake.detector.model import ModelConfig
-from realfake.detector.train import TrainConfig
+from realfake.detector.train import TrainConfig, load_train_config
 from realfake.evaluation.evaluate import EvaluateConfig
 from realfake.faces.crop import FacesConfig
 from realfake.ingest.download import DownloadConfig
 from realfake.ingest.sources import DataConfig, load_source
 from realfake.metadata.build import MetadataConfig
-from realfake.resize.images import ResizeConfig
 from realfake.sample.sampling import SampleConfig
 
 REPO = Path(__file__).resolve().parents[1]
@@ -32,6 +32,16 @@ SECTIONS = {
     "dedupe": DedupeConfig, "attributes": AttributesConfig, "metadata": MetadataConfig, "sample": SampleConfig,
     "model": ModelConfig, "train": TrainConfig, "evaluate": EvaluateConfig,
 }
+
+
+def section_of(name: str) -> dict:
+    """A params.yaml section as its dataclass reads it (`train.profile_overrides` is applied before, not a field)."""
+    return {k: v for k, v in PARAMS[name].items() if not (name == "train" and k == "profile_overrides")}
+
+
+def load(name: str, params: dict):
+    """Read section `name` of `params` as its stage does (train through load_train_config: profile overrides)."""
+    return load_train_config(params)[0] if name == "train" else load_section(SECTIONS[name], params, name)
 
 
 def params_with(path: str, value) -> dict:
@@ -57,7 +67,8 @@ def plain(value):
 def test_every_section_has_a_config_and_params_yaml_loads():
     assert set(PARAMS) == set(SECTIONS) | {"sources"}, "a new params.yaml section needs its dataclass here"
     for name, cls in SECTIONS.items():
-        assert isinstance(load_section(cls, PARAMS, name), cls)
+        assert isinstance(load_section(cls, {name: section_of(name)}, name), cls)
+    assert isinstance(load_train_config(PARAMS)[0], TrainConfig)
     for name in PARAMS["sources"]:
         load_source(PARAMS, name)
 
@@ -65,7 +76,7 @@ def test_every_section_has_a_config_and_params_yaml_loads():
 @pytest.mark.parametrize("name", sorted(SECTIONS))
 def test_dataclass_defaults_are_params_yaml(name):
     """Defaults live in params.yaml; a code default may only repeat it (ResizeConfig.reencode once drifted)."""
-    default, configured = plain(SECTIONS[name]()), PARAMS[name]
+    default, configured = plain(SECTIONS[name]()), section_of(name)
     assert default == configured, f"{name}: dataclass defaults differ from params.yaml"
 
 
@@ -74,10 +85,10 @@ def test_a_misspelt_key_names_itself_and_the_known_ones(name):
     key = next(iter(PARAMS[name]))
     typo = key[:-1] + key[-1] * 2  # e.g. "size" -> "sizee"
     with pytest.raises(UserError) as err:
-        load_section(SECTIONS[name], params_with(f"{name}.{typo}", PARAMS[name][key]), name)
+        load(name, params_with(f"{name}.{typo}", PARAMS[name][key]))
     message = str(err.value)
     assert f"{name}: unknown key {typo!r} (did you mean {key!r}?)" in message and "\n" not in message
-    assert all(known in message for known in PARAMS[name])
+    assert all(known in message for known in section_of(name))
 
 
 @pytest.mark.parametrize("path", ["train.augment.jpeg_pp", "train.patch.sise", "evaluate.spectral.c",
@@ -87,7 +98,7 @@ def test_a_misspelt_key_in_a_nested_section_names_its_full_path(path):
     section = path.split(".")[0]
     *parent, typo = path.split(".")
     with pytest.raises(UserError, match=rf"^{'.'.join(parent)}: unknown key {typo!r}"):
-        load_section(SECTIONS[section], params_with(path, 1), section)
+        load(section, params_with(path, 1))
 
 
 def test_a_misspelt_key_of_a_source_or_profile_is_a_user_error():
@@ -102,7 +113,7 @@ def test_a_misspelt_key_of_a_source_or_profile_is_a_user_error():
     ("dedupe.match_flips", 1, "dedupe.match_flips must be true or false, got 1"),
     ("train.epochs", "30", "train.epochs must be an integer, got '30'"),
     ("train.epochs", 30.0, "train.epochs must be an integer, got 30.0"),
-    ("train.batch_size", True, "train.batch_size must be an integer, got True"),
+    ("train.eval_batch_size", True, "train.eval_batch_size must be an integer, got True"),
     ("train.lr", "fast", "train.lr must be a number, got 'fast'"),
     ("train.schedule", "linear", "train.schedule must be one of cosine, onecycle, none, got 'linear'"),
     ("train.focal_alpha", "half", "train.focal_alpha must be a number or null, got 'half'"),
@@ -118,12 +129,12 @@ def test_a_misspelt_key_of_a_source_or_profile_is_a_user_error():
 def test_values_are_validated_not_coerced(path, value, message):
     section = path.split(".")[0]
     with pytest.raises(UserError) as err:
-        load_section(SECTIONS[section], params_with(path, value), section)
+        load(section, params_with(path, value))
     assert message in str(err.value)
 
 
 def test_values_keep_their_meaning():
-    train = load_section(TrainConfig, params_with("train.lr", 1), "train")
+    train = load("train", params_with("train.lr", 1))
     assert train.lr == 1 and train.augment.crop_scale == [0.8, 1.0] and train.patch.size is None  # an int is a number
     sample = load_section(SampleConfig, PARAMS, "sample")
     assert sample.holdout_sources == ("ciplab-real",) and dataclasses.astuple(sample.fractions) == (0.70, 0.15, 0.15)
@@ -133,9 +144,10 @@ def test_values_keep_their_meaning():
 
 def test_resize_size_is_read_in_one_place():
     assert image_size(PARAMS) == PARAMS["resize"]["size"]
-    for bad, message in ((params_with("resize.size", "64"), "must be an integer"),
-                         (params_with("resize.size", 4), "8..1024"), ({"resize": {}}, "got None")):
-        with pytest.raises(UserError, match=f"resize.size {message}" if "integer" in message else message):
+    assert image_size({"resize": {}}) == ResizeConfig().size == PARAMS["resize"]["size"]
+    for bad, message in ((params_with("resize.size", "64"), "resize.size must be an integer, got '64'"),
+                         (params_with("resize.size", 4), "resize.size must be an integer in 8..1024, got 4")):
+        with pytest.raises(UserError, match=message):
             image_size(bad)
     stages = "\n".join(p.read_text() for p in sorted((REPO / "stages").glob("*.py")))
     assert '["size"]' not in stages and "['size']" not in stages

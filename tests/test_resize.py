@@ -15,9 +15,15 @@ from PIL import Image, ImageFilter, JpegImagePlugin
 from realfake.core.errors import UserError
 from realfake.core.imageio import encode_jpeg, jpeg_roundtrip
 from realfake.core.params import load_section
-from realfake.resize.images import ResizeConfig, resize_crop, run_resize
+from realfake.core.training_image import ResizeConfig, shape_crop
+from realfake.resize.images import run_resize
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def resize_crop(path: Path, size: int) -> np.ndarray:
+    """A crop file resized to size x size, without re-encoding (the first half of the training image)."""
+    return shape_crop(np.asarray(Image.open(path).convert("RGB")), ResizeConfig(size=size, reencode="none"))
 
 
 def make_faces(root: Path, source: str, crop_size: int = 96) -> pd.DataFrame:

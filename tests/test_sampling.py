@@ -175,16 +175,26 @@ def test_export_mini_is_balanced_complete_and_round_trips(tmp_path, monkeypatch)
     monkeypatch.chdir(tmp_path)
     frame = crafted(1200, seed=4)
     frame["crop_path"] = tiny_pngs(frame, Path("data/faces/x"))
+    frame["raw_path"] = [f"data/raw/x/{f}.jpg" for f in frame["face_id"]]
     Path("data").mkdir(exist_ok=True)
     frame.to_parquet("data/metadata.parquet")
     main(["export-mini", "--per-class", "60", "--out", "mini.zip"])
+    crops = frame.set_index("face_id")["crop_path"]
     with zipfile.ZipFile("mini.zip") as zf:
         names = set(zf.namelist())
         mini = pd.read_parquet(io.BytesIO(zf.read("metadata.parquet")))
-        assert "README.md" in names
+        assert {"README.md", "DATA_DICTIONARY.md"} <= names
         for row in mini.itertuples():
             assert row.file in names
-            assert zf.read(row.file) == Path(row.crop_path).read_bytes()
+            assert zf.read(row.file) == Path(crops[row.face_id]).read_bytes()
+        # every path the table holds is a file of the archive: the producer's data/ paths are not
+        paths = [c for c in mini.columns if "path" in c or c == "file"]
+        assert paths == ["file"], paths
+        card, dictionary = zf.read("README.md").decode(), zf.read("DATA_DICTIONARY.md").decode()
+    assert "DATA_DICTIONARY.md" in card
+    described = {line.split("`")[1]: line for line in dictionary.splitlines() if line.startswith("| `")}
+    assert set(described) == set(mini.columns)
+    assert "not described" not in described["face_id"] and "not described" not in described["file"]
     counts = mini["label"].value_counts()
     assert counts["real"] == counts["fake"] == 60
     per_stratum = mini.groupby(["stratum", "label"]).size().unstack()

@@ -49,20 +49,6 @@ def load_section(cls: type[T], params: Mapping[str, Any] | None, name: str) -> T
     return _build(cls, section, name)
 
 
-def image_size(params: Mapping[str, Any] | None) -> int:
-    """`resize.size`, the side of every training image: read here for the stages downstream of resize."""
-    resize = (params or {}).get("resize")
-    size = resize.get("size") if isinstance(resize, Mapping) else None
-    return check_image_size(_check(int, size, "resize.size"))
-
-
-def check_image_size(size: int) -> int:
-    """The range rule of `resize.size` (the resize stage's config applies it too)."""
-    if not 8 <= size <= 1024:
-        raise UserError(f"resize.size must be an integer in 8..1024, got {size!r}")
-    return size
-
-
 def _build(cls: type[T], values: Any, where: str) -> T:
     """Instantiate dataclass `cls` from a mapping (None: all defaults), checking keys and types."""
     if values is None:

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from realfake.core.components import union_find
+from realfake.core.progress import tqdm
 from realfake.core.tables import read_faces
 from realfake.dedupe.clusters import conflict_roots, keeper_order, star_keepers
 from realfake.dedupe.config import DedupeConfig

@@ -14,10 +14,14 @@ log = logging.getLogger("stages.train")
 
 
 def run_train_stage(model_cfg: ModelConfig, train_cfg: TrainConfig, size: int | None, faces: dict[str, Any] | None,
-                    packed: str, checkpoint: str, card: str, metrics: str, live: str) -> dict[str, Any]:
-    """Train on `packed`/{train,val}; `faces` (params section) is stored so predict crops new photos alike."""
-    summary = train(model_cfg, train_cfg, packed, checkpoint, live, size, faces)
-    write_json(metrics, {k: v for k, v in summary.items() if k != "history"})
+                    packed: str, checkpoint: str, card: str, metrics: str, live: str,
+                    resize: dict[str, Any] | None = None, profile: str | None = None,
+                    profile_overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Train on `packed`/{train,val}; `faces` and `resize` (params sections) are stored so predict shapes new photos
+    alike; `profile` (data.profile) goes into the fitness record, `profile_overrides` into metrics and the card."""
+    summary = train(model_cfg, train_cfg, packed, checkpoint, live, size, faces, resize, profile)
+    summary["profile_overrides"] = dict(profile_overrides or {})  # what the data profile changed in `train`
+    write_json(metrics, {k: v for k, v in summary.items() if k not in ("history", "fitness")})  # numbers only
     write_model_card(card, summary, model_cfg, train_cfg)
     log.info("best epoch %d: val loss %.4f, val AUC %s -> %s",
              summary["best_epoch"], summary["best_val_loss"], summary["best_val_auc"], checkpoint)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 import subprocess
@@ -49,6 +50,33 @@ def iter_experiments(shown: list[dict]) -> Iterator[dict[str, Any]]:
 def arm_of(name: str) -> str:
     """An experiment's arm: its name without a trailing seed suffix ('reenc-s2' -> 'reenc')."""
     return re.sub(r"-s\d+$", "", name)
+
+
+def _leaf_keys(data: Any, prefix: str = "") -> list[str]:
+    """Dotted keys of every non-dict value in nested dicts."""
+    if not isinstance(data, dict):
+        return [prefix] if prefix else []
+    return [k for key, value in data.items() for k in _leaf_keys(value, f"{prefix}.{key}" if prefix else str(key))]
+
+
+def check_metrics(shown: list[dict], metrics: tuple[str, ...], name_prefix: str | None = None) -> None:
+    """Raise UserError naming the first `file:dotted.key` that no finished experiment has, with near matches."""
+    exps = [e for e in iter_experiments(shown) if not name_prefix or e["name"].startswith(name_prefix)]
+    for spec in metrics:
+        if ":" not in spec:
+            raise UserError(f"--metric {spec!r}: write it as FILE:dotted.key, e.g. {DEFAULT_METRICS[0]}")
+        if not exps:
+            return
+        file, key = spec.split(":", 1)
+        files = sorted({f for e in exps for f in e["metrics"]})
+        if file not in files:
+            raise UserError(f"--metric {spec!r}: no experiment has metrics file {file!r}; they have {files}")
+        if any(_dig(e["metrics"][file], key) is not None for e in exps if file in e["metrics"]):
+            continue
+        keys = sorted({k for e in exps for k in _leaf_keys(e["metrics"].get(file, {}))})
+        near = difflib.get_close_matches(key, keys, n=3, cutoff=0.6)
+        hint = f"did you mean {', '.join(near)}?" if near else f"{len(keys)} keys exist there, e.g. {keys[:5]}"
+        raise UserError(f"--metric {spec!r}: unknown key {key!r} in {file} (in every experiment); {hint}")
 
 
 def experiment_frame(shown: list[dict], params: tuple[str, ...], metrics: tuple[str, ...] = DEFAULT_METRICS,

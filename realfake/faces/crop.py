@@ -18,7 +18,7 @@ from realfake.core.atomic import write_bytes
 from realfake.core.errors import UserError
 from realfake.core.imageio import DEFAULT_MAX_PIXELS, DecodedImage, DecodeError, encode_png, read_image
 from realfake.faces.alignment import Alignment, align, pad_fraction, warp_crop
-from realfake.faces.detect import Face, FaceDetector, choose_primary
+from realfake.faces.detect import Face, FaceDetector, choose_primary, detect_faces
 from realfake.faces.worker_pool import orphan_safe_pool
 
 log = logging.getLogger(__name__)
@@ -127,27 +127,14 @@ def process_batch(
             continue
         describe_image(rec, img)
         decoded.append((index, fid, img))
-    try:
-        all_faces = detector.detect([img.rgb for _, _, img in decoded])
-    except Exception as exc:  # a detector failure on one batch must not take the stage down
-        log.warning("detection failed on a batch of %d: %s", len(decoded), exc)
-        all_faces = None
-    # MTCNN's probability on a borderline face moves with the pyramid; a second look without the border
-    # recovers some (measured: 2 of 4 UTKFace misses). Only misses pay for it.
-    retry = [k for k, faces in enumerate(all_faces or []) if not any(f.prob >= cfg.min_prob for f in faces)]
-    if retry and detector.pad > 0:
-        try:
-            for k, faces in zip(retry, detector.detect([decoded[k][2].rgb for k in retry], pad=0.0), strict=True):
-                all_faces[k] = all_faces[k] + faces
-        except Exception as exc:  # the first look stands
-            log.warning("second detection pass failed: %s", exc)
-    for k, (index, fid, img) in enumerate(decoded):
+    detections = detect_faces(detector, [img.rgb for _, _, img in decoded], cfg)
+    for (index, fid, img), found in zip(decoded, detections, strict=True):
         rec = records[index]
-        if all_faces is None:
-            rec["reason"], rec["reason_detail"] = "detection_error", "MTCNN raised on this batch"
+        if found.reason:
+            rec["reason"], rec["reason_detail"] = found.reason, found.detail
             continue
         try:
-            al = judge_face(rec, img, all_faces[k], cfg)
+            al = judge_face(rec, img, found.faces, cfg)
             if al is not None:
                 crop = warp_crop(img.rgb, al, cfg.crop_size)
                 write_bytes(Path(out_dir) / f"{fid}.png", encode_png(crop))
@@ -181,7 +168,7 @@ def process_images(
     items: list[tuple[str, str]], out_dir: str | os.PathLike, cfg: FacesConfig, progress: bool = True
 ) -> tuple[list[dict[str, Any]], float]:
     """Run (image path, face_id) items through the pipeline; return records in input order and seconds taken."""
-    from tqdm import tqdm
+    from realfake.core.progress import tqdm
 
     indexed = [(i, path, fid) for i, (path, fid) in enumerate(items)]
     batches = [indexed[i:i + cfg.batch_size] for i in range(0, len(indexed), cfg.batch_size)]

@@ -13,11 +13,11 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
-from tqdm import tqdm
 
 from realfake.core.atomic import atomic_dir, write_json, write_parquet
 from realfake.core.errors import UserError
 from realfake.core.imageio import IMAGE_EXTENSIONS
+from realfake.core.progress import tqdm
 from realfake.ingest.extract import EntryError, EntryWriter, ExtractLimits, iter_members, safe_relpath
 from realfake.ingest.fetch import FetchConfig, fetch
 from realfake.ingest.labels import group_key, parse_labels
