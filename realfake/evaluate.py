@@ -25,6 +25,7 @@ from realfake.baselines import (
     shortcut_verdict,
 )
 from realfake.breakdowns import BreakdownConfig, attach_metadata, breakdowns, markdown_table, side_by_side
+from realfake.device import resolve_device
 from realfake.metrics import binary_metrics, evaluate_scores, numeric_only, plot_records, to_jsonable
 from realfake.patches import PatchConfig, image_logits
 from realfake.robustness import robustness_table
@@ -49,6 +50,7 @@ class EvaluateConfig:
     batch_size: int = 256
     gallery: int = 8  # most confidently wrong test faces per error type
     threads: int = 2
+    device: str = "auto"  # auto | cpu | cuda: where the detector scores (float32 everywhere)
 
     @classmethod
     def from_params(cls, section: dict[str, Any] | None) -> EvaluateConfig:
@@ -62,16 +64,19 @@ class EvaluateConfig:
 class Scorer:
     """p_fake of the detector for uint8 N×3×S×S batches, exactly as the training input was prepared."""
 
-    def __init__(self, model_path: Path):
+    def __init__(self, model_path: Path, device: str | torch.device = "cpu"):
+        self.device = device if isinstance(device, torch.device) else resolve_device(device)
         self.model, checkpoint = load_detector(model_path)
+        self.model.to(self.device)
         self.pre = checkpoint["preprocessing"]
         self.patch = PatchConfig.from_preprocessing(self.pre)  # patch-level models average fixed patches
         self.checkpoint = checkpoint
 
     @torch.no_grad()
     def __call__(self, images: np.ndarray) -> np.ndarray:
-        x = to_model_input(torch.from_numpy(np.array(images, dtype=np.uint8)), self.pre, channels_last=True)
-        return torch.sigmoid(image_logits(self.model, x, self.patch)).numpy().astype(np.float64)
+        x = to_model_input(torch.from_numpy(np.array(images, dtype=np.uint8)), self.pre, channels_last=True,
+                           device=self.device)
+        return torch.sigmoid(image_logits(self.model, x, self.patch)).cpu().numpy().astype(np.float64)
 
 
 def score_split(scorer: Scorer, split: PackedSplit, batch_size: int) -> np.ndarray:
@@ -114,7 +119,8 @@ def grad_cam(scorer: Scorer, images: np.ndarray) -> np.ndarray:
     feats = {}
     handle = layer.register_forward_hook(lambda _m, _i, out: feats.__setitem__("a", out))
     try:
-        x = to_model_input(torch.from_numpy(np.ascontiguousarray(images)), scorer.pre, channels_last=False)
+        x = to_model_input(torch.from_numpy(np.ascontiguousarray(images)), scorer.pre, channels_last=False,
+                           device=scorer.device)
         with torch.enable_grad():
             x.requires_grad_(True)
             logits = model(x)
@@ -124,7 +130,7 @@ def grad_cam(scorer: Scorer, images: np.ndarray) -> np.ndarray:
     cam = torch.relu((grads.mean(dim=(2, 3), keepdim=True) * feats["a"]).sum(1, keepdim=True))
     cam = torch.nn.functional.interpolate(cam, size=images.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
     cam = cam / cam.flatten(1).amax(1).clamp_min(1e-8).view(-1, 1, 1)
-    return cam.detach().numpy()
+    return cam.detach().cpu().numpy()
 
 
 def cam_sheet(scorer: Scorer, images: np.ndarray, frame: pd.DataFrame, threshold: float, n: int, path: Path) -> None:
@@ -209,7 +215,7 @@ def run_evaluate(cfg: EvaluateConfig, model_path: Path, packed_dir: Path, metada
                  out: dict[str, Path]) -> dict[str, Any]:
     """Score val/test, compute every metric and breakdown, write metrics, plots and the report."""
     torch.set_num_threads(cfg.threads)
-    scorer = Scorer(model_path)
+    scorer = Scorer(model_path, resolve_device(cfg.device, "evaluate.device"))
     splits = {name: load_split(packed_dir, name, size) for name in ("train", "val", "test")}
     val, test = splits["val"], splits["test"]
     p_val, p_test = score_split(scorer, val, cfg.batch_size), score_split(scorer, test, cfg.batch_size)

@@ -77,7 +77,7 @@ def render_model_card(summary: dict[str, Any], model_cfg: ModelConfig, train_cfg
         f"- Batches: `{train_cfg.sampler}`" + (" (each class half of the draws, each source an equal share of its class)"
                                                if train_cfg.sampler == "source_balanced" else "") + ".",
         f"- Ran {summary['epochs_run']} epochs ({'stopped early' if summary['stopped_early'] else 'all'}) in "
-        f"{summary['seconds']:.0f} s on {summary['threads']} CPU threads, {summary['images_per_s']} train images/s.",
+        f"{summary['seconds']:.0f} s on {where(summary)}, {summary['images_per_s']} train images/s.",
         "",
         "## Metrics (validation split, best epoch)",
         "",
@@ -99,3 +99,10 @@ def render_model_card(summary: dict[str, Any], model_cfg: ModelConfig, train_cfg
 def write_model_card(path: str | os.PathLike, summary: dict[str, Any], model_cfg: ModelConfig, train_cfg: TrainConfig) -> None:
     """Write the model card atomically."""
     write_text(path, render_model_card(summary, model_cfg, train_cfg))
+
+
+def where(summary: dict) -> str:
+    """Where training ran: CPU threads, or the GPU with its precision and batch."""
+    if summary.get("device", "cpu") == "cuda":
+        return f"CUDA ({summary.get('precision')}, batch {summary.get('batch_size')})"
+    return f"{summary['threads']} CPU threads"

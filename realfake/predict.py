@@ -16,6 +16,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from realfake.atomic import write_json, write_text
+from realfake.device import resolve_device
 from realfake.download import IMAGE_EXTENSIONS
 from realfake.errors import UserError
 from realfake.evaluate import Scorer
@@ -93,9 +94,10 @@ def crop_faces(paths: list[Path], detector: Detector, faces: FacesConfig, size: 
     return crops
 
 
-def predict(inputs: list[str], model_path: Path, batch: int = 16, threshold: float | None = None) -> pd.DataFrame:
+def predict(inputs: list[str], model_path: Path, batch: int = 16, threshold: float | None = None,
+            device: str = "cpu") -> pd.DataFrame:
     """One row per face (and one per file that could not be scored), in input order."""
-    scorer = Scorer(model_path)
+    scorer = Scorer(model_path, resolve_device(device, "--device"))
     pre = scorer.checkpoint["preprocessing"]
     faces = FacesConfig.from_params(pre.get("faces"))
     size = int(pre["size"])
@@ -136,13 +138,13 @@ def summary(table: pd.DataFrame, seconds: float) -> str:
             f"{int(table['error'].notna().sum())} files not scored")
 
 
-def run_predict(inputs: list[str], model: str, out: str | None, threads: int = 2) -> pd.DataFrame:
+def run_predict(inputs: list[str], model: str, out: str | None, threads: int = 2, device: str = "auto") -> pd.DataFrame:
     """The CLI command: score, write, summarise."""
     if not Path(model).exists():
         raise UserError(f"model {model} not found: train one with `dvc repro` or pass --model")
     torch.set_num_threads(threads)
     start = time.perf_counter()
-    table = predict(inputs, Path(model))
+    table = predict(inputs, Path(model), device=device)
     if out:
         write_results(table, Path(out))
     else:
