@@ -62,8 +62,13 @@ def register_object_stores() -> None:
         schemes[scheme] = gopen_fsspec
 
 
-def decode_rgb(data: bytes, size: int) -> np.ndarray:
-    """An encoded image to 3×S×S uint8, exactly as `realfake.packing.load_rgb` reads the same file."""
+def decode_rgb(data: bytes, size: int, suffix: str = "png") -> np.ndarray:
+    """A shard member to 3×S×S uint8: a .npy as stored, an image file as `realfake.packing.load_rgb` reads it."""
+    if suffix == "npy":
+        arr = np.load(io.BytesIO(data), allow_pickle=False)
+        if arr.dtype != np.uint8 or arr.shape != (3, size, size):
+            raise ValueError(f"expected a uint8 3x{size}x{size} array, got {arr.dtype} {arr.shape}")
+        return arr
     with Image.open(io.BytesIO(data)) as img:
         arr = np.asarray(img.convert("RGB"))
     if arr.shape != (size, size, 3):
@@ -80,23 +85,23 @@ class ShardStream(torch.utils.data.IterableDataset):
         self.urls, self.position_of_key, self.repeats = urls, position_of_key, repeats
         self.size, self.chunk, self.shuffle_buffer, self.seed = size, chunk, shuffle_buffer, seed
 
-    def samples(self, src) -> Iterator[tuple[int, bytes]]:
-        """(position, image bytes) for each drawn row, as many times as it was drawn."""
+    def samples(self, src) -> Iterator[tuple[int, tuple[str, bytes]]]:
+        """(position, (suffix, member bytes)) for each drawn row, as many times as it was drawn."""
         for sample in src:
             key = int(sample["__key__"])
             pos = self.position_of_key[key] if key < len(self.position_of_key) else -1
             if pos < 0 or self.repeats[pos] == 0:
                 continue
-            data = next((sample[s] for s in IMAGE_SUFFIXES if s in sample), None)
-            if data is None:
+            suffix = next((s for s in IMAGE_SUFFIXES if s in sample), None)
+            if suffix is None:
                 raise ValueError(f"{sample.get('__url__')}: key {sample['__key__']} has no image member")
             for _ in range(int(self.repeats[pos])):
-                yield pos, data
+                yield pos, (suffix, sample[suffix])
 
     def chunks(self, src) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         images, positions = [], []
-        for pos, data in src:
-            images.append(decode_rgb(data, self.size))
+        for pos, (suffix, data) in src:
+            images.append(decode_rgb(data, self.size, suffix))
             positions.append(pos)
             if len(images) == self.chunk:
                 yield np.stack(images), np.asarray(positions, dtype=np.int64)

@@ -198,6 +198,24 @@ def test_shards_deliver_the_packed_epoch(staged, sampler):
         assert max(seen_shards.values()) > 1  # drawn with replacement: the same multinomial draw as packed
 
 
+def test_npy_encoding_streams_the_same_pixels(staged, tmp_path):
+    os.chdir(staged)
+    try:
+        report = write_stage_shards(Path("data/metadata.parquet"), Path("data/splits.parquet"), tmp_path / "npy",
+                                    ShardsConfig(enabled=True, encoding="npy"), 0, SIZE, tmp_path / "m.json")
+    finally:
+        os.chdir(REPO)
+    with tarfile.open(tmp_path / "npy" / "shard-000000.tar") as tar:
+        assert {Path(n).suffix for n in tar.getnames()} == {".npy", ".json"}
+    assert report["written"] == report["in"]
+    cfg = TrainConfig(batch_size=16, input="shards", shards=ShardInputConfig(location=str(tmp_path / "npy")))
+    packed = load_split(staged / "data" / "packed", "val", SIZE)
+    streamed = [h for images, _ in load_shard_split(cfg.shards, "val", SIZE).eval_batches(64) for h in digest(images)]
+    assert sorted(streamed) == sorted(digest(torch.from_numpy(np.asarray(packed.images[packed.rows]))))
+    with pytest.raises(UserError, match="encoding"):
+        ShardsConfig.from_params({"encoding": "jpeg"})
+
+
 def test_stream_order_is_seeded_and_shuffled_across_shards(staged):
     cfg = TrainConfig(batch_size=16, input="shards", shards=shard_input(staged))
     split = load_shard_split(cfg.shards, "train", SIZE)
