@@ -50,7 +50,8 @@ def gopen_fsspec(url: str, mode: str = "rb", bufsize: int = 8192, **_: Any):
     """Open an object-store URL with fsspec (s3fs for s3://), for webdataset's `gopen`."""
     import fsspec
 
-    return fsspec.open(url, mode, block_size=max(bufsize, 2**22)).open()
+    fs, path = fsspec.core.url_to_fs(url)
+    return fs.open(path, mode, block_size=max(bufsize, 2**23))  # whole-shard reads in 8 MB ranges
 
 
 def register_object_stores() -> None:
