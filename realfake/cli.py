@@ -61,7 +61,8 @@ def cmd_resample(args: argparse.Namespace) -> None:
 
     from realfake.params import load_params
     from realfake.sampling import SampleConfig
-    from realfake.shards import read_index, resample_index, write_index
+    from realfake.shard_manifest import read_index, write_index
+    from realfake.shards import resample_index
 
     section = dict(load_params(args.params).get("sample") or {})
     section.pop("shards", None)

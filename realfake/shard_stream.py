@@ -24,7 +24,7 @@ import torch
 from PIL import Image
 
 from realfake.errors import UserError
-from realfake.shards import IMAGE_SUFFIXES, join_location, read_index
+from realfake.shard_manifest import IMAGE_SUFFIXES, join_location, read_index
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""WebDataset tar shards of the resized faces, indexed by a parquet manifest; re-sampling by index.
+"""WebDataset tar shards of the resized faces, written by the sample stage, and re-sampling by index.
 
 The sample stage can write every face of the split table (placed, unplaced and held out) into tar shards of at most
 `max_count` images / `max_bytes` bytes: `<key>.png` is the resize stage's file byte for byte (`encoding: file`; the
@@ -15,7 +15,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import os
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,35 +22,18 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
-from realfake.atomic import atomic_dir, write_json, write_parquet
+from realfake.atomic import atomic_dir, write_json
 from realfake.errors import UserError
+from realfake.shard_manifest import INDEX_NAME, INDEX_SCHEMA, write_index
 
 log = logging.getLogger(__name__)
 
-INDEX_NAME = "index.parquet"
 SHARD_PATTERN = "shard-%06d.tar"
 SPLIT_ORDER = ("train", "val", "test", "holdout")
-IMAGE_SUFFIXES = ("png", "jpg", "jpeg", "webp", "npy")
 ENCODINGS = ("file", "npy")
-INDEX_SCHEMA = pa.schema([
-    ("shard", pa.string()),  # file name relative to the shards location
-    ("key", pa.string()),  # the sample key inside the shard (a zero-padded integer, unique over all shards)
-    ("face_id", pa.string()),
-    ("split", pa.string()),  # train | val | test | holdout | null (not drawn)
-    ("label", pa.string()),
-    ("y", pa.int8()),
-    ("source", pa.string()),
-    ("group", pa.string()),
-    ("stratum", pa.string()),
-    ("holdout_for", pa.string()),
-    ("px", pa.int32()),  # image side in pixels
-    ("bytes", pa.int64()),  # size of the image member
-])
-REQUIRED = ("shard", "key", "face_id", "split", "label", "y", "source", "px")
 
 
 @dataclass
@@ -149,8 +131,7 @@ def write_shards(rows: pd.DataFrame, out_dir: Path, cfg: ShardsConfig, seed: int
         table = pd.DataFrame(index, columns=INDEX_SCHEMA.names)
         for empty in sorted(set(p.name for p in tmp.glob("shard-*.tar")) - set(table["shard"])):
             (tmp / empty).unlink()  # ShardWriter opens its first file before any write
-        write_parquet(table.astype({c: "string" for c in ("split", "stratum", "holdout_for", "group")}),
-                      tmp / INDEX_NAME, schema=INDEX_SCHEMA)
+        write_index(table, tmp / INDEX_NAME)
     report = {"enabled": True, "in": len(rows), "written": len(table), "rejected": dict(sorted(rejected.items())),
               "shards": int(table["shard"].nunique()), "bytes": int(table["bytes"].sum()),
               "per_split": {str(k): int(v) for k, v in table["split"].fillna("none").value_counts().items()}}
@@ -163,7 +144,7 @@ def write_stage_shards(metadata_path: Path, splits_path: Path, out_dir: Path, cf
     """The sample stage's hook: shards of every face in the split table, or an empty index when disabled."""
     if not cfg.enabled:
         with atomic_dir(out_dir) as tmp:  # the DVC output exists either way; training from it says what to do
-            write_parquet(pd.DataFrame(columns=INDEX_SCHEMA.names), tmp / INDEX_NAME, schema=INDEX_SCHEMA)
+            write_index(pd.DataFrame(columns=INDEX_SCHEMA.names), tmp / INDEX_NAME)
         report = {"enabled": False, "in": 0, "written": 0, "rejected": {}, "shards": 0, "bytes": 0, "per_split": {}}
     else:
         splits = pd.read_parquet(splits_path)
@@ -177,31 +158,7 @@ def write_stage_shards(metadata_path: Path, splits_path: Path, out_dir: Path, cf
     return report
 
 
-# ---------------------------------------------------------------- the manifest
-
-
-def join_location(location: str, name: str) -> str:
-    """`name` inside a local directory or under an object-store prefix (s3://bucket/prefix)."""
-    return f"{location.rstrip('/')}/{name}" if "://" in location else os.fspath(Path(location) / name)
-
-
-def read_index(location: str, index: str | None = None) -> pd.DataFrame:
-    """The manifest (default `<location>/index.parquet`), checked for the columns streaming needs."""
-    path = index or join_location(location, INDEX_NAME)
-    if "://" not in path and not Path(path).exists():
-        raise UserError(f"{path} not found: run the sample stage with sample.shards.enabled=true")
-    try:
-        table = pd.read_parquet(path)
-    except Exception as exc:  # pyarrow/fsspec raise many types for a bad file or an unreachable store
-        raise UserError(f"cannot read the shard manifest {path}: {type(exc).__name__}: {exc}") from exc
-    missing = [c for c in REQUIRED if c not in table.columns]
-    if missing:
-        raise UserError(f"{path} is not a shard manifest: missing columns {missing}")
-    if len(table) == 0:
-        raise UserError(f"{path} lists no images: set sample.shards.enabled=true and re-run the sample stage")
-    if not table["key"].astype(str).str.fullmatch(r"\d+").all() or table["key"].duplicated().any():
-        raise UserError(f"{path}: keys must be unique integers as written by the sample stage")
-    return table
+# ---------------------------------------------------------------- re-sampling by index
 
 
 def resample_index(index: pd.DataFrame, metadata: pd.DataFrame, cfg) -> pd.DataFrame:
@@ -218,9 +175,3 @@ def resample_index(index: pd.DataFrame, metadata: pd.DataFrame, cfg) -> pd.DataF
     table, _ = split_table(metadata[metadata["face_id"].isin(index["face_id"])], cfg)
     drawn = table.set_index("face_id").loc[index["face_id"], ["split", "stratum", "holdout_for"]]
     return index.assign(**{c: drawn[c].astype("string").to_numpy() for c in drawn.columns})
-
-
-def write_index(table: pd.DataFrame, path: Path) -> None:
-    """Write a manifest atomically with the index schema."""
-    cols = {c: "string" for c in ("split", "stratum", "holdout_for", "group")}
-    write_parquet(table[INDEX_SCHEMA.names].astype(cols), path, schema=INDEX_SCHEMA)

@@ -21,15 +21,9 @@ from PIL import Image
 from realfake.errors import UserError
 from realfake.sample_stage import run_sample
 from realfake.sampling import SampleConfig
+from realfake.shard_manifest import INDEX_NAME, read_index, write_index
 from realfake.shard_stream import ShardInputConfig, load_shard_split
-from realfake.shards import (
-    INDEX_NAME,
-    ShardsConfig,
-    read_index,
-    resample_index,
-    write_index,
-    write_stage_shards,
-)
+from realfake.shards import ShardsConfig, resample_index, write_stage_shards
 from realfake.train import TrainConfig, load_split, train, train_batches
 
 REPO = Path(__file__).resolve().parents[1]
