@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import tempfile
 import time
@@ -74,8 +75,11 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/results/shards.json")
     args = parser.parse_args()
     torch.set_num_threads(2)
+    load_before = os.getloadavg()
     rows = [bench_size(args.n, s, args.epochs, args.batch, args.workers) for s in args.sizes]
     result = {"epochs": args.epochs, "batch": args.batch, "workers": args.workers, "rows": rows,
+              "load_avg_at_start": [round(x, 2) for x in load_before],
+              "load_avg_at_end": [round(x, 2) for x in os.getloadavg()],
               "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, numpy {np.__version__}",
               "note": "2 shared CPU cores; other jobs may run at the same time, so compare the ratios of one run"}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -109,7 +109,7 @@ def write_shards(rows: pd.DataFrame, out_dir: Path, cfg: ShardsConfig, seed: int
     index, rejected = [], Counter()
     with atomic_dir(out_dir) as tmp:
         writer = wds.ShardWriter(str(tmp / SHARD_PATTERN), maxcount=cfg.max_count, maxsize=cfg.max_bytes,
-                                 verbose=0, mtime=0.0, user="", group="")  # fixed metadata: byte-identical tars
+                                 verbose=0, mtime=0, user="", group="")  # fixed metadata (an int mtime: no PAX header per member)
         try:
             for rec in tqdm(ordered.itertuples(index=False), total=len(ordered), desc="shards", unit="img",
                             leave=False, mininterval=5):
