@@ -6,7 +6,7 @@ All three deliver shuffled float batches (B×3×S×S in [0,1]) of the same image
 the mirror), measured one after the other in one run on this machine, so the ratios compare like with like:
 - ImageFolder: torchvision ImageFolder + DataLoader(`--workers`) decoding one PNG file per image per epoch;
 - packed: the uint8 memmap the trainer reads by default (`train.input: packed`), no decoding, main process only;
-- shards: `train.input: shards` (realfake.shard_stream): tar shards read sequentially by DataLoader(`--workers`)
+- shards: `train.input: shards` (realfake.detector.shard_stream): tar shards read sequentially by DataLoader(`--workers`)
   workers, a 1000-image shuffle buffer, re-batched in the training process; `sample.shards.encoding: file` (the PNG,
   decoded in the workers) and `npy` (uint8 arrays, nothing to decode).
 Shards are local files here; on S3 each shard is one GET of a ~100 MB object (docs/scale.md).
@@ -26,9 +26,9 @@ import numpy as np
 import torch
 from bench_loader import make_images, time_imagefolder, time_packed
 
-from realfake.packing import pack_split
-from realfake.shard_stream import ShardInputConfig, load_shard_split
-from realfake.shards import ShardsConfig, write_shards
+from realfake.detector.shard_stream import ShardInputConfig, load_shard_split
+from realfake.sample.packing import pack_split
+from realfake.sample.shards import ShardsConfig, write_shards
 
 
 def time_shards(location: Path, size: int, epochs: int, batch: int, workers: int) -> float:

@@ -13,10 +13,11 @@ import torch
 from PIL import Image
 from test_train import TINY, write_packed
 
-from realfake.device import resolve_device, resolve_precision
-from realfake.errors import UserError
-from realfake.evaluate import Scorer
-from realfake.train import TrainConfig, load_detector, preprocessing_for, save_checkpoint, train
+from realfake.core.device import resolve_device, resolve_precision
+from realfake.core.errors import UserError
+from realfake.detector.checkpoint import load_detector, preprocessing_for, save_checkpoint
+from realfake.detector.scorer import Scorer
+from realfake.detector.train import TrainConfig, train
 
 REPO = Path(__file__).resolve().parents[1]
 HAS_CUDA = torch.cuda.is_available()
@@ -91,7 +92,7 @@ def test_the_cpu_never_autocasts():
 
 @pytest.fixture
 def checkpoint(tmp_path) -> Path:
-    from realfake.model import build_model
+    from realfake.detector.model import build_model
 
     path = tmp_path / "detector.pt"
     save_checkpoint(path, build_model(TINY).eval(), TINY, preprocessing_for(32), {"threshold": 0.5})

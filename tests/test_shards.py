@@ -18,13 +18,14 @@ import pytest
 import torch
 from PIL import Image
 
-from realfake.errors import UserError
-from realfake.sample_stage import run_sample
-from realfake.sampling import SampleConfig
-from realfake.shard_manifest import INDEX_NAME, read_index, write_index
-from realfake.shard_stream import ShardInputConfig, load_shard_split
-from realfake.shards import ShardsConfig, resample_index, write_stage_shards
-from realfake.train import TrainConfig, load_split, train, train_batches
+from realfake.core.errors import UserError
+from realfake.core.shard_manifest import INDEX_NAME, read_index, write_index
+from realfake.detector.packed import load_split
+from realfake.detector.shard_stream import ShardInputConfig, load_shard_split
+from realfake.detector.train import TrainConfig, train, train_batches
+from realfake.sample.sampling import SampleConfig
+from realfake.sample.shards import ShardsConfig, resample_index, write_stage_shards
+from realfake.sample.stage import run_sample
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data" / "sample"
@@ -282,7 +283,7 @@ def test_resample_is_a_new_manifest_over_untouched_shards(staged, tmp_path):
     assert new[["shard", "key", "face_id"]].equals(index[["shard", "key", "face_id"]])
     assert (new["split"].fillna("") != index["split"].fillna("")).sum() > 10  # a different draw
     # the same draw the sample stage makes from scratch with that seed
-    from realfake.sample_stage import split_table
+    from realfake.sample.stage import split_table
 
     direct, _ = split_table(metadata, cfg)
     assert dict(zip(new["face_id"], new["split"].fillna("none"), strict=True)) == dict(
@@ -318,10 +319,8 @@ def test_resample_command(staged, tmp_path):
 
 
 @pytest.mark.slow
-def test_streaming_from_s3_matches_local(staged, request, monkeypatch):
-    # the local SeaweedFS fixtures (`s3`) come with the S3 work of issue 14; skip cleanly on a tree without them
-    pytest.importorskip("realfake.seaweed", reason="needs the local S3 server fixtures")
-    s3 = request.getfixturevalue("s3")
+def test_streaming_from_s3_matches_local(staged, s3, monkeypatch):
+    # s3: the local SeaweedFS server of tests/s3_server.py (skips cleanly without the weed binary)
     folder = staged / "data" / "shards"
     for path in sorted(folder.iterdir()):
         s3.put(f"shards/{path.name}", path.read_bytes())
