@@ -122,7 +122,8 @@ def test_scorer_and_predict_take_a_device(checkpoint, tmp_path):
 @pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU")
 @pytest.mark.parametrize("amp", ["bf16", "fp16"])
 def test_gpu_smoke_train_evaluate_predict(packed, tmp_path, amp):
-    cfg = TrainConfig(epochs=1, batch_size=16, threads=1, device="cuda", amp=amp, cuda_batch_size=32)
+    patch = {"size": 16, "count": 4} if amp == "fp16" else {}  # the patch-level model's scoring path too
+    cfg = TrainConfig(epochs=1, batch_size=16, threads=1, device="cuda", amp=amp, cuda_batch_size=32, patch=patch)
     summary = train(TINY, cfg, packed, tmp_path / "m.pt", tmp_path / "live", size=32)
     assert summary["device"] == "cuda" and summary["precision"] in ("bf16", "fp16")
     assert summary["batch_size"] == 16  # 64 train images: the CUDA batch would leave < 20 steps per epoch
