@@ -99,6 +99,7 @@ def checkpoint(tmp_path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_scorer_and_predict_take_a_device(checkpoint, tmp_path):
     images = np.random.default_rng(0).integers(0, 256, (4, 3, 32, 32), dtype=np.uint8)
     p = Scorer(checkpoint, "cpu")(images)
