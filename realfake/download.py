@@ -15,12 +15,14 @@ import pandas as pd
 import pyarrow as pa
 from tqdm import tqdm
 
-from realfake.atomic import atomic_dir, write_json, write_parquet
+from realfake.atomic import atomic_dir, write_parquet
 from realfake.errors import UserError
 from realfake.extract import ExtractLimits, iter_members, safe_relpath
 from realfake.fetch import FetchConfig, fetch
 from realfake.labels import group_key, parse_labels
 from realfake.sources import Source
+from realfake.stage_metrics import counts, write_stage_metrics
+from realfake.timings import record_timing
 
 log = logging.getLogger(__name__)
 
@@ -140,8 +142,9 @@ def _str_or_none(value: Any) -> str | None:
     return None if value is None or value is pd.NA or (isinstance(value, float) and value != value) else str(value)
 
 
-def run_download(source: Source, cfg: DownloadConfig, raw_root: Path, metrics_path: Path) -> dict[str, Any]:
-    """Fetch, extract and describe one source; write `raw_root/<name>/`, `<name>.parquet` and the metrics."""
+def run_download(source: Source, cfg: DownloadConfig, raw_root: Path, metrics_path: Path,
+                 report_path: Path | None = None) -> dict[str, Any]:
+    """Fetch, extract and describe one source; write `raw_root/<name>/`, `<name>.parquet`, the metrics and details."""
     started = time.perf_counter()
     out_dir = raw_root / source.name
     with atomic_dir(out_dir) as tmp_dir:
@@ -168,10 +171,10 @@ def run_download(source: Source, cfg: DownloadConfig, raw_root: Path, metrics_pa
         "bytes_kept": int(frame["bytes"].sum()),
         "archive_bytes": _size(local),
         "label_notes": int(frame["label_note"].notna().sum()),
-        "seconds": round(time.perf_counter() - started, 2),
     }
-    assert metrics["files_seen"] == metrics["images_kept"] + metrics["skipped_total"], metrics
-    write_json(metrics_path, metrics)
+    top = counts(metrics["files_seen"], metrics["images_kept"], metrics["skipped_total"])
+    write_stage_metrics(metrics_path, top, metrics, report_path)
+    record_timing(f"download@{source.name}", seconds=round(time.perf_counter() - started, 2))
     log.info("%s: %d files seen, %d images kept, skipped %s", source.name, extracted.files_seen,
              len(frame), dict(skipped) or "none")
     return metrics

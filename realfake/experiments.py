@@ -14,10 +14,10 @@ import pandas as pd
 from realfake.errors import UserError
 
 DEFAULT_METRICS = (
-    "metrics/evaluate.json:at_threshold.roc_auc",
-    "metrics/evaluate.json:at_threshold.f1",
-    "metrics/evaluate.json:at_threshold.accuracy",
-    "metrics/evaluate.json:honest_pair.pair_auc",
+    "metrics/evaluate.json:auc",
+    "metrics/evaluate.json:f1",
+    "metrics/evaluate.json:acc",
+    "metrics/evaluate.json:pair_auc",
 )
 
 
@@ -41,7 +41,7 @@ def iter_experiments(shown: list[dict]) -> Iterator[dict[str, Any]]:
                 data = rev.get("data") or {}
                 if rev.get("error"):
                     continue
-                yield {"name": rev.get("name") or rev.get("rev", "")[:7],
+                yield {"name": rev.get("name") or rev.get("rev", "")[:7], "rev": rev.get("rev"),
                        "params": (data.get("params") or {}).get("params.yaml", {}).get("data", {}),
                        "metrics": {f: (m or {}).get("data", {}) for f, m in (data.get("metrics") or {}).items()}}
 
@@ -51,9 +51,23 @@ def arm_of(name: str) -> str:
     return re.sub(r"-s\d+$", "", name)
 
 
+def read_details(file: str, rev: str | None, repo: str = ".") -> dict[str, Any]:
+    """A file that is not a headline metric (e.g. reports/evaluate.json) as an experiment left it ({} if absent)."""
+    import dvc.api
+
+    try:
+        return json.loads(dvc.api.read(file, repo=repo, rev=rev))
+    except Exception:  # absent at that revision, or not JSON: its cells show "—"
+        return {}
+
+
 def experiment_frame(shown: list[dict], params: tuple[str, ...], metrics: tuple[str, ...] = DEFAULT_METRICS,
-                     name_prefix: str | None = None) -> pd.DataFrame:
-    """One row per experiment with its arm, the chosen params and metrics (`file:dotted.key`)."""
+                     name_prefix: str | None = None, repo: str = ".") -> pd.DataFrame:
+    """One row per experiment with its arm, the chosen params and metrics (`file:dotted.key`).
+
+    A file among the headline metrics comes from `dvc exp show`; any other (the details under reports/,
+    cached outputs every experiment keeps) is read at the experiment's revision with `dvc.api.read`.
+    """
     rows = []
     for exp in iter_experiments(shown):
         if name_prefix and not exp["name"].startswith(name_prefix):
@@ -62,7 +76,8 @@ def experiment_frame(shown: list[dict], params: tuple[str, ...], metrics: tuple[
                **{p: _dig(exp["params"], p) for p in params if p != "arm"}}
         for spec in metrics:
             file, key = spec.split(":", 1)
-            row[key] = _dig(exp["metrics"].get(file, {}), key)
+            data = exp["metrics"][file] if file in exp["metrics"] else read_details(file, exp["rev"], repo)
+            row[key] = _dig(data, key)
         rows.append(row)
     return pd.DataFrame(rows)
 

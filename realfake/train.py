@@ -30,7 +30,7 @@ from sklearn.metrics import roc_auc_score
 from torch import nn
 from tqdm import tqdm
 
-from realfake.atomic import atomic_dir, atomic_path
+from realfake.atomic import atomic_dir, write_torch
 from realfake.augment import AugmentConfig, augment_batch
 from realfake.errors import UserError
 from realfake.losses import LOSSES, BinaryLoss, class_weights
@@ -378,8 +378,7 @@ def save_checkpoint(path, model: nn.Module, model_cfg: ModelConfig, preprocessin
         "classes": ["real", "fake"],  # the logit is for class 1, "fake"
         "info": info,
     }
-    with atomic_path(path, suffix=".pt") as tmp:
-        torch.save(checkpoint, tmp)
+    write_torch(path, checkpoint)
 
 
 def load_detector(path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:

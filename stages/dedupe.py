@@ -1,7 +1,7 @@
 """Stage `dedupe`: exact and near-duplicate faces across all sources (see docs/dedupe.md).
 
 Reads data/faces/<source>.parquet and the crops for every source in params.yaml `sources:`, writes
-data/dedupe.parquet, metrics/dedupe.json and plots/dedupe/pairs.png.
+data/dedupe.parquet, metrics/dedupe.json (headline), reports/dedupe.json (details) and plots/dedupe/pairs.png.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from realfake.atomic import atomic_path, write_json, write_parquet
+from realfake.atomic import atomic_path, write_parquet
 from realfake.cli import run_stage
 from realfake.dedupe.calibrate import calibrate
 from realfake.dedupe.config import DedupeConfig
@@ -17,6 +17,7 @@ from realfake.dedupe.pipeline import run_dedupe
 from realfake.dedupe.report import SCHEMA, build_metrics, gallery
 from realfake.errors import UserError
 from realfake.params import load_params
+from realfake.stage_metrics import counts, write_stage_metrics
 
 log = logging.getLogger("stages.dedupe")
 
@@ -24,6 +25,7 @@ FACES_DIR = Path("data/faces")
 RAW_DIR = Path("data/raw")  # the download stage's files, for matching the original images
 OUT_TABLE = Path("data/dedupe.parquet")
 OUT_METRICS = Path("metrics/dedupe.json")
+OUT_REPORT = Path("reports/dedupe.json")
 OUT_GALLERY = Path("plots/dedupe/pairs.png")
 
 
@@ -38,7 +40,9 @@ def main() -> None:
     calibration = calibrate(result.table, result.hashes, result.roots, cfg)
     metrics = build_metrics(result.table, result.edges, result.not_kept, cfg, calibration)
     write_parquet(result.table, OUT_TABLE, schema=SCHEMA)
-    write_json(OUT_METRICS, metrics)
+    top = {**counts(metrics["faces_in"], metrics["faces_kept"], metrics["faces_dropped"]),
+           "dup_recall": metrics["calibration"]["recall"]}
+    write_stage_metrics(OUT_METRICS, top, metrics, OUT_REPORT)
     with atomic_path(OUT_GALLERY, suffix=".png") as tmp:
         gallery(result.table, result.edges, FACES_DIR, cfg.gallery_tile).save(tmp, format="PNG")
     cal = metrics["calibration"]
@@ -49,7 +53,7 @@ def main() -> None:
     )  # fmt: skip
     if not cal["passed"]:
         log.warning(
-            "calibration target missed (see metrics/dedupe.json calibration.sweep to re-pick thresholds)"
+            "calibration target missed (see reports/dedupe.json calibration.sweep to re-pick thresholds)"
         )
 
 

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from realfake.atomic import write_json
 from realfake.attributes import AttributesConfig
 from realfake.cli import run_stage
 from realfake.dataset_card import write_card
@@ -22,6 +21,7 @@ from realfake.metadata import (
     write_metadata,
 )
 from realfake.params import load_params
+from realfake.stage_metrics import counts, write_stage_metrics
 
 log = logging.getLogger("stages.metadata")
 
@@ -35,6 +35,7 @@ def main() -> None:
     parser.add_argument("--out", default="data/metadata.parquet", type=Path)
     parser.add_argument("--metrics-dir", default="metrics", type=Path)
     parser.add_argument("--report", default="reports/dataset.md", type=Path)
+    parser.add_argument("--reports-dir", default="reports", type=Path, help="details of this and earlier stages")
     args = parser.parse_args()
     params = load_params()
     cfg = MetadataConfig.from_params(params.get("metadata"))
@@ -48,13 +49,14 @@ def main() -> None:
     meta = build_metadata(faces, dedupe, attributes, sources, age_bins, args.faces, Path("data/resized"),
                           Path("data/raw"), cfg)
     write_metadata(meta, args.out, sources, age_bins)
-    attr_metrics_path = args.metrics_dir / "attributes.json"
-    attr_metrics = json.loads(attr_metrics_path.read_text()) if attr_metrics_path.is_file() else None
+    attr_report = args.reports_dir / "attributes.json"  # the attributes stage's details (held-out, agreement)
+    attr_metrics = json.loads(attr_report.read_text()) if attr_report.is_file() else None
     summary = write_card(meta, args.metrics_dir, args.report, args.report.parent / "figures",
-                         args.report.parent / "plots", attr_metrics)
+                         args.report.parent / "plots", attr_metrics, args.reports_dir / "dedupe.json")
     metrics = metadata_metrics(meta, dedupe)
     metrics["real_vs_fake"] = summary
-    write_json(args.metrics_dir / "metadata.json", metrics)
+    top = counts(metrics["in_surviving_dedupe"], metrics["rows"], metrics["skipped_no_faces_row"])
+    write_stage_metrics(args.metrics_dir / "metadata.json", top, metrics, args.reports_dir / "metadata.json")
     log.info("metadata: %d rows written to %s; card %s", len(meta), args.out, args.report)
 
 
