@@ -10,10 +10,10 @@ import pytest
 import torch
 import yaml
 
-from realfake.atomic import write_torch
-from realfake.errors import without_addresses
-from realfake.imageio import DecodeError, decode_image
-from realfake.stage_metrics import (
+from realfake.core.atomic import write_torch
+from realfake.core.errors import without_addresses
+from realfake.core.imageio import DecodeError, decode_image
+from realfake.core.stage_metrics import (
     MAX_HEADLINE_KEYS,
     counts,
     headline,

@@ -10,8 +10,8 @@ import pytest
 import yaml
 from PIL import Image
 
-from realfake.baselines import shortcut_verdict
-from realfake.breakdowns import (
+from realfake.evaluation.baselines import shortcut_verdict
+from realfake.evaluation.breakdowns import (
     BreakdownConfig,
     bin_column,
     breakdowns,
@@ -19,8 +19,8 @@ from realfake.breakdowns import (
     disparity_sentence,
     group_rates,
 )
-from realfake.evaluate_figures import LINE, PAD, TILE, cam_sheet, fit_text, gallery, reliability_png
-from realfake.metrics import calibration
+from realfake.evaluation.figures import LINE, PAD, TILE, cam_sheet, fit_text, gallery, reliability_png
+from realfake.evaluation.metrics import calibration
 
 REPO = Path(__file__).resolve().parents[1]
 RED = np.array([0xD8, 0x57, 0x3B])
@@ -82,7 +82,7 @@ def test_grad_cam_captions_do_not_overlap(tmp_path):
 
 
 def test_fit_text_cuts_to_the_width():
-    from realfake.evaluate_figures import _font
+    from realfake.evaluation.figures import _font
 
     font = _font()
     cut = fit_text(font, "stylegan-140k-and-more-text", 60)
