@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -55,10 +56,13 @@ def test_reliability_diagram_shows_a_dot_when_every_prediction_is_in_one_bin(tmp
     rgb = np.asarray(Image.open(tmp_path / "cal.png").convert("RGB")).astype(int)
     dot = (np.abs(rgb - RED).sum(-1) < 30)
     assert dot.sum() > 50  # the bin's marker is drawn
-    # and the DVC chart of the same data draws points, not a line through one point
+    # and the DVC chart of the same data draws dots on fixed 0..1 axes, not only a line through one point
     plots = yaml.safe_load((REPO / "dvc.yaml").read_text())["plots"]
     (cal,) = [next(iter(p.values())) for p in plots if isinstance(p, dict) and next(iter(p)).startswith("Calibration")]
-    assert cal["template"] == "scatter"
+    template = json.loads((REPO / ".dvc" / "plots" / f"{cal['template']}.json").read_text())
+    curve_layer = template["layer"][-1]
+    assert curve_layer["mark"]["point"] and curve_layer["encoding"]["x"]["scale"]["domain"] == [0, 1]
+    assert "<DVC_METRIC_DATA>" in json.dumps(template)
 
 
 def test_error_gallery_captions_do_not_overlap(tmp_path):
