@@ -147,3 +147,20 @@ def test_shortcut_warning_says_what_the_numbers_say(other, cnn, says):
     assert says in verdict["text"]
     if says == "better than the CNN":  # the old text: "about as well as the CNN (AUC 0.935 vs 0.775, within 0.03)"
         assert "about as well" not in verdict["text"] and "within" not in verdict["text"]
+
+
+def test_sample_distribution_chart_draws_one_bar_per_value(tmp_path):
+    from realfake.sample.stage import write_distribution_plots
+
+    rows = [{"attribute": a, "value": f"{a}={v}", "label": lab, "phase": ph, "share": 0.5}
+            for a, vs in (("gender", ("female", "male")), ("age_group", ("0-12", "20-29")))
+            for v in vs for lab in ("real", "fake") for ph in ("before", "after")]
+    paths = write_distribution_plots(pd.DataFrame(rows), tmp_path)
+    assert sorted(p.name for p in paths) == ["fake_after.csv", "fake_before.csv", "real_after.csv", "real_before.csv"]
+    for path in paths:  # one row per value: a bar chart of one file has nothing to stack
+        table = pd.read_csv(path)
+        assert list(table.columns) == ["value", "share"] and not table["value"].duplicated().any() and len(table) == 4
+    plots = {next(iter(p)): next(iter(p.values())) for p in yaml.safe_load((REPO / "dvc.yaml").read_text())["plots"]
+             if isinstance(p, dict)}
+    charted = {f for name, p in plots.items() if name.startswith("Sample") for f in p["y"]}
+    assert charted == {f"plots/sample/{p.name}" for p in paths}
