@@ -12,7 +12,7 @@ def main() -> None:
     params = load_params()
     run_sample(Path("data/metadata.parquet"), SampleConfig.from_params(params.get("sample")),
                int(params["resize"]["size"]), Path("data/packed"), Path("data/splits.parquet"),
-               Path("metrics/sample.json"), Path("plots/sample/distributions.csv"))
+               Path("metrics/sample.json"), Path("plots/sample"))
 
 
 if __name__ == "__main__":

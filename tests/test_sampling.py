@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -137,7 +138,7 @@ def test_sample_stage_packs_arrays_that_match_the_images_bit_for_bit(tmp_path, m
     frame.to_parquet("metadata.parquet")
     cfg = SampleConfig(strata=("gender", "age_group"), min_per_stratum=2, seed=0)
     report = run_sample(Path("metadata.parquet"), cfg, 16, Path("packed"), Path("splits.parquet"),
-                        Path("sample.json"), Path("plots/dist.csv"))
+                        Path("sample.json"), Path("plots"))
     assert report["leakage"]["split_group"] == 0 and report["in"] == 240
     total = 0
     for split in ("train", "val", "test"):
@@ -151,7 +152,13 @@ def test_sample_stage_packs_arrays_that_match_the_images_bit_for_bit(tmp_path, m
         total += len(table)
     splits = pd.read_parquet("splits.parquet")
     assert total == splits["split"].notna().sum() and len(splits) == 240
-    assert pd.read_csv("plots/dist.csv")["share"].between(0, 1).all()
+    for name in ("real_before", "fake_before", "real_after", "fake_after"):
+        shares = pd.read_csv(f"plots/{name}.csv")
+        assert shares["share"].between(0, 1).all()
+        # one row per attribute value in each file: a DVC bar chart then draws one bar per value, not a stack
+        assert not shares["value"].duplicated().any() and len(shares) > 1
+    headline = json.loads(Path("sample.json").read_text())
+    assert headline["in"] == headline["kept"] + headline["rejected"] == 240 and headline["leakage"] == 0
 
 
 def tiny_pngs(frame: pd.DataFrame, folder: Path) -> list[str]:
@@ -337,7 +344,7 @@ def test_sample_stage_packs_the_holdout_with_its_sources_and_reconciles(tmp_path
     cfg = SampleConfig(strata=("gender",), min_per_stratum=2, seed=0, holdout_sources=("lfw",),
                        holdout_source="tpdne")
     report = run_sample(Path("metadata.parquet"), cfg, 8, Path("packed"), Path("splits.parquet"),
-                        Path("sample.json"), Path("plots/dist.csv"))
+                        Path("sample.json"), Path("plots"))
     holdout = pd.read_parquet("packed/holdout.parquet")
     splits = pd.read_parquet("splits.parquet")
     assert set(holdout["holdout_for"]) == {"lfw", "tpdne"}

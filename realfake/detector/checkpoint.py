@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from realfake.core.atomic import atomic_path
+from realfake.core.atomic import write_torch
 from realfake.core.errors import UserError
 from realfake.detector.model import ModelConfig, build_model, config_from_dict, config_to_dict
 from realfake.detector.patches import PatchConfig
@@ -40,8 +40,7 @@ def save_checkpoint(path, model: nn.Module, model_cfg: ModelConfig, preprocessin
         "classes": ["real", "fake"],  # the logit is for class 1, "fake"
         "info": info,
     }
-    with atomic_path(path, suffix=".pt") as tmp:
-        torch.save(checkpoint, tmp)
+    write_torch(path, checkpoint)  # byte for byte reproducible (torch.save to a temp name is not)
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:

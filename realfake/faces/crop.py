@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from realfake.core.atomic import write_bytes
-from realfake.core.errors import UserError
+from realfake.core.errors import UserError, without_addresses
 from realfake.core.imageio import DEFAULT_MAX_PIXELS, DecodedImage, DecodeError, read_image
 from realfake.faces.alignment import Alignment, align, encode_png, pad_fraction, warp_crop
 from realfake.faces.detect import Detector, Face, choose_primary, detect_faces
@@ -157,7 +157,8 @@ def process_batch(
                 write_bytes(Path(out_dir) / f"{fid}.png", encode_png(crop))
                 rec.update(status="kept", reason=None, reason_detail=None, crop_path=f"{fid}.png")
         except Exception as exc:  # keep the row, with a reason, whatever went wrong
-            rec.update(status="rejected", crop_path=None, reason="crop_error", reason_detail=f"{type(exc).__name__}: {exc}"[:200])
+            rec.update(status="rejected", crop_path=None, reason="crop_error",
+                       reason_detail=without_addresses(f"{type(exc).__name__}: {exc}")[:200])
     return sorted(records.items())
 
 
@@ -258,8 +259,8 @@ def plan_items(source: str, raw_table, raw_dir: Path) -> tuple[list[tuple[str, s
     return items, ids, early
 
 
-def summarize(source: str, records: list[dict[str, Any]], seconds: float, cfg: FacesConfig) -> dict[str, Any]:
-    """Stage metrics: counts by reason (in = kept + rejected) and per-source geometry statistics."""
+def summarize(source: str, records: list[dict[str, Any]], cfg: FacesConfig) -> dict[str, Any]:
+    """Stage details: counts by reason (in = kept + rejected) and per-source geometry statistics."""
     kept = [r for r in records if r["status"] == "kept"]
     reasons: dict[str, int] = {}
     for r in records:
@@ -276,7 +277,6 @@ def summarize(source: str, records: list[dict[str, Any]], seconds: float, cfg: F
     return {
         "source": source, "in": len(records), "kept": len(kept), "rejected": len(records) - len(kept),
         "rejected_by_reason": dict(sorted(reasons.items())),
-        "seconds": round(seconds, 3), "images_per_s": round(len(records) / seconds, 3) if seconds > 0 else 0.0,
         "workers": cfg.workers,
         "pad": {
             "mean_pad_fraction": float(np.mean([r["pad_fraction"] for r in kept])) if kept else 0.0,
@@ -296,12 +296,15 @@ def summarize(source: str, records: list[dict[str, Any]], seconds: float, cfg: F
 def run_source(
     source: str, cfg: FacesConfig, raw_root: Path = Path("data/raw"), faces_root: Path = Path("data/faces"),
     metrics_root: Path = Path("metrics/faces"), plots_root: Path = Path("plots/faces"), progress: bool = True,
+    reports_root: Path | None = None,
 ) -> dict[str, Any]:
-    """The faces stage for one source: crops dir, parquet, metrics JSON and contact sheet."""
+    """The faces stage for one source: crops dir, parquet, metrics (reports_root: details) and contact sheet."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from realfake.core.atomic import atomic_dir, atomic_path, write_json
+    from realfake.core.atomic import atomic_dir, atomic_path
+    from realfake.core.stage_metrics import counts, write_stage_metrics
+    from realfake.core.timings import record_timing
     from realfake.faces.contact_sheet import contact_sheet
 
     raw_parquet = raw_root / f"{source}.parquet"
@@ -325,10 +328,13 @@ def run_source(
         table = table.append_column(field, pa.array([r[field.name] for r in records], type=field.type))
     with atomic_path(faces_root / f"{source}.parquet", suffix=".parquet") as tmp_parquet:
         pq.write_table(table, tmp_parquet)
-    metrics = summarize(source, records, seconds, cfg)
-    write_json(metrics_root / f"{source}.json", metrics)
+    metrics = summarize(source, records, cfg)
+    metrics_path = metrics_root / f"{source}.json"
+    write_stage_metrics(metrics_path, counts(metrics["in"], metrics["kept"], metrics["rejected"]), metrics,
+                        None if reports_root is None else reports_root / f"{source}.json")
+    record_timing(f"faces@{source}", seconds=round(seconds, 3),
+                  images_per_s=round(len(records) / seconds, 3) if seconds > 0 else 0.0, workers=cfg.workers)
     title = f"{source}: kept {metrics['kept']} of {metrics['in']}; rejected {metrics['rejected_by_reason']}"
     contact_sheet(records, items, faces_root / source, plots_root / f"{source}.png", seed=cfg.seed, title=title)
-    log.info("%s: in %d, kept %d, rejected %s, %.1f img/s", source, metrics["in"], metrics["kept"],
-             metrics["rejected_by_reason"], metrics["images_per_s"])
+    log.info("%s: in %d, kept %d, rejected %s", source, metrics["in"], metrics["kept"], metrics["rejected_by_reason"])
     return metrics
