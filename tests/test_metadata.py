@@ -210,3 +210,12 @@ def test_surviving_faces_skips_stale_ids(project):
     dedupe.loc[len(dedupe)] = {"face_id": "ghost", "source": "lfw", "group": "lfw:Z", "cluster_id": 9,
                                "survived": True}
     assert "ghost" not in set(surviving_faces(faces, dedupe)["face_id"])
+
+
+def test_age_range_becomes_an_age_group_only_inside_one_bin():
+    from realfake.metadata import age_range_to_group
+
+    lo = pd.Series([0, 13, 20, 40, 65, None], dtype="Int16")
+    hi = pd.Series([12, 19, 39, 64, 119, None], dtype="Int16")
+    got = age_range_to_group(lo, hi, (0, 13, 20, 30, 40, 50, 60, 120))
+    assert got.tolist() == ["0-12", "13-19", None, None, "60+", None]
