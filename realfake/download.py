@@ -43,6 +43,7 @@ RAW_SCHEMA = pa.schema([
     ("dfdc_original", pa.string()),
     ("label_note", pa.string()),
     ("archive", pa.string()),
+    ("watermark_box", pa.list_(pa.float32())),  # the source's declared watermark (fractions), read by faces
 ])
 INT_LABELS = ("age_source", "age_min_source", "age_max_source")
 
@@ -145,6 +146,7 @@ def describe_files(source: Source, part: Part | None, out_dir: Path, extracted: 
             "group": group_key(source.group, source.name, path, _str_or_none(lab["dfdc_original"])),
             **{k: _str_or_none(v) if k not in INT_LABELS else v for k, v in lab.items()},
             "archive": part.uri if part else None,
+            "watermark_box": list(source.watermark.box) if source.watermark else None,
         })
     frame = pd.DataFrame(rows, columns=RAW_SCHEMA.names)
     for col in INT_LABELS:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from realfake.errors import UserError
+from realfake.watermark import Watermark
 
 LABELS = ("real", "fake")
 KINDS = ("gan", "diffusion", "faceswap", "photoshop")
@@ -37,6 +38,7 @@ class Source:
     parts: tuple[Part, ...] = ()  # empty: the source is not part of the active profile
     group: str = "file"
     profile: str = "sample"
+    watermark: Watermark | None = None  # a visible mark no crop may read (realfake.watermark)
 
     @property
     def enabled(self) -> bool:
@@ -87,7 +89,8 @@ def resolve_source(name: str, spec: dict[str, Any], profile: str) -> Source:
                 raise UserError(f"{where}.parts must be a non-empty list of {{uri, sha256, include, ...}}")
             parts = tuple(_part(_merge(base, _mapping(p, f"{where}.parts[{i}]", PART_KEYS)), f"{where}.parts[{i}]")
                           for i, p in enumerate(raw_parts))
-    return Source(name=name, label=label, kind=kind, parts=parts, group=group, profile=profile)
+    watermark = Watermark.from_params(spec.get("watermark"), f"sources.{name}")
+    return Source(name=name, label=label, kind=kind, parts=parts, group=group, profile=profile, watermark=watermark)
 
 
 def _mapping(entry: Any, where: str, allowed: tuple[str, ...]) -> dict[str, Any]:

@@ -50,8 +50,10 @@ def main() -> None:
     write_metadata(meta, args.out, sources, age_bins)
     attr_metrics_path = args.metrics_dir / "attributes.json"
     attr_metrics = json.loads(attr_metrics_path.read_text()) if attr_metrics_path.is_file() else None
+    watermarks = {name: spec["watermark"]["box"] for name, spec in (params.get("sources") or {}).items()
+                  if isinstance(spec, dict) and isinstance(spec.get("watermark"), dict)}
     summary = write_card(meta, args.metrics_dir, args.report, args.report.parent / "figures",
-                         args.report.parent / "plots", attr_metrics)
+                         args.report.parent / "plots", attr_metrics, watermarks)
     metrics = metadata_metrics(meta, dedupe)
     metrics["real_vs_fake"] = summary
     write_json(args.metrics_dir / "metadata.json", metrics)
