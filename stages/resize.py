@@ -2,9 +2,9 @@
 
 import argparse
 
-from realfake.cli import run_stage
-from realfake.params import load_params
-from realfake.resize import ResizeConfig, run_resize
+from realfake.core.params import load_params
+from realfake.core.stage import run_stage
+from realfake.faces.resize import ResizeConfig, run_resize
 
 
 def main() -> None:

@@ -16,11 +16,11 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from realfake.download import DownloadConfig, run_download
-from realfake.errors import UserError
-from realfake.extract import ExtractLimits
-from realfake.fetch import FetchConfig, fetch, fetch_http
-from realfake.sources import resolve_source
+from realfake.core.errors import UserError
+from realfake.ingest.download import DownloadConfig, run_download
+from realfake.ingest.extract import ExtractLimits
+from realfake.ingest.fetch import FetchConfig, fetch, fetch_http
+from realfake.ingest.sources import resolve_source
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -236,7 +236,7 @@ def test_a_source_reads_several_archives_each_with_its_own_labels(tmp_path):
     assert list(frame["gender_source"].fillna("-")) == ["female", "-"]
     assert list(frame["archive"]) == [str(first), str(second)]
     # the second archive's copy of an already-written path is refused, never overwrites the first
-    assert metrics["parts"][1]["skipped"] == {"not-included": 1, "path-taken": 1}
+    assert metrics["parts"][1]["skipped"] == {"not-included": 1, "duplicate-name": 1}
     assert (tmp_path / "raw" / "demo" / "ffhq/images/00007.jpg").read_bytes() == jpeg_bytes(0)
     assert metrics["files_seen"] == 2 + 3 == metrics["images_kept"] + metrics["skipped_total"]
     assert metrics["labelled"]["gender_source"] == 1 and metrics["uris"] == [str(first), str(second)]

@@ -12,14 +12,15 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from realfake.download import DownloadConfig, run_download
-from realfake.embedded_sample import POLLINATIONS_WATERMARK
-from realfake.errors import UserError
-from realfake.faces import FacesConfig, align, run_source, warp_crop
-from realfake.imageio import read_image
-from realfake.params import load_params
-from realfake.sources import resolve_source
-from realfake.watermark import Watermark, crop_reads_box, measure_box, stroke_share
+from realfake.core.errors import UserError
+from realfake.core.imageio import read_image
+from realfake.core.params import load_params
+from realfake.core.watermark import Watermark, crop_reads_box, measure_box, stroke_share
+from realfake.faces.alignment import align, warp_crop
+from realfake.faces.crop import FacesConfig, run_source
+from realfake.ingest.download import DownloadConfig, run_download
+from realfake.ingest.embedded_sample import POLLINATIONS_WATERMARK
+from realfake.ingest.sources import resolve_source
 
 REPO = Path(__file__).resolve().parents[1]
 PARAMS = load_params(REPO / "params.yaml")
