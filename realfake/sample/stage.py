@@ -10,6 +10,7 @@ import pandas as pd
 
 from realfake.core.atomic import write_json, write_parquet
 from realfake.sample.packing import pack_split
+from realfake.sample.quality_cells import bands
 from realfake.sample.sampling import (
     SPLITS,
     SampleConfig,
@@ -36,7 +37,8 @@ def split_table(metadata: pd.DataFrame, cfg: SampleConfig) -> tuple[pd.DataFrame
     table = table.sort_values("face_id", kind="stable").reset_index(drop=True)
     # null outside the holdout split (the column is absent from placed/unplaced, or all-NA when nothing is held)
     table["holdout_for"] = table.get("holdout_for", pd.Series(pd.NA, index=table.index)).astype("string")
-    info = {"dropped_strata": result.dropped_strata, "merged_strata": result.merged_strata}
+    info = {"dropped_strata": result.dropped_strata, "merged_strata": result.merged_strata,
+            "quality_edges": result.quality_edges}
     return table, info
 
 
@@ -63,6 +65,8 @@ def sample_report(metadata: pd.DataFrame, table: pd.DataFrame, cfg: SampleConfig
             **{f"{col}_before": tv_distance(metadata, stratum_keys(metadata, (col,))) for col in cfg.strata},
             **{f"{col}_after": tv_distance(placed, stratum_keys(placed, (col,))) for col in cfg.strata},
         },
+        "quality": quality_report(metadata, placed, cfg, info["quality_edges"]),
+        "lost_to_balancing": balancing_cost(table),
         "dropped_strata": info["dropped_strata"],
         "dropped_strata_count": len(info["dropped_strata"]),
         "dropped_faces": int(sum(info["dropped_strata"].values())),
@@ -72,6 +76,31 @@ def sample_report(metadata: pd.DataFrame, table: pd.DataFrame, cfg: SampleConfig
     assert report["in"] == report["placed"] + report["held_out"] + report["excluded"], report
     assert report["held_out"] == sum(sum(c.values()) for c in report["holdout"]["per_source"].values()), report
     return report
+
+
+def quality_report(metadata: pd.DataFrame, placed: pd.DataFrame, cfg: SampleConfig,
+                   edges: dict[str, list[float]]) -> dict[str, Any]:
+    """Real-vs-fake TV distance over each quality measure's bands, before (all metadata) and after (placed)."""
+    def tv(frame: pd.DataFrame, measure: str) -> float:
+        return tv_distance(frame, bands(frame, measure, edges[measure]).fillna("unknown"))
+
+    return {
+        "strata": list(cfg.quality_strata),
+        "position": cfg.quality_position,
+        "edges": {m: [None if abs(v) == float("inf") else v for v in e] for m, e in edges.items()},
+        "tv_before": {m: tv(metadata, m) for m in edges},
+        "tv_after": {m: tv(placed, m) for m in edges},
+    }
+
+
+def balancing_cost(table: pd.DataFrame) -> dict[str, Any]:
+    """Faces the balancing gave up: strata too small, not drawn (the larger class's surplus) and eval-split trims."""
+    split, reason = table["split"].astype("object").fillna(""), table["exclude_reason"].astype("object").fillna("")
+    eligible = table[(split != "holdout") & ~reason.isin(["excluded-source", "source-cap"])]
+    lost = reason[eligible.index].isin(["stratum-too-small", "not-drawn", "balance-trim"])
+    by = eligible.loc[lost, "label"].astype(str).value_counts().reindex(["real", "fake"], fill_value=0)
+    return {"eligible": len(eligible), "lost": int(lost.sum()), "real": int(by["real"]), "fake": int(by["fake"]),
+            "share": round(float(lost.mean()), 4) if len(eligible) else 0.0}
 
 
 def holdout_counts(table: pd.DataFrame, cfg: SampleConfig) -> dict[str, Any]:
@@ -89,12 +118,15 @@ def holdout_counts(table: pd.DataFrame, cfg: SampleConfig) -> dict[str, Any]:
     }
 
 
-def distribution_plot(metadata: pd.DataFrame, placed: pd.DataFrame, strata: tuple[str, ...]) -> pd.DataFrame:
-    """Long table of the share of each class per attribute value, before and after sampling (a DVC plot)."""
+def distribution_plot(metadata: pd.DataFrame, placed: pd.DataFrame, strata: tuple[str, ...],
+                      edges: dict[str, list[float]] | None = None) -> pd.DataFrame:
+    """Long table of the share of each class per attribute value (quality bands too), before and after sampling."""
     rows = []
     for phase, frame in (("before", metadata), ("after", placed)):
-        for col in strata:
-            share = pd.crosstab(stratum_keys(frame, (col,)), frame["label"], normalize="columns")
+        for col in (*strata, *(edges or {})):
+            values = (bands(frame, col, edges[col]).fillna("unknown") if col not in strata
+                      else stratum_keys(frame, (col,)))
+            share = pd.crosstab(values, frame["label"], normalize="columns")
             for value, rec in share.iterrows():
                 for label in ("real", "fake"):
                     rows.append({"attribute": col, "value": f"{col}={value}", "label": label, "phase": phase,
@@ -116,7 +148,14 @@ def run_sample(metadata_path: Path, cfg: SampleConfig, size: int, out_dir: Path,
     report = sample_report(metadata, table, cfg, info)
     write_json(metrics_path, report)
     plot_path.parent.mkdir(parents=True, exist_ok=True)
-    distribution_plot(metadata, table[table["split"].isin(SPLITS)], cfg.strata).to_csv(plot_path, index=False)
-    log.info("sample: %s; TV distance %.3f -> %.3f; leakage %s", report["split_sizes"],
-             report["tv_distance"]["before"], report["tv_distance"]["after"], report["leakage"])
+    distribution_plot(metadata, table[table["split"].isin(SPLITS)], cfg.strata,
+                      info["quality_edges"]).to_csv(plot_path, index=False)
+    log.info("sample: %s; TV distance %.3f -> %.3f; quality TV %s -> %s; lost to balancing %s; leakage %s",
+             report["split_sizes"], report["tv_distance"]["before"], report["tv_distance"]["after"],
+             _rounded(report["quality"]["tv_before"]), _rounded(report["quality"]["tv_after"]),
+             report["lost_to_balancing"]["lost"], report["leakage"])
     return report
+
+
+def _rounded(values: dict[str, float]) -> dict[str, float]:
+    return {k: round(v, 3) for k, v in values.items()}
