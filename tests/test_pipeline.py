@@ -184,3 +184,36 @@ def evaluation_holdout_ok(repo: Path) -> bool:
     splits = pd.read_parquet(repo / "data" / "splits.parquet")
     assert not (splits.loc[splits["source"] == "ciplab-real", "split"].isin(["train", "val", "test"])).any()
     return held["ciplab-real"]["n"] > 0 and 0 <= held["real_called_real"] <= 1
+
+
+@pytest.mark.slow
+def test_cv_on_the_sample_reports_mean_and_std_per_metric(reproduced, tmp_path):
+    """`realfake cv` on the reproduced sample: 5 folds of 2 epochs, and a quality-matched arm re-sampled first."""
+    cli = str(Path(sys.executable).parent / "realfake")
+    for extra, out in (([], "cv.json"), (["--set", "sample.quality_strata=[sharpness]"], "cv-quality.json")):
+        proc = subprocess.run([cli, "cv", "--epochs", "2", "--out", str(tmp_path / out), *extra], cwd=reproduced,
+                              capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        result = json.loads((tmp_path / out).read_text())
+        assert result["folds"] == 5 and len(result["per_fold"]) == 5 and "| ROC-AUC |" in proc.stdout
+        packed = pd.concat(pd.read_parquet(reproduced / "data" / "packed" / f"{s}.parquet") for s in ("train", "val"))
+        if not extra:
+            assert result["pool"] == len(packed) == sum(f["n"] for f in result["per_fold"])
+        for name in ("roc_auc", "f1", "mcc", "held_out_real_called_real"):
+            assert result[name]["mean"] is not None and result[name]["std"] is not None, (out, name)
+    assert result["sample_report"]["quality"]["strata"] == ["sharpness"]
+
+
+@pytest.mark.slow
+def test_pixabay_can_be_left_out_as_a_second_unseen_real_source(reproduced):
+    from realfake.sample.sampling import SampleConfig
+    from realfake.sample.stage import sample_report, split_table
+
+    params = yaml.safe_load((reproduced / "params.yaml").read_text())
+    cfg = SampleConfig.from_params({**params["sample"], "holdout_source": "pixabay"})
+    meta = pd.read_parquet(reproduced / "data" / "metadata.parquet")
+    table, info = split_table(meta, cfg)
+    report = sample_report(meta, table, cfg, info)
+    held = report["holdout"]["per_source"]
+    assert held["pixabay"]["real"] == (meta["source"] == "pixabay").sum() > 0 and held["ciplab-real"]["real"] > 0
+    assert not table.loc[table["source"] == "pixabay", "split"].isin(["train", "val", "test"]).any()
