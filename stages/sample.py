@@ -16,7 +16,7 @@ def main() -> None:
     cfg = SampleConfig.from_params(section)
     size = int(params["resize"]["size"])
     run_sample(Path("data/metadata.parquet"), cfg, size, Path("data/packed"), Path("data/splits.parquet"),
-               Path("metrics/sample.json"), Path("plots/sample/distributions.csv"))
+               Path("metrics/sample.json"), Path("plots/sample"))
     write_stage_shards(Path("data/metadata.parquet"), Path("data/splits.parquet"), Path("data/shards"), shards,
                        cfg.seed, size, Path("metrics/shards.json"))
 
