@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -37,7 +38,30 @@ def cmd_predict(args: argparse.Namespace) -> None:
     """Score the faces in the given photos."""
     from realfake.predict import run_predict
 
-    run_predict(args.paths, args.model, args.out, args.threads)
+    run_predict(args.paths, args.model, args.out, args.threads, args.device)
+
+
+def cmd_resample(args: argparse.Namespace) -> None:
+    """A new balanced draw over the images already in the shards, written as a new manifest (no image rewritten)."""
+    import pandas as pd
+
+    from realfake.core.params import load_params, load_section
+    from realfake.core.shard_manifest import read_index, write_index
+    from realfake.sample.sampling import SampleConfig
+    from realfake.sample.shards import resample_index
+
+    cfg = load_section(SampleConfig, load_params(args.params), "sample")
+    if args.seed is not None:
+        cfg = dataclasses.replace(cfg, seed=args.seed)
+    index = read_index(args.shards, args.index)
+    metadata = Path(args.metadata)
+    if not metadata.exists():
+        raise UserError(f"{metadata} not found: run the metadata stage first")
+    table = resample_index(index, pd.read_parquet(metadata), cfg)
+    write_index(table, Path(args.out))
+    log.info("wrote %s: %s over %d shards (no image rewritten); train from it with "
+             "-S train.input=shards -S train.shards.index=%s", args.out,
+             table["split"].fillna("none").value_counts().to_dict(), table["shard"].nunique(), args.out)
 
 
 def cmd_exp_table(args: argparse.Namespace) -> None:
@@ -59,6 +83,23 @@ def cmd_exp_table(args: argparse.Namespace) -> None:
     if frame.empty:
         raise UserError("no experiments found: run them with `dvc exp run --queue ...` first")
     print(markdown_table(mean_std_table(frame, tuple(args.group), metrics)))
+
+
+def cmd_cv(args: argparse.Namespace) -> None:
+    """Grouped, stratified k-fold cross-validation over train+val; mean ± std to a metrics file."""
+    from realfake.core.params import load_params, load_section
+    from realfake.cv import MARKDOWN_HEADER, CVConfig, apply_overrides, check_overrides, markdown_row, run_cv
+
+    check_overrides(args.set or [])
+    params = apply_overrides(load_params(args.params), args.set or [])
+    flags = {k: v for k, v in (("folds", args.folds), ("seed", args.seed), ("epochs", args.epochs)) if v is not None}
+    cv_cfg = load_section(CVConfig, {"cv": {**(params.get("cv") or {}), **flags}}, "cv")
+    resample = any(s.startswith("sample.") for s in args.set or [])
+    result = run_cv(params, cv_cfg, Path(args.packed), Path(args.out),
+                    resample_from=Path(args.metadata) if resample else None)
+    print(MARKDOWN_HEADER)
+    print(markdown_row(args.label or ", ".join(args.set or []) or "params.yaml", result))
+    log.info("wrote %s", args.out)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,12 +124,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="models/detector.pt")
     p.add_argument("--out", help="results.csv or results.json (default: print a table)")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda: where the detector scores (auto: CUDA if present)")
     p.set_defaults(func=cmd_predict)
+    p = sub.add_parser("resample", help="a new balanced draw over the shards, as a new manifest (no image rewritten)")
+    p.add_argument("--shards", default="data/shards", help="shards location: a directory or s3://bucket/prefix")
+    p.add_argument("--index", help="manifest to draw from (default: <shards>/index.parquet)")
+    p.add_argument("--metadata", default="data/metadata.parquet")
+    p.add_argument("--params", default="params.yaml", help="the `sample` section gives the sampling rules")
+    p.add_argument("--seed", type=int, help="overrides sample.seed")
+    p.add_argument("--out", required=True, help="the new manifest (.parquet)")
+    p.set_defaults(func=cmd_resample)
     p = sub.add_parser("exp-table", help="mean ± std of experiment metrics over seeds, grouped by params")
     p.add_argument("--group", nargs="+", default=["model.attention"], help="params to group by; `arm` groups by experiment name minus its -s<seed> suffix")
     p.add_argument("--metric", action="append", help="file:dotted.key (repeatable)")
     p.add_argument("--prefix", help="only experiments whose name starts with this")
     p.set_defaults(func=cmd_exp_table)
+    p = sub.add_parser("cv", help="grouped, stratified k-fold cross-validation over train+val (test untouched)")
+    p.add_argument("--folds", type=int, help="k (default: params cv.folds, 5)")
+    p.add_argument("--seed", type=int, help="fold assignment seed (default: params cv.seed)")
+    p.add_argument("--epochs", type=int, help="override train.epochs (smoke runs)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a param for this run, like dvc exp run -S (e.g. model.attention=false)")
+    p.add_argument("--params", default="params.yaml")
+    p.add_argument("--packed", default="data/packed", help="the sample stage's packed splits")
+    p.add_argument("--metadata", default="data/metadata.parquet",
+                   help="re-sampled from when --set changes a sample param")
+    p.add_argument("--out", default="metrics/cv.json")
+    p.add_argument("--label", help="row label of the printed table (default: the --set overrides)")
+    p.set_defaults(func=cmd_cv)
     return parser
 
 

@@ -15,6 +15,7 @@ import pandas as pd
 import torch
 
 from realfake.core.atomic import write_json, write_text
+from realfake.core.device import resolve_device
 from realfake.core.errors import UserError
 from realfake.core.imageio import IMAGE_EXTENSIONS, DecodeError, read_image
 from realfake.core.params import load_section
@@ -134,12 +135,13 @@ def crop_faces(paths: list[Path], detector: FaceDetector, faces: FacesConfig, re
     return crops
 
 
-def predict(inputs: list[str], model_path: Path, batch: int = 16, threshold: float | None = None) -> pd.DataFrame:
+def predict(inputs: list[str], model_path: Path, batch: int = 16, threshold: float | None = None,
+            device: str = "cpu") -> pd.DataFrame:
     """One row per face, one per file that could not be scored and one per input that named nothing, in input order.
 
     When the model is not fit to judge (realfake.detector.fitness), every row carries the reason in `warning`.
     """
-    scorer = Scorer(model_path)
+    scorer = Scorer(model_path, resolve_device(device, "--device"))
     faces, resize = shaping(scorer.checkpoint["preprocessing"])
     threshold = float(scorer.checkpoint.get("info", {}).get("threshold", 0.5) if threshold is None else threshold)
     warning = warning_line(fitness_of(scorer.checkpoint))
@@ -195,7 +197,7 @@ def summary(table: pd.DataFrame, seconds: float) -> str:
             + (f"; {int(missing.sum())} inputs named nothing" if missing.any() else ""))
 
 
-def run_predict(inputs: list[str], model: str, out: str | None, threads: int = 2) -> pd.DataFrame:
+def run_predict(inputs: list[str], model: str, out: str | None, threads: int = 2, device: str = "auto") -> pd.DataFrame:
     """The CLI command: score, write, summarise; inputs that named nothing make it exit 2 after the others are written."""
     if out:
         check_out(Path(out))
@@ -205,7 +207,7 @@ def run_predict(inputs: list[str], model: str, out: str | None, threads: int = 2
     read_checkpoint(model)  # a bad model is one clear line before any photo is read
     torch.set_num_threads(threads)
     start = time.perf_counter()
-    table = predict(inputs, Path(model))
+    table = predict(inputs, Path(model), device=device)
     warning = table["warning"].iloc[0] if len(table) else None
     if out:
         write_results(table, Path(out))

@@ -10,8 +10,8 @@ from realfake.evaluation.evaluate import EvaluateConfig, run_evaluate
 
 def main() -> None:
     params = load_params()
-    out = {"metrics": Path("metrics/evaluate.json"), "breakdowns": Path("metrics/evaluate_breakdowns.json"),
-           "plots": Path("metrics/plots/evaluate"), "figures": Path("plots/evaluate"),
+    out = {"metrics": Path("metrics/evaluate.json"), "details": Path("reports/evaluate.json"),
+           "breakdowns": Path("reports/evaluate_breakdowns.json"), "plots": Path("plots/evaluate"),
            "report": Path("reports/evaluate.md")}
     run_evaluate(load_section(EvaluateConfig, params, "evaluate"), Path("models/detector.pt"),
                  Path("data/packed"), Path("data/metadata.parquet"), image_size(params), out)

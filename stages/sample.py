@@ -1,4 +1,4 @@
-"""DVC stage `sample`: balanced i.i.d. selection, the leakage-free split, and packed training arrays."""
+"""DVC stage `sample`: balanced i.i.d. selection, the leakage-free split, packed training arrays (and shards)."""
 
 from pathlib import Path
 
@@ -6,14 +6,17 @@ from realfake.core.params import load_params, load_section
 from realfake.core.stage import run_stage
 from realfake.core.training_image import image_size
 from realfake.sample.sampling import SampleConfig
+from realfake.sample.shards import write_stage_shards
 from realfake.sample.stage import run_sample
 
 
 def main() -> None:
     params = load_params()
-    run_sample(Path("data/metadata.parquet"), load_section(SampleConfig, params, "sample"),
-               image_size(params), Path("data/packed"), Path("data/splits.parquet"),
-               Path("metrics/sample.json"), Path("plots/sample/distributions.csv"))
+    cfg, size = load_section(SampleConfig, params, "sample"), image_size(params)  # checked before the long work
+    run_sample(Path("data/metadata.parquet"), cfg, size, Path("data/packed"), Path("data/splits.parquet"),
+               Path("metrics/sample.json"), Path("plots/sample"))
+    write_stage_shards(Path("data/metadata.parquet"), Path("data/splits.parquet"), Path("data/shards"), cfg.shards,
+                       cfg.seed, size, Path("metrics/shards.json"))
 
 
 if __name__ == "__main__":

@@ -27,11 +27,13 @@ def test_mean_and_std_over_seeds_grouped_by_attention(tmp_path):
     (tmp_path / "params.yaml").write_text("model: {attention: true}\ntrain: {seed: 0}\n")
     (tmp_path / "dvc.yaml").write_text(
         "stages:\n  m:\n    cmd: python make.py\n    params: [model, train]\n"
-        "    metrics: [metrics/evaluate.json: {cache: false}]\n")
+        "    metrics: [metrics/evaluate.json: {cache: false}]\n    outs: [reports/evaluate.json]\n")
     (tmp_path / "make.py").write_text(
         "import json, os, yaml\np = yaml.safe_load(open('params.yaml'))\nos.makedirs('metrics', exist_ok=True)\n"
         "auc = 0.9 + 0.05 * p['model']['attention'] + 0.01 * p['train']['seed']\n"
-        "json.dump({'at_threshold': {'roc_auc': auc}}, open('metrics/evaluate.json', 'w'))\n")
+        "json.dump({'at_threshold': {'roc_auc': auc}}, open('metrics/evaluate.json', 'w'))\n"
+        "os.makedirs('reports', exist_ok=True)\n"
+        "json.dump({'honest_pair': {'real_accuracy': auc - 0.5}}, open('reports/evaluate.json', 'w'))\n")
     sh(["git", "init", "-q"], tmp_path)
     sh([sys.executable, "-m", "dvc", "init", "-q"], tmp_path)
     sh(["git", "add", "-A"], tmp_path)
@@ -43,6 +45,10 @@ def test_mean_and_std_over_seeds_grouped_by_attention(tmp_path):
     shown = json.loads(sh([sys.executable, "-m", "dvc", "exp", "show", "--json"], tmp_path))
     metrics = ("metrics/evaluate.json:at_threshold.roc_auc",)
     frame = experiment_frame(shown, ("model.attention", "train.seed"), metrics)
+    # a details file (a cached output, not a headline metric) is read at each experiment's revision
+    details = experiment_frame(shown, ("model.attention",), ("reports/evaluate.json:honest_pair.real_accuracy",),
+                               repo=str(tmp_path)).set_index("name")
+    assert details.loc["afalse-s2", "honest_pair.real_accuracy"] == pytest.approx(0.42)
     assert len(frame) == 6
     table = mean_std_table(frame, ("model.attention",), metrics).set_index("model.attention")
     assert table.loc[True, "at_threshold.roc_auc"] == "0.9600 ± 0.0100"

@@ -14,6 +14,7 @@ from realfake.attributes.model import AttributesConfig
 from realfake.core.errors import UserError
 from realfake.core.params import load_section
 from realfake.core.training_image import ResizeConfig, image_size
+from realfake.cv import CVConfig
 from realfake.dedupe.config import DedupeConfig
 from realfake.detector.model import ModelConfig
 from realfake.detector.train import TrainConfig, load_train_config
@@ -30,7 +31,7 @@ PARAMS = yaml.safe_load((REPO / "params.yaml").read_text())
 SECTIONS = {
     "data": DataConfig, "download": DownloadConfig, "faces": FacesConfig, "resize": ResizeConfig,
     "dedupe": DedupeConfig, "attributes": AttributesConfig, "metadata": MetadataConfig, "sample": SampleConfig,
-    "model": ModelConfig, "train": TrainConfig, "evaluate": EvaluateConfig,
+    "cv": CVConfig, "model": ModelConfig, "train": TrainConfig, "evaluate": EvaluateConfig,
 }
 
 

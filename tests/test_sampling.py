@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from realfake.core.errors import UserError
 from realfake.core.params import load_section
 from realfake.sample.sampling import (
     SampleConfig,
@@ -138,7 +140,7 @@ def test_sample_stage_packs_arrays_that_match_the_images_bit_for_bit(tmp_path, m
     frame.to_parquet("metadata.parquet")
     cfg = SampleConfig(strata=("gender", "age_group"), min_per_stratum=2, seed=0, holdout_sources=())
     report = run_sample(Path("metadata.parquet"), cfg, 16, Path("packed"), Path("splits.parquet"),
-                        Path("sample.json"), Path("plots/dist.csv"))
+                        Path("sample.json"), Path("plots"))
     assert report["leakage"]["split_group"] == 0 and report["in"] == 240
     total = 0
     for split in ("train", "val", "test"):
@@ -152,7 +154,13 @@ def test_sample_stage_packs_arrays_that_match_the_images_bit_for_bit(tmp_path, m
         total += len(table)
     splits = pd.read_parquet("splits.parquet")
     assert total == splits["split"].notna().sum() and len(splits) == 240
-    assert pd.read_csv("plots/dist.csv")["share"].between(0, 1).all()
+    for name in ("real_before", "fake_before", "real_after", "fake_after"):
+        shares = pd.read_csv(f"plots/{name}.csv")
+        assert shares["share"].between(0, 1).all()
+        # one row per attribute value in each file: a DVC bar chart then draws one bar per value, not a stack
+        assert not shares["value"].duplicated().any() and len(shares) > 1
+    headline = json.loads(Path("sample.json").read_text())
+    assert headline["in"] == headline["kept"] + headline["rejected"] == 240 and headline["leakage"] == 0
 
 
 def tiny_pngs(frame: pd.DataFrame, folder: Path) -> list[str]:
@@ -348,7 +356,7 @@ def test_sample_stage_packs_the_holdout_with_its_sources_and_reconciles(tmp_path
     cfg = SampleConfig(strata=("gender",), min_per_stratum=2, seed=0, holdout_sources=("lfw",),
                        holdout_source="tpdne")
     report = run_sample(Path("metadata.parquet"), cfg, 8, Path("packed"), Path("splits.parquet"),
-                        Path("sample.json"), Path("plots/dist.csv"))
+                        Path("sample.json"), Path("plots"))
     holdout = pd.read_parquet("packed/holdout.parquet")
     splits = pd.read_parquet("splits.parquet")
     assert set(holdout["holdout_for"]) == {"lfw", "tpdne"}
@@ -363,3 +371,72 @@ def test_sample_stage_packs_the_holdout_with_its_sources_and_reconciles(tmp_path
     for split in ("train", "val", "test"):
         table = pd.read_parquet(Path("packed") / f"{split}.parquet")
         assert table["holdout_for"].isna().all() and not {"lfw", "tpdne"} & set(table["source"])
+
+
+def with_quality(frame: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+    """The crafted table plus quality measures that tell the classes apart: soft small reals, sharp large fakes."""
+    rng = np.random.default_rng(seed)
+    fake = (frame["label"] == "fake").to_numpy()
+    return frame.assign(sharpness=np.exp(rng.normal(np.where(fake, 3.6, 2.2), 0.8)),
+                        face_px=rng.normal(np.where(fake, 220, 150), 60).clip(64),
+                        jpeg_quality=pd.array(np.where(rng.random(len(frame)) < 0.1, None, 75), dtype="Int16"))
+
+
+def test_quality_strata_match_real_and_fake_within_quality_bands():
+    from realfake.sample.quality_cells import band_column
+
+    frame = with_quality(crafted(3000, seed=2))
+    plain = balanced_sample(frame, CFG)
+    matched_cfg = SampleConfig(**{**CFG.__dict__, "quality_strata": ("sharpness", "face_px")})
+    matched = balanced_sample(frame, matched_cfg)
+    assert set(plain.quality_edges) == set(matched.quality_edges) == {"sharpness", "face_px", "jpeg_quality"}
+    assert len(plain.quality_edges["sharpness"]) == 4  # terciles over the pool: -inf, q1, q2, inf
+
+    def tv(result, measure):
+        sel = result.selected
+        return tv_distance(sel, sel[band_column(measure)].fillna("unknown"))
+
+    # measured on this table: sharpness 0.56 -> 0.06, face size 0.41 -> 0.15 (small strata merge the bands away)
+    assert tv(plain, "sharpness") > 0.5 and tv(matched, "sharpness") < 0.1
+    assert tv(plain, "face_px") > 0.35 and tv(matched, "face_px") < 0.2
+    counts = matched.selected.groupby(["stratum", "label"]).size().unstack()
+    assert (counts["real"] == counts["fake"]).all() and len(matched.selected) < len(plain.selected)
+    demographic = tv_distance(matched.selected, stratum_keys(matched.selected, CFG.strata))
+    assert demographic < 0.05  # quality_position last: the bands split demographic cells, never replace them
+    first = balanced_sample(frame, SampleConfig(**{**matched_cfg.__dict__, "quality_position": "first"}))
+    assert all(key.startswith("sharpness") for key in first.selected["stratum"] if key != "all")
+
+
+def test_quality_params_are_validated():
+    base = {"strata": ["gender"]}
+    for bad, message in [({"quality_strata": ["sharpness"], "quality_bins": {}}, "need an entry"),
+                         ({"quality_bins": {"sharpness": 1}}, "quantile bands"),
+                         ({"quality_bins": {"sharpness": [3, 2]}}, "increasing"),
+                         ({"quality_bins": {"mood": 3}}, "unknown measure"),
+                         ({"quality_position": "middle"}, "one of first, last")]:
+        with pytest.raises(UserError, match=message):
+            load_section(SampleConfig, {"sample": {**base, **bad}}, "sample")
+    cfg = load_section(SampleConfig, {"sample": {**base, "quality_strata": ["sharpness"]}}, "sample")
+    assert cfg.all_strata == ("gender", "sharpness_band")
+    with pytest.raises(UserError, match="no .sharpness. column"):
+        balanced_sample(crafted(100), cfg)
+
+
+def test_sample_report_gives_quality_tv_and_the_cost_of_balancing(tmp_path):
+    from realfake.sample.stage import sample_report, split_table
+
+    frame = with_quality(crafted(2000, seed=4))
+    reports = {}
+    for arm, strata in (("today", ()), ("quality", ("sharpness",))):
+        cfg = SampleConfig(**{**CFG.__dict__, "quality_strata": strata})
+        table, info = split_table(frame, cfg)
+        reports[arm] = sample_report(frame, table, cfg, info)
+    today, quality = reports["today"], reports["quality"]
+    assert today["quality"]["tv_before"]["sharpness"] == quality["quality"]["tv_before"]["sharpness"] > 0.5
+    assert quality["quality"]["tv_after"]["sharpness"] < 0.5 * today["quality"]["tv_after"]["sharpness"]
+    assert quality["quality"]["edges"]["sharpness"][0] is None  # open lower band, JSON-safe
+    for r in (today, quality):
+        lost = r["lost_to_balancing"]
+        assert lost["lost"] == lost["real"] + lost["fake"] == sum(
+            r["excluded_by_reason"].get(k, 0) for k in ("stratum-too-small", "not-drawn", "balance-trim"))
+    assert quality["lost_to_balancing"]["lost"] > today["lost_to_balancing"]["lost"]

@@ -323,9 +323,13 @@ def test_stage_writes_outputs_and_reports_bad_input(tmp_path):
     write_packed(tmp_path / "data" / "packed", "val", 16, 16, 32, seed=1)
     done = run_script(tmp_path, "train.py")
     assert done.returncode == 0, done.stderr[-2000:]
-    metrics = json.loads((tmp_path / "metrics" / "train.json").read_text())
-    for key in ("best_epoch", "best_val_loss", "best_val_auc", "epochs_run", "seconds", "params", "images_per_s"):
+    headline = json.loads((tmp_path / "metrics" / "train.json").read_text())
+    metrics = json.loads((tmp_path / "reports" / "train.json").read_text())
+    assert headline == {"val_auc": round(metrics["best_val_auc"], 4)}
+    for key in ("best_epoch", "best_val_loss", "best_val_auc", "epochs_run", "params"):
         assert key in metrics
+    assert not {"seconds", "train_seconds", "images_per_s"} & set(metrics)  # timings: logs/timings.jsonl
+    assert json.loads((tmp_path / "logs" / "timings.jsonl").read_text().splitlines()[-1])["stage"] == "train"
     assert metrics["attention_params"] == 0
     assert metrics["profile_overrides"] == {"batch_size": 8} and metrics["fit_to_judge"] is False
     card = (tmp_path / "models" / "MODEL_CARD.md").read_text()

@@ -11,6 +11,8 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
+from realfake.core.errors import without_addresses
+
 # One resampling filter for every scale change in the pipeline (antialiased when shrinking).
 RESAMPLE = Image.Resampling.LANCZOS
 JPEG_SUBSAMPLING = 2  # Pillow's code for 4:2:0, set explicitly so a Pillow default change cannot alter it
@@ -36,6 +38,7 @@ class DecodeError(Exception):
     """An image that cannot be used; `reason` is a short machine-readable code."""
 
     def __init__(self, reason: str, detail: str = ""):
+        detail = without_addresses(detail)  # stored in data/faces/<source>.parquet: must not vary between runs
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
         self.detail = detail

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from realfake.core.atomic import atomic_path
+from realfake.core.atomic import write_torch
 from realfake.core.errors import UserError
 from realfake.core.params import load_section
 from realfake.detector.model import ModelConfig, build_model, config_to_dict
@@ -21,18 +21,21 @@ MEAN = [0.5, 0.5, 0.5]  # (x / 255 - mean) / std maps pixels to [-1, 1]
 STD = [0.5, 0.5, 0.5]
 
 
-def to_model_input(images: torch.Tensor, preprocessing: dict[str, Any], channels_last: bool) -> torch.Tensor:
-    """uint8 (or 0-1 float) RGB batch to the normalised float tensor the model expects."""
+def to_model_input(images: torch.Tensor, preprocessing: dict[str, Any], channels_last: bool,
+                   device: torch.device | None = None) -> torch.Tensor:
+    """uint8 (or 0-1 float) RGB batch to the normalised float tensor the model expects (on `device` if given)."""
+    if device is not None and device.type != "cpu":  # ship uint8 (4x fewer bytes), convert on the device
+        images = images.to(device, non_blocking=True)
     x = images.float().div_(255.0) if images.dtype == torch.uint8 else images.float()
-    mean = torch.tensor(preprocessing["mean"]).view(1, 3, 1, 1)
-    std = torch.tensor(preprocessing["std"]).view(1, 3, 1, 1)
+    mean = torch.tensor(preprocessing["mean"], device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor(preprocessing["std"], device=x.device).view(1, 3, 1, 1)
     x = (x - mean) / std
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
 
 def save_checkpoint(path, model: nn.Module, model_cfg: ModelConfig, preprocessing: dict, info: dict) -> None:
     """Save state_dict + config + preprocessing as plain types (loadable with weights_only=True), atomically."""
-    state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
+    state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
     checkpoint = {
         "format": CHECKPOINT_FORMAT,
         "state_dict": state,
@@ -41,8 +44,7 @@ def save_checkpoint(path, model: nn.Module, model_cfg: ModelConfig, preprocessin
         "classes": ["real", "fake"],  # the logit is for class 1, "fake"
         "info": info,
     }
-    with atomic_path(path, suffix=".pt") as tmp:
-        torch.save(checkpoint, tmp)
+    write_torch(path, checkpoint)  # byte for byte reproducible (torch.save to a temp name is not)
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:

@@ -92,8 +92,9 @@ def render_model_card(summary: dict[str, Any], model_cfg: ModelConfig, train_cfg
           if (over := summary.get("profile_overrides")) else []),
         f"- Batches: `{train_cfg.sampler}`" + (" (each class half of the draws, each source an equal share of its class)"
                                                if train_cfg.sampler == "source_balanced" else "") + ".",
-        f"- Ran {summary['epochs_run']} epochs ({'stopped early' if summary['stopped_early'] else 'all'}) in "
-        f"{summary['seconds']:.0f} s on {summary['threads']} CPU threads, {summary['images_per_s']} train images/s.",
+        # no timings here: the card is a DVC output and must not change between identical runs (logs/timings.jsonl)
+        f"- Ran {summary['epochs_run']} epochs ({'stopped early' if summary['stopped_early'] else 'all'}) on "
+        f"{where(summary)}.",
         "",
         "## Metrics (validation split, best epoch)",
         "",
@@ -102,7 +103,7 @@ def render_model_card(summary: dict[str, Any], model_cfg: ModelConfig, train_cfg
         f"| {summary['best_epoch']} | {fmt(summary['best_val_loss'])} | {fmt(summary['best_val_auc'])} "
         f"| {fmt(summary['best_val_acc'])} |",
         "",
-        "Test-split results come from the evaluate stage (`metrics/evaluate*.json`).",
+        "Test-split results come from the evaluate stage (`metrics/evaluate.json`; details in `reports/evaluate.json`).",
         "",
         "## Known limits",
         "",
@@ -115,3 +116,10 @@ def render_model_card(summary: dict[str, Any], model_cfg: ModelConfig, train_cfg
 def write_model_card(path: str | os.PathLike, summary: dict[str, Any], model_cfg: ModelConfig, train_cfg: TrainConfig) -> None:
     """Write the model card atomically."""
     write_text(path, render_model_card(summary, model_cfg, train_cfg))
+
+
+def where(summary: dict) -> str:
+    """Where training ran: CPU threads, or the GPU with its precision and batch."""
+    if summary.get("device", "cpu") == "cuda":
+        return f"CUDA ({summary.get('precision')}, batch {summary.get('batch_size')})"
+    return f"{summary['threads']} CPU threads"

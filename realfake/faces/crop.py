@@ -15,8 +15,9 @@ import cv2
 import numpy as np
 
 from realfake.core.atomic import write_bytes
-from realfake.core.errors import UserError
+from realfake.core.errors import UserError, without_addresses
 from realfake.core.imageio import DEFAULT_MAX_PIXELS, DecodedImage, DecodeError, encode_png, read_image
+from realfake.core.watermark import crop_reads_box
 from realfake.faces.alignment import Alignment, align, pad_fraction, warp_crop
 from realfake.faces.detect import Face, FaceDetector, choose_primary, detect_faces
 from realfake.faces.worker_pool import orphan_safe_pool
@@ -85,8 +86,13 @@ def describe_image(rec: dict[str, Any], img: DecodedImage) -> None:
     )
 
 
-def judge_face(rec: dict[str, Any], img: DecodedImage, faces: list[Face], cfg: FacesConfig) -> Alignment | None:
-    """Fill the detection columns; return the alignment if the face is kept, else set the reason."""
+def judge_face(rec: dict[str, Any], img: DecodedImage, faces: list[Face], cfg: FacesConfig,
+               watermark_box: Any = None) -> Alignment | None:
+    """Fill the detection columns; return the alignment if the face is kept, else set the reason.
+
+    `watermark_box` (fractions x1, y1, x2, y2) is the source's declared visible mark: a crop reading any of its
+    pixels is rejected, so the mark never reaches training (realfake.core.watermark).
+    """
     h, w = img.rgb.shape[:2]
     primary, n = choose_primary(faces, w, h, cfg.primary, cfg.min_prob)
     rec["n_faces"] = n
@@ -109,16 +115,23 @@ def judge_face(rec: dict[str, Any], img: DecodedImage, faces: list[Face], cfg: F
         rec["reason"] = "too_much_padding"
         rec["reason_detail"] = f"pad_fraction {rec['pad_fraction']:.3f} > {cfg.max_pad_fraction}"
         return None
+    if watermark_box is not None:
+        box = [float(v) for v in watermark_box]
+        if crop_reads_box(al.matrix, cfg.crop_size, w, h, (box[0] * w, box[1] * h, box[2] * w, box[3] * h)):
+            rec["reason"] = "watermark"
+            rec["reason_detail"] = f"the crop would read the source's declared watermark box {box}"
+            return None
     return al
 
 
 def process_batch(
-    items: list[tuple[int, str, str]], out_dir: str, cfg: FacesConfig, detector: FaceDetector
+    items: list[tuple], out_dir: str, cfg: FacesConfig, detector: FaceDetector
 ) -> list[tuple[int, dict[str, Any]]]:
-    """Decode, detect, align and write crops for (index, image path, face_id) items; one record each."""
+    """Decode, detect, align and write crops for (index, image path, face_id[, watermark box]) items; one record each."""
     records: dict[int, dict[str, Any]] = {}
     decoded: list[tuple[int, str, DecodedImage]] = []
-    for index, path, fid in items:
+    boxes = {item[0]: item[3] if len(item) > 3 else None for item in items}
+    for index, path, fid, *_ in items:
         rec = records[index] = empty_record()
         try:
             img = read_image(path, cfg.max_pixels)
@@ -134,13 +147,14 @@ def process_batch(
             rec["reason"], rec["reason_detail"] = found.reason, found.detail
             continue
         try:
-            al = judge_face(rec, img, found.faces, cfg)
+            al = judge_face(rec, img, found.faces, cfg, boxes[index])
             if al is not None:
                 crop = warp_crop(img.rgb, al, cfg.crop_size)
                 write_bytes(Path(out_dir) / f"{fid}.png", encode_png(crop))
                 rec.update(status="kept", reason=None, reason_detail=None, crop_path=f"{fid}.png")
         except Exception as exc:  # keep the row, with a reason, whatever went wrong
-            rec.update(status="rejected", crop_path=None, reason="crop_error", reason_detail=f"{type(exc).__name__}: {exc}"[:200])
+            rec.update(status="rejected", crop_path=None, reason="crop_error",
+                       reason_detail=without_addresses(f"{type(exc).__name__}: {exc}")[:200])
     return sorted(records.items())
 
 
@@ -159,18 +173,20 @@ def _init_worker(cfg: FacesConfig) -> None:
     _WORKER["detector"] = FaceDetector(cfg.detect_size, cfg.min_face_px, cfg.detect_pad)
 
 
-def _work(items: list[tuple[int, str, str]], out_dir: str) -> list[tuple[int, dict[str, Any]]]:
+def _work(items: list[tuple], out_dir: str) -> list[tuple[int, dict[str, Any]]]:
     """Pool task: one batch through the worker's detector."""
     return process_batch(items, out_dir, _WORKER["cfg"], _WORKER["detector"])
 
 
 def process_images(
-    items: list[tuple[str, str]], out_dir: str | os.PathLike, cfg: FacesConfig, progress: bool = True
+    items: list[tuple[str, str]], out_dir: str | os.PathLike, cfg: FacesConfig, progress: bool = True,
+    watermark_boxes: list[Any] | None = None,
 ) -> tuple[list[dict[str, Any]], float]:
     """Run (image path, face_id) items through the pipeline; return records in input order and seconds taken."""
     from realfake.core.progress import tqdm
 
-    indexed = [(i, path, fid) for i, (path, fid) in enumerate(items)]
+    boxes = watermark_boxes or [None] * len(items)
+    indexed = [(i, path, fid, box) for i, ((path, fid), box) in enumerate(zip(items, boxes, strict=True))]
     batches = [indexed[i:i + cfg.batch_size] for i in range(0, len(indexed), cfg.batch_size)]
     records: list[dict[str, Any] | None] = [None] * len(items)
     start = time.perf_counter()
@@ -241,8 +257,8 @@ def plan_items(source: str, raw_table, raw_dir: Path) -> tuple[list[tuple[str, s
     return items, ids, early
 
 
-def summarize(source: str, records: list[dict[str, Any]], seconds: float, cfg: FacesConfig) -> dict[str, Any]:
-    """Stage metrics: counts by reason (in = kept + rejected) and per-source geometry statistics."""
+def summarize(source: str, records: list[dict[str, Any]], cfg: FacesConfig) -> dict[str, Any]:
+    """Stage details: counts by reason (in = kept + rejected) and per-source geometry statistics."""
     kept = [r for r in records if r["status"] == "kept"]
     reasons: dict[str, int] = {}
     for r in records:
@@ -259,7 +275,6 @@ def summarize(source: str, records: list[dict[str, Any]], seconds: float, cfg: F
     return {
         "source": source, "in": len(records), "kept": len(kept), "rejected": len(records) - len(kept),
         "rejected_by_reason": dict(sorted(reasons.items())),
-        "seconds": round(seconds, 3), "images_per_s": round(len(records) / seconds, 3) if seconds > 0 else 0.0,
         "workers": cfg.workers,
         "pad": {
             "mean_pad_fraction": float(np.mean([r["pad_fraction"] for r in kept])) if kept else 0.0,
@@ -279,12 +294,15 @@ def summarize(source: str, records: list[dict[str, Any]], seconds: float, cfg: F
 def run_source(
     source: str, cfg: FacesConfig, raw_root: Path = Path("data/raw"), faces_root: Path = Path("data/faces"),
     metrics_root: Path = Path("metrics/faces"), plots_root: Path = Path("plots/faces"), progress: bool = True,
+    reports_root: Path | None = None,
 ) -> dict[str, Any]:
-    """The faces stage for one source: crops dir, parquet, metrics JSON and contact sheet."""
+    """The faces stage for one source: crops dir, parquet, metrics (reports_root: details) and contact sheet."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from realfake.core.atomic import atomic_dir, atomic_path, write_json
+    from realfake.core.atomic import atomic_dir, atomic_path
+    from realfake.core.stage_metrics import counts, write_stage_metrics
+    from realfake.core.timings import record_timing
     from realfake.faces.contact_sheet import contact_sheet
 
     raw_parquet = raw_root / f"{source}.parquet"
@@ -294,8 +312,10 @@ def run_source(
     items, ids, early = plan_items(source, raw, raw_root / source)
     todo = [i for i in range(len(items)) if i not in early]
     log.info("%s: %d rows, %d to process, %d rejected before decoding", source, len(items), len(todo), len(early))
+    boxes = raw.column("watermark_box").to_pylist() if "watermark_box" in raw.column_names else [None] * len(items)
     with atomic_dir(faces_root / source) as tmp:
-        done, seconds = process_images([items[i] for i in todo], tmp, cfg, progress=progress)
+        done, seconds = process_images([items[i] for i in todo], tmp, cfg, progress=progress,
+                                       watermark_boxes=[boxes[i] for i in todo])
     records: list[dict[str, Any]] = [{}] * len(items)
     for i, reason in early.items():
         records[i] = {**empty_record(), "reason": reason}
@@ -308,10 +328,16 @@ def run_source(
         table = table.append_column(field, pa.array([r[field.name] for r in records], type=field.type))
     with atomic_path(faces_root / f"{source}.parquet", suffix=".parquet") as tmp_parquet:
         pq.write_table(table, tmp_parquet)
-    metrics = summarize(source, records, seconds, cfg)
-    write_json(metrics_root / f"{source}.json", metrics)
+    metrics = summarize(source, records, cfg)
+    if metrics["rejected_by_reason"].get("watermark"):
+        log.warning("%s: %d crops rejected because they would read the declared watermark box %s", source,
+                    metrics["rejected_by_reason"]["watermark"], next(b for b in boxes if b is not None))
+    metrics_path = metrics_root / f"{source}.json"
+    write_stage_metrics(metrics_path, counts(metrics["in"], metrics["kept"], metrics["rejected"]), metrics,
+                        None if reports_root is None else reports_root / f"{source}.json")
+    record_timing(f"faces@{source}", seconds=round(seconds, 3),
+                  images_per_s=round(len(records) / seconds, 3) if seconds > 0 else 0.0, workers=cfg.workers)
     title = f"{source}: kept {metrics['kept']} of {metrics['in']}; rejected {metrics['rejected_by_reason']}"
     contact_sheet(records, items, faces_root / source, plots_root / f"{source}.png", seed=cfg.seed, title=title)
-    log.info("%s: in %d, kept %d, rejected %s, %.1f img/s", source, metrics["in"], metrics["kept"],
-             metrics["rejected_by_reason"], metrics["images_per_s"])
+    log.info("%s: in %d, kept %d, rejected %s", source, metrics["in"], metrics["kept"], metrics["rejected_by_reason"])
     return metrics

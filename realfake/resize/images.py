@@ -10,9 +10,11 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from realfake.core.atomic import atomic_dir, write_bytes, write_json
+from realfake.core.atomic import atomic_dir, write_bytes
 from realfake.core.errors import UserError
 from realfake.core.imageio import encode_png
+from realfake.core.stage_metrics import counts, write_stage_metrics
+from realfake.core.timings import record_timing
 from realfake.core.training_image import ResizeConfig, shape_crop
 
 log = logging.getLogger(__name__)
@@ -29,6 +31,7 @@ def training_image(path: Path, cfg: ResizeConfig) -> np.ndarray:
 def run_resize(
     source: str, cfg: ResizeConfig, faces_root: Path = Path("data/faces"),
     resized_root: Path = Path("data/resized"), metrics_root: Path = Path("metrics/resize"), progress: bool = True,
+    reports_root: Path | None = None,
 ) -> dict[str, Any]:
     """The resize stage for one source: every kept crop to cfg.size (then cfg.reencode), each failure counted by reason."""
     import pandas as pd
@@ -62,11 +65,13 @@ def run_resize(
         **({"jpeg_quality": cfg.jpeg_quality} if cfg.reencode == "jpeg" else {}),
         "in": len(kept), "kept": len(done), "rejected": len(kept) - len(done),
         "rejected_by_reason": dict(sorted(reasons.items())),
-        "images_per_s": round(len(kept) / seconds, 3) if seconds > 0 and len(kept) else 0.0,
         # scale at training size: output px per source px; above 1 means the source had fewer pixels
         "median_scale": float(np.median(cfg.size / face_px)) if len(face_px) else 0.0,
         "share_upscaled": float(np.mean(face_px < cfg.size)) if len(face_px) else 0.0,
     }
-    write_json(metrics_root / f"{source}.json", metrics)
+    write_stage_metrics(metrics_root / f"{source}.json", counts(metrics["in"], metrics["kept"], metrics["rejected"]),
+                        metrics, None if reports_root is None else reports_root / f"{source}.json")
+    record_timing(f"resize@{source}", seconds=round(seconds, 3),
+                  images_per_s=round(len(kept) / seconds, 3) if seconds > 0 and len(kept) else 0.0)
     log.info("%s: resize %d -> %d kept, rejected %s", source, metrics["in"], metrics["kept"], reasons)
     return metrics

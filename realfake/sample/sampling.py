@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import astuple, dataclass, field
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
 from realfake.core.errors import UserError
+from realfake.sample.quality_cells import DEFAULT_BINS, add_bands, band_column, band_edges, validate_bins
+from realfake.sample.shards import ShardsConfig
 
 log = logging.getLogger(__name__)
 
@@ -56,11 +59,25 @@ class SampleConfig:
     exclude_sources: tuple[str, ...] = ()
     holdout_sources: tuple[str, ...] = ("ciplab-real",)  # never trained on: always held out, scored on their own
     holdout_source: str | None = None  # the one-off leave-one-source-out switch; joins holdout_sources
+    quality_strata: tuple[str, ...] = ()  # quality measures whose bands join the strata (realfake.quality_cells)
+    quality_bins: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_BINS))
+    quality_position: Literal["first", "last"] = "last"  # last: bands split demographic cells and merge away first
+    shards: ShardsConfig = field(default_factory=ShardsConfig)  # WebDataset shards of every face (sample/shards.py)
 
     def __post_init__(self) -> None:
         bad = [name for name in self.held_out if not name]
         if bad:
             raise SampleParamsError(f"sample.holdout_sources/holdout_source must be source names, got {bad}")
+        try:
+            validate_bins(self.quality_bins, self.quality_strata)
+        except UserError as exc:
+            raise SampleParamsError(str(exc)) from exc
+
+    @property
+    def all_strata(self) -> tuple[str, ...]:
+        """The columns a stratum is made of: the demographic strata and the quality bands, in merge order."""
+        quality = tuple(band_column(m) for m in self.quality_strata)
+        return (*quality, *self.strata) if self.quality_position == "first" else (*self.strata, *quality)
 
     @property
     def held_out(self) -> tuple[str, ...]:
@@ -77,6 +94,7 @@ class SampleResult:
     unselected: pd.DataFrame
     dropped_strata: dict[str, int] = field(default_factory=dict)
     merged_strata: dict[str, str] = field(default_factory=dict)
+    quality_edges: dict[str, list[float]] = field(default_factory=dict)  # band edges per measure, from the pool
 
 
 def carve_holdout(df: pd.DataFrame, cfg: SampleConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -147,23 +165,24 @@ def stratum_keys(df: pd.DataFrame, columns: tuple[str, ...]) -> pd.Series:
 
 def merge_small_strata(df: pd.DataFrame, cfg: SampleConfig) -> tuple[pd.Series, dict[str, str], dict[str, int]]:
     """Assign each row a stratum, merging strata without `min_per_stratum` of both labels into their parents."""
+    strata = cfg.all_strata
     final = pd.Series(pd.NA, index=df.index, dtype="string")
     merged: dict[str, str] = {}
     pending = df.index
-    for level in range(len(cfg.strata), -1, -1):
-        keys = stratum_keys(df.loc[pending], cfg.strata[:level])
+    for level in range(len(strata), -1, -1):
+        keys = stratum_keys(df.loc[pending], strata[:level])
         counts = pd.crosstab(keys, df.loc[pending, "label"]).reindex(columns=["real", "fake"], fill_value=0)
         big = counts.index[counts.min(axis=1) >= cfg.min_per_stratum]
         ok = keys.isin(big)
         final.loc[keys.index[ok]] = keys[ok]
-        if level < len(cfg.strata):
-            for fine, coarse in zip(stratum_keys(df.loc[keys.index[ok]], cfg.strata), keys[ok], strict=True):
+        if level < len(strata):
+            for fine, coarse in zip(stratum_keys(df.loc[keys.index[ok]], strata), keys[ok], strict=True):
                 if fine != coarse:
                     merged[fine] = coarse
         pending = keys.index[~ok]
         if pending.empty:
             break
-    dropped = stratum_keys(df.loc[pending], cfg.strata).value_counts().to_dict() if len(pending) else {}
+    dropped = stratum_keys(df.loc[pending], strata).value_counts().to_dict() if len(pending) else {}
     return final, merged, {str(k): int(v) for k, v in dropped.items()}
 
 
@@ -191,6 +210,11 @@ def balanced_sample(df: pd.DataFrame, cfg: SampleConfig) -> SampleResult:
         capped = cap_source_share(pool, cfg.max_source_share, rng)
         reason[pool.index.difference(capped.index)] = "source-cap"
         pool = capped
+    # quality bands from the pool the draw is made from; measures absent from the table are only an error
+    # when they are strata (crafted tables and old metadata have none)
+    measured = {m: b for m, b in cfg.quality_bins.items() if m in df or m in cfg.quality_strata}
+    edges = band_edges(pool, measured)
+    df, pool = add_bands(df, edges), add_bands(pool, edges)
     strata, merged, dropped = merge_small_strata(pool, cfg)
     reason[strata.index[strata.isna()]] = "stratum-too-small"
     pool = pool.assign(stratum=strata).dropna(subset=["stratum"])
@@ -206,7 +230,7 @@ def balanced_sample(df: pd.DataFrame, cfg: SampleConfig) -> SampleResult:
     selected = pool.loc[picked].sort_values("face_id", kind="stable").reset_index(drop=True)
     unselected = df.loc[reason.notna()].assign(stratum=strata.reindex(reason.index[reason.notna()]),
                                               exclude_reason=reason[reason.notna()])
-    return SampleResult(selected, unselected.reset_index(drop=True), dropped, merged)
+    return SampleResult(selected, unselected.reset_index(drop=True), dropped, merged, edges)
 
 
 def _scale_down(take: pd.Series, total: int) -> pd.Series:
@@ -230,13 +254,19 @@ def tv_distance(df: pd.DataFrame, key: pd.Series) -> float:
 
 
 def assign_splits(df: pd.DataFrame, cfg: SampleConfig) -> pd.Series:
-    """Split whole groups 70/15/15, stratified by label × stratum × source (systematic allocation).
+    """Split whole groups 70/15/15, stratified by label × stratum × source (systematic allocation, allocate_groups)."""
+    bins = allocate_groups(df, astuple(cfg.fractions), np.random.default_rng(cfg.seed + 1))
+    return bins.map(dict(enumerate(SPLITS))).astype("string")
 
-    Groups are ordered by their cell (label, stratum, source) and shuffled within it; each group goes to the split
+
+def allocate_groups(df: pd.DataFrame, fractions, rng: np.random.Generator) -> pd.Series:
+    """Each row's bin (0..len(fractions)-1), whole split groups at a time, stratified by label × stratum × source.
+
+    Groups are ordered by their cell (label, stratum, source) and shuffled within it; each group goes to the bin
     whose share of its label lags furthest behind the target. Consecutive groups of one cell are thus spread over
-    the splits in proportion, and the deficits carry over between small cells so no split starves.
+    the bins in proportion, and the deficits carry over between small cells so no bin starves. Used for the
+    train/val/test split and for cross-validation folds (realfake.cv).
     """
-    rng = np.random.default_rng(cfg.seed + 1)
     groups = df.groupby("split_group", sort=True, observed=True)
     first = groups.first()
     info = pd.DataFrame({
@@ -245,16 +275,16 @@ def assign_splits(df: pd.DataFrame, cfg: SampleConfig) -> pd.Series:
         "label": first["label"].astype(str),
         "draw": rng.random(len(first)),
     }).sort_values(["cell", "draw"])
-    target = np.asarray(astuple(cfg.fractions))  # in SPLITS order
-    counts = {lab: np.zeros(3) for lab in ("real", "fake")}
-    split_of: dict[str, str] = {}
+    target = np.asarray(fractions, dtype=np.float64)
+    counts = {lab: np.zeros(len(target)) for lab in ("real", "fake")}
+    bin_of: dict[str, int] = {}
     for group, row in info.iterrows():
         have = counts[row["label"]]
         deficit = target * (have.sum() + row["size"]) - have
         choice = int(np.argmax(deficit))
         have[choice] += row["size"]
-        split_of[group] = SPLITS[choice]
-    return df["split_group"].map(split_of).astype("string")
+        bin_of[group] = choice
+    return df["split_group"].map(bin_of).astype("int64")
 
 
 def balance_eval_splits(df: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:

@@ -8,8 +8,10 @@ from typing import Any
 
 import pandas as pd
 
-from realfake.core.atomic import write_json, write_parquet
+from realfake.core.atomic import write_parquet, write_text
+from realfake.core.stage_metrics import counts, write_stage_metrics
 from realfake.sample.packing import pack_split
+from realfake.sample.quality_cells import bands
 from realfake.sample.sampling import (
     SPLITS,
     SampleConfig,
@@ -36,15 +38,16 @@ def split_table(metadata: pd.DataFrame, cfg: SampleConfig) -> tuple[pd.DataFrame
     table = table.sort_values("face_id", kind="stable").reset_index(drop=True)
     # null outside the holdout split (the column is absent from placed/unplaced, or all-NA when nothing is held)
     table["holdout_for"] = table.get("holdout_for", pd.Series(pd.NA, index=table.index)).astype("string")
-    info = {"dropped_strata": result.dropped_strata, "merged_strata": result.merged_strata}
+    info = {"dropped_strata": result.dropped_strata, "merged_strata": result.merged_strata,
+            "quality_edges": result.quality_edges}
     return table, info
 
 
 def sample_report(metadata: pd.DataFrame, table: pd.DataFrame, cfg: SampleConfig, info: dict) -> dict[str, Any]:
-    """metrics/sample.json: counts, distribution distances before/after, dropped strata, leakage checks."""
+    """reports/sample.json: counts, distribution distances before/after, dropped strata, leakage checks."""
     placed = table[table["split"].isin(SPLITS)]
     fine = stratum_keys(placed, cfg.strata)
-    counts = placed.groupby(["split", "label", "source"], observed=True).size()
+    by_split = placed.groupby(["split", "label", "source"], observed=True).size()
     report = {
         "in": len(metadata),
         "placed": len(placed),
@@ -52,8 +55,8 @@ def sample_report(metadata: pd.DataFrame, table: pd.DataFrame, cfg: SampleConfig
         "holdout": holdout_counts(table, cfg),
         "excluded": int(table["split"].isna().sum()),
         "excluded_by_reason": table["exclude_reason"].dropna().value_counts().sort_index().to_dict(),
-        "counts": {s: {lab: counts[s][lab].to_dict() for lab in counts[s].index.get_level_values(0).unique()}
-                   for s in SPLITS if s in counts.index.get_level_values(0)},
+        "counts": {s: {lab: by_split[s][lab].to_dict() for lab in by_split[s].index.get_level_values(0).unique()}
+                   for s in SPLITS if s in by_split.index.get_level_values(0)},
         "split_sizes": {s: {lab: int(((placed["split"] == s) & (placed["label"] == lab)).sum())
                             for lab in ("real", "fake")} for s in SPLITS},
         "tv_distance": {
@@ -63,6 +66,8 @@ def sample_report(metadata: pd.DataFrame, table: pd.DataFrame, cfg: SampleConfig
             **{f"{col}_before": tv_distance(metadata, stratum_keys(metadata, (col,))) for col in cfg.strata},
             **{f"{col}_after": tv_distance(placed, stratum_keys(placed, (col,))) for col in cfg.strata},
         },
+        "quality": quality_report(metadata, placed, cfg, info["quality_edges"]),
+        "lost_to_balancing": balancing_cost(table),
         "dropped_strata": info["dropped_strata"],
         "dropped_strata_count": len(info["dropped_strata"]),
         "dropped_faces": int(sum(info["dropped_strata"].values())),
@@ -72,6 +77,31 @@ def sample_report(metadata: pd.DataFrame, table: pd.DataFrame, cfg: SampleConfig
     assert report["in"] == report["placed"] + report["held_out"] + report["excluded"], report
     assert report["held_out"] == sum(sum(c.values()) for c in report["holdout"]["per_source"].values()), report
     return report
+
+
+def quality_report(metadata: pd.DataFrame, placed: pd.DataFrame, cfg: SampleConfig,
+                   edges: dict[str, list[float]]) -> dict[str, Any]:
+    """Real-vs-fake TV distance over each quality measure's bands, before (all metadata) and after (placed)."""
+    def tv(frame: pd.DataFrame, measure: str) -> float:
+        return tv_distance(frame, bands(frame, measure, edges[measure]).fillna("unknown"))
+
+    return {
+        "strata": list(cfg.quality_strata),
+        "position": cfg.quality_position,
+        "edges": {m: [None if abs(v) == float("inf") else v for v in e] for m, e in edges.items()},
+        "tv_before": {m: tv(metadata, m) for m in edges},
+        "tv_after": {m: tv(placed, m) for m in edges},
+    }
+
+
+def balancing_cost(table: pd.DataFrame) -> dict[str, Any]:
+    """Faces the balancing gave up: strata too small, not drawn (the larger class's surplus) and eval-split trims."""
+    split, reason = table["split"].astype("object").fillna(""), table["exclude_reason"].astype("object").fillna("")
+    eligible = table[(split != "holdout") & ~reason.isin(["excluded-source", "source-cap"])]
+    lost = reason[eligible.index].isin(["stratum-too-small", "not-drawn", "balance-trim"])
+    by = eligible.loc[lost, "label"].astype(str).value_counts().reindex(["real", "fake"], fill_value=0)
+    return {"eligible": len(eligible), "lost": int(lost.sum()), "real": int(by["real"]), "fake": int(by["fake"]),
+            "share": round(float(lost.mean()), 4) if len(eligible) else 0.0}
 
 
 def holdout_counts(table: pd.DataFrame, cfg: SampleConfig) -> dict[str, Any]:
@@ -89,22 +119,49 @@ def holdout_counts(table: pd.DataFrame, cfg: SampleConfig) -> dict[str, Any]:
     }
 
 
-def distribution_plot(metadata: pd.DataFrame, placed: pd.DataFrame, strata: tuple[str, ...]) -> pd.DataFrame:
-    """Long table of the share of each class per attribute value, before and after sampling (a DVC plot)."""
+def distribution_plot(metadata: pd.DataFrame, placed: pd.DataFrame, strata: tuple[str, ...],
+                      edges: dict[str, list[float]] | None = None) -> pd.DataFrame:
+    """Long table of the share of each class per attribute value (quality bands too), before and after sampling."""
     rows = []
     for phase, frame in (("before", metadata), ("after", placed)):
-        for col in strata:
-            share = pd.crosstab(stratum_keys(frame, (col,)), frame["label"], normalize="columns")
+        for col in (*strata, *(edges or {})):
+            values = (bands(frame, col, edges[col]).fillna("unknown") if col not in strata
+                      else stratum_keys(frame, (col,)))
+            share = pd.crosstab(values, frame["label"], normalize="columns")
             for value, rec in share.iterrows():
                 for label in ("real", "fake"):
                     rows.append({"attribute": col, "value": f"{col}={value}", "label": label, "phase": phase,
-                                 "series": f"{label} {phase}", "share": round(float(rec.get(label, 0.0)), 4)})
-    return pd.DataFrame(rows)
+                                 "share": round(float(rec.get(label, 0.0)), 4)})
+    return pd.DataFrame(rows, columns=["attribute", "value", "label", "phase", "share"])
+
+
+def write_distribution_plots(table: pd.DataFrame, plots_dir: Path) -> list[Path]:
+    """One CSV per class and phase (`<label>_<phase>.csv`: value, share) so a DVC bar chart draws one bar per value.
+
+    A single long file would stack the four (class, phase) shares of a value into one bar.
+    """
+    paths = []
+    for phase in ("before", "after"):
+        for label in ("real", "fake"):
+            part = table[(table["phase"] == phase) & (table["label"] == label)][["value", "share"]]
+            path = plots_dir / f"{label}_{phase}.csv"
+            write_text(path, part.to_csv(index=False))
+            paths.append(path)
+    return paths
+
+
+def sample_headline(report: dict[str, Any]) -> dict[str, Any]:
+    """metrics/sample.json: in = kept (placed or held out) + rejected (not drawn), and the balance achieved."""
+    return {**counts(report["in"], report["placed"] + report["held_out"], report["excluded"]),
+            "held_out": report["held_out"], "tv_after": report["tv_distance"]["after"],
+            "quality_tv_after": max(report["quality"]["tv_after"].values(), default=None),
+            "lost_to_balancing": report["lost_to_balancing"]["lost"],
+            "leakage": sum(report["leakage"].values())}
 
 
 def run_sample(metadata_path: Path, cfg: SampleConfig, size: int, out_dir: Path, splits_path: Path,
-               metrics_path: Path, plot_path: Path) -> dict[str, Any]:
-    """Select, split, pack and report."""
+               metrics_path: Path, plots_dir: Path, report_path: Path | None = None) -> dict[str, Any]:
+    """Select, split, pack and report (headline in metrics_path, details in report_path, plots in plots_dir)."""
     metadata = pd.read_parquet(metadata_path)
     table, info = split_table(metadata, cfg)
     for split in (*SPLITS, "holdout"):
@@ -114,9 +171,15 @@ def run_sample(metadata_path: Path, cfg: SampleConfig, size: int, out_dir: Path,
     write_parquet(table[keep].astype({"stratum": "string", "split": "string", "exclude_reason": "string"}),
                   splits_path)
     report = sample_report(metadata, table, cfg, info)
-    write_json(metrics_path, report)
-    plot_path.parent.mkdir(parents=True, exist_ok=True)
-    distribution_plot(metadata, table[table["split"].isin(SPLITS)], cfg.strata).to_csv(plot_path, index=False)
-    log.info("sample: %s; TV distance %.3f -> %.3f; leakage %s", report["split_sizes"],
-             report["tv_distance"]["before"], report["tv_distance"]["after"], report["leakage"])
+    write_stage_metrics(metrics_path, sample_headline(report), report, report_path)
+    write_distribution_plots(distribution_plot(metadata, table[table["split"].isin(SPLITS)], cfg.strata,
+                                               info["quality_edges"]), plots_dir)
+    log.info("sample: %s; TV distance %.3f -> %.3f; quality TV %s -> %s; lost to balancing %s; leakage %s",
+             report["split_sizes"], report["tv_distance"]["before"], report["tv_distance"]["after"],
+             _rounded(report["quality"]["tv_before"]), _rounded(report["quality"]["tv_after"]),
+             report["lost_to_balancing"]["lost"], report["leakage"])
     return report
+
+
+def _rounded(values: dict[str, float]) -> dict[str, float]:
+    return {k: round(v, 3) for k, v in values.items()}
