@@ -107,6 +107,7 @@ def test_overrides_and_bad_config_are_clear():
         CVConfig(folds=2)
 
 
+@pytest.mark.slow  # the realfake CLI in a subprocess (~5 s here)
 def test_cv_command_without_packed_data_is_one_clear_line(tmp_path):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params()))
     proc = subprocess.run([sys.executable, "-m", "realfake.cli", "cv", "--folds", "3"], cwd=tmp_path,

@@ -122,6 +122,7 @@ def test_faces_stage_keeps_the_batch_around_tiny_images(photos, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ffhq.png", "gan.png"]
 
 
+@pytest.mark.slow  # trains a model, real MTCNN (~7 s here)
 def test_predict_scores_the_others_around_tiny_images(photos, sample_model, tmp_path):
     """Also (14) progress off a terminal: one log line per update, no carriage returns (they froze at 0%)."""
     out = tmp_path / "results.json"
@@ -258,6 +259,7 @@ def test_bad_model_files_are_refused_in_one_line(kind, sample_model, tmp_path):
         assert "refused" in message and "posix.system" in message and "nothing was run" in message
 
 
+@pytest.mark.slow  # predict and evaluate in subprocesses (~8 s each here)
 @pytest.mark.parametrize("kind", ["empty", "truncated", "malicious"])
 def test_bad_model_file_exits_2_in_predict_and_evaluate(kind, sample_model, photos, tmp_path):
     bad, marker = tmp_path / "models" / "detector.pt", tmp_path / "pwned"
@@ -274,6 +276,7 @@ def test_bad_model_file_exits_2_in_predict_and_evaluate(kind, sample_model, phot
 # ---------------------------------------------------------------- 8: missing inputs, --out
 
 
+@pytest.mark.slow  # trains a model, then predict in a subprocess (~15 s here)
 def test_missing_inputs_exit_2_after_the_others_are_scored_and_written(photos, sample_model, tmp_path):
     out = tmp_path / "results.csv"
     empty_dir = tmp_path / "empty"
@@ -293,6 +296,7 @@ def test_missing_inputs_exit_2_after_the_others_are_scored_and_written(photos, s
         assert "1 of 1 inputs named no image file" in line and "nothing to score" in line
 
 
+@pytest.mark.slow  # predict in a subprocess (~4 s here)
 def test_unsupported_out_is_refused_before_any_photo_is_scored(photos, sample_model, tmp_path):
     proc = cli("predict", str(photos["gan"]), "--model", str(sample_model), "--out", str(tmp_path / "results.txt"))
     assert "--out must end in .csv or .json" in one_line_refusal(proc)
@@ -315,6 +319,7 @@ def test_fitness_rule():
         FitnessConfig(min_val_auc=2)
 
 
+@pytest.mark.slow  # trains a model and runs predict (~10 s here)
 def test_model_trained_on_the_sample_warns_and_marks_every_result(photos, sample_model, tmp_path):
     proc = cli("predict", str(photos["gan"]), str(photos["ffhq"]), "--model", str(sample_model),
                "--out", str(tmp_path / "r.json"))

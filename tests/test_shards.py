@@ -295,6 +295,7 @@ def test_resample_is_a_new_manifest_over_untouched_shards(staged, tmp_path):
     assert delivered == sorted(new.loc[new["split"] == "train", "face_id"])
 
 
+@pytest.mark.slow  # the realfake CLI in a subprocess (~3 s here)
 def test_resample_command(staged, tmp_path):
     import yaml
 
