@@ -37,7 +37,31 @@ def cmd_predict(args: argparse.Namespace) -> None:
     """Score the faces in the given photos."""
     from realfake.predict import run_predict
 
-    run_predict(args.paths, args.model, args.out, args.threads)
+    run_predict(args.paths, args.model, args.out, args.threads, args.device)
+
+
+def cmd_resample(args: argparse.Namespace) -> None:
+    """A new balanced draw over the images already in the shards, written as a new manifest (no image rewritten)."""
+    import pandas as pd
+
+    from realfake.core.params import load_params
+    from realfake.core.shard_manifest import read_index, write_index
+    from realfake.sample.sampling import SampleConfig
+    from realfake.sample.shards import resample_index
+
+    section = dict(load_params(args.params).get("sample") or {})
+    section.pop("shards", None)
+    if args.seed is not None:
+        section["seed"] = args.seed
+    index = read_index(args.shards, args.index)
+    metadata = Path(args.metadata)
+    if not metadata.exists():
+        raise UserError(f"{metadata} not found: run the metadata stage first")
+    table = resample_index(index, pd.read_parquet(metadata), SampleConfig.from_params(section))
+    write_index(table, Path(args.out))
+    log.info("wrote %s: %s over %d shards (no image rewritten); train from it with "
+             "-S train.input=shards -S train.shards.index=%s", args.out,
+             table["split"].fillna("none").value_counts().to_dict(), table["shard"].nunique(), args.out)
 
 
 def cmd_exp_table(args: argparse.Namespace) -> None:
@@ -45,13 +69,17 @@ def cmd_exp_table(args: argparse.Namespace) -> None:
     from realfake.core.tables import markdown_table
     from realfake.evaluation.experiments import (
         DEFAULT_METRICS,
+        check_metrics,
         exp_show_json,
         experiment_frame,
         mean_std_table,
     )
 
     metrics = tuple(args.metric or DEFAULT_METRICS)
-    frame = experiment_frame(exp_show_json(), tuple(args.group) + ("train.seed",), metrics, args.prefix)
+    shown = exp_show_json()
+    if args.metric:  # a misspelt key would print "—" everywhere; the defaults may be absent on purpose
+        check_metrics(shown, metrics, args.prefix)
+    frame = experiment_frame(shown, tuple(args.group) + ("train.seed",), metrics, args.prefix)
     if frame.empty:
         raise UserError("no experiments found: run them with `dvc exp run --queue ...` first")
     print(markdown_table(mean_std_table(frame, tuple(args.group), metrics)))
@@ -99,7 +127,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="models/detector.pt")
     p.add_argument("--out", help="results.csv or results.json (default: print a table)")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda: where the detector scores (auto: CUDA if present)")
     p.set_defaults(func=cmd_predict)
+    p = sub.add_parser("resample", help="a new balanced draw over the shards, as a new manifest (no image rewritten)")
+    p.add_argument("--shards", default="data/shards", help="shards location: a directory or s3://bucket/prefix")
+    p.add_argument("--index", help="manifest to draw from (default: <shards>/index.parquet)")
+    p.add_argument("--metadata", default="data/metadata.parquet")
+    p.add_argument("--params", default="params.yaml", help="the `sample` section gives the sampling rules")
+    p.add_argument("--seed", type=int, help="overrides sample.seed")
+    p.add_argument("--out", required=True, help="the new manifest (.parquet)")
+    p.set_defaults(func=cmd_resample)
     p = sub.add_parser("exp-table", help="mean ± std of experiment metrics over seeds, grouped by params")
     p.add_argument("--group", nargs="+", default=["model.attention"], help="params to group by; `arm` groups by experiment name minus its -s<seed> suffix")
     p.add_argument("--metric", action="append", help="file:dotted.key (repeatable)")

@@ -1,7 +1,7 @@
 """Stage `dedupe`: exact and near-duplicate faces across all sources (see docs/dedupe.md).
 
 Reads data/faces/<source>.parquet and the crops for every source in params.yaml `sources:`, writes
-data/dedupe.parquet, metrics/dedupe.json and plots/dedupe/pairs.png.
+data/dedupe.parquet, metrics/dedupe.json (headline), reports/dedupe.json (details) and plots/dedupe/pairs.png.
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ from realfake.evaluation.evaluate import EvaluateConfig, run_evaluate
 
 def main() -> None:
     params = load_params()
-    out = {"metrics": Path("metrics/evaluate.json"), "breakdowns": Path("metrics/evaluate_breakdowns.json"),
-           "plots": Path("metrics/plots/evaluate"), "figures": Path("plots/evaluate"),
+    out = {"metrics": Path("metrics/evaluate.json"), "details": Path("reports/evaluate.json"),
+           "breakdowns": Path("reports/evaluate_breakdowns.json"), "plots": Path("plots/evaluate"),
            "report": Path("reports/evaluate.md")}
     run_evaluate(EvaluateConfig.from_params(params.get("evaluate")), Path("models/detector.pt"),
                  Path("data/packed"), Path("data/metadata.parquet"), int(params["resize"]["size"]), out)

@@ -93,3 +93,27 @@ def http_server(tmp_path: Path) -> Iterator[FileServer]:
     yield state
     httpd.shutdown()
     httpd.server_close()
+
+
+@dataclass
+class SampleRun:
+    """The pipeline reproduced on the embedded sample in a fresh git repo, and committed."""
+
+    root: Path
+    lock: str  # dvc.lock right after the run
+
+
+@pytest.fixture(scope="session")
+def sample_pipeline(tmp_path_factory) -> SampleRun:
+    """`dvc repro --force` of the whole sample pipeline in a fresh copy of the repo (minutes: once per session).
+
+    Committed afterwards, so experiments have a baseline; tests that change its workspace must restore it.
+    """
+    from repo_helpers import copy_worktree, dvc, run
+
+    root = copy_worktree(tmp_path_factory.mktemp("sample") / "realfake")
+    dvc(["repro", "--force"], root)
+    lock = (root / "dvc.lock").read_text()
+    run(["git", "add", "-A"], root)
+    run(["git", "commit", "-qm", "dvc repro"], root)
+    return SampleRun(root, lock)

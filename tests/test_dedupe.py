@@ -378,7 +378,7 @@ def run_stage(root: Path) -> subprocess.CompletedProcess:
 
 def test_stage_outputs_reconcile_and_are_idempotent(tmp_path):
     stage_project(tmp_path)
-    outputs = ["data/dedupe.parquet", "metrics/dedupe.json", "plots/dedupe/pairs.png"]
+    outputs = ["data/dedupe.parquet", "metrics/dedupe.json", "reports/dedupe.json", "plots/dedupe/pairs.png"]
     first = run_stage(tmp_path)
     assert first.returncode == 0, first.stderr
     digests = {p: hashlib.sha256((tmp_path / p).read_bytes()).hexdigest() for p in outputs}
@@ -387,8 +387,11 @@ def test_stage_outputs_reconcile_and_are_idempotent(tmp_path):
     assert digests == {p: hashlib.sha256((tmp_path / p).read_bytes()).hexdigest() for p in outputs}
 
     t = pd.read_parquet(tmp_path / "data/dedupe.parquet").set_index("face_id")
-    m = yaml.safe_load((tmp_path / "metrics/dedupe.json").read_text())
+    top = yaml.safe_load((tmp_path / "metrics/dedupe.json").read_text())
+    m = yaml.safe_load((tmp_path / "reports/dedupe.json").read_text())
     assert m["faces_in"] == len(t) == 11 and m["faces_in"] == m["faces_kept"] + m["faces_dropped"]
+    assert top == {"in": 11, "kept": m["faces_kept"], "rejected": m["faces_dropped"],
+                   "dup_recall": round(m["calibration"]["recall"], 4)}
     assert m["faces_stage_rows_not_kept"]["lfw"] == 1 and m["by_source"]["empty"]["in"] == 0
     assert t.at["lfw:broken", "reason"] == "unreadable" and t.at["lfw:broken", "detail"]
     assert t.at["ffhq-1024:1", "reason"] == "duplicate" and t.at["ffhq-1024:1", "keeper_id"] == "ffhq:1"

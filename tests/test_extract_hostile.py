@@ -162,8 +162,10 @@ def test_stage_logs_one_line_per_bad_entry_and_exits_zero(tmp_path):
     assert len(refusals) == len(expected)
     for name, reason in expected.items():
         assert any(f"{name[:40]}" in line and f": {reason}: " in line for line in refusals), (name, reason)
-    metrics = json.loads((tmp_path / "metrics" / "download" / "demo.json").read_text())
+    metrics = json.loads((tmp_path / "reports" / "download" / "demo.json").read_text())  # the details
     assert metrics["images_kept"] == 4 and reconciles(metrics)
+    headline = json.loads((tmp_path / "metrics" / "download" / "demo.json").read_text())
+    assert headline == {"in": metrics["files_seen"], "kept": 4, "rejected": metrics["skipped_total"]}
 
 
 def test_a_full_disk_stops_the_stage_with_one_line_and_leaves_nothing(tmp_path):

@@ -261,9 +261,13 @@ def test_stage_end_to_end_reconciles(tmp_path, mirror_or_none):
     assert proc.returncode == 0, proc.stderr[-2000:]
     df = pd.read_parquet(tmp_path / "data/faces/x.parquet")
     metrics = json.loads((tmp_path / "metrics/faces/x.json").read_text())
+    details = json.loads((tmp_path / "reports/faces/x.json").read_text())
+    assert set(metrics) == {"in", "kept", "rejected"}  # the headline; the rest is in reports/
     assert len(df) == len(files) == metrics["in"]
     assert metrics["in"] == metrics["kept"] + metrics["rejected"]
-    assert sum(metrics["rejected_by_reason"].values()) == metrics["rejected"]
+    assert sum(details["rejected_by_reason"].values()) == metrics["rejected"]
+    assert "seconds" not in details and "images_per_s" not in details  # timings go to logs/timings.jsonl
+    assert any(json.loads(line)["stage"] == "faces@x" for line in (tmp_path / "logs/timings.jsonl").open())
     assert list(df["path"]) == list(files) and (df["source"] == "x").all()  # raw columns carried over
     assert df.loc[df.status == "rejected", "reason"].notna().all()
     assert df.loc[df.status == "kept", "reason"].isna().all()

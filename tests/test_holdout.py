@@ -95,7 +95,7 @@ def packed_holdout(root: Path) -> Path:
     cfg = SampleConfig(strata=("gender",), min_per_stratum=2, seed=0, holdout_sources=("lfw",),
                        holdout_source="tpdne")
     run_sample(root / "metadata.parquet", cfg, SIZE, root / "packed", root / "splits.parquet",
-               root / "sample.json", root / "dist.csv")
+               root / "sample.json", root / "plots")
     return root / "packed"
 
 

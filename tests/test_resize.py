@@ -117,7 +117,9 @@ def test_resize_counts_every_kept_crop(tmp_path):
     assert all(Image.open(tmp_path / "data/resized/s" / n).size == (32, 32) for n in out)
     # face_px 150, 110, 70, 30 at size 32: one source face is smaller than the training size
     assert m["share_upscaled"] == pytest.approx(0.25)
-    assert json.loads((tmp_path / "metrics/resize/s.json").read_text()) == json.loads(json.dumps(m))
+    # the headline holds the counts; the details file beside it under reports/ holds everything else
+    assert json.loads((tmp_path / "metrics/resize/s.json").read_text()) == {"in": 7, "kept": 4, "rejected": 3}
+    assert json.loads((tmp_path / "reports/resize/s.json").read_text()) == json.loads(json.dumps(m))
 
 
 def test_resize_is_lanczos_and_deterministic(tmp_path):
@@ -168,5 +170,5 @@ def test_resize_stage_size_argument_overrides_params(tmp_path):
     cmd = [sys.executable, str(REPO / "stages/resize.py"), "--source", "s", "--size", "24"]
     subprocess.run(cmd, cwd=tmp_path, check=True, capture_output=True, timeout=120)
     assert {Image.open(p).size for p in (tmp_path / "data/resized/s").iterdir()} == {(24, 24)}
-    m = json.loads((tmp_path / "metrics/resize/s.json").read_text())
+    m = json.loads((tmp_path / "reports/resize/s.json").read_text())
     assert (m["size"], m["reencode"], m["jpeg_quality"]) == (24, "jpeg", 60)  # the other params still come through

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -139,7 +140,7 @@ def test_sample_stage_packs_arrays_that_match_the_images_bit_for_bit(tmp_path, m
     frame.to_parquet("metadata.parquet")
     cfg = SampleConfig(strata=("gender", "age_group"), min_per_stratum=2, seed=0)
     report = run_sample(Path("metadata.parquet"), cfg, 16, Path("packed"), Path("splits.parquet"),
-                        Path("sample.json"), Path("plots/dist.csv"))
+                        Path("sample.json"), Path("plots"))
     assert report["leakage"]["split_group"] == 0 and report["in"] == 240
     total = 0
     for split in ("train", "val", "test"):
@@ -153,7 +154,13 @@ def test_sample_stage_packs_arrays_that_match_the_images_bit_for_bit(tmp_path, m
         total += len(table)
     splits = pd.read_parquet("splits.parquet")
     assert total == splits["split"].notna().sum() and len(splits) == 240
-    assert pd.read_csv("plots/dist.csv")["share"].between(0, 1).all()
+    for name in ("real_before", "fake_before", "real_after", "fake_after"):
+        shares = pd.read_csv(f"plots/{name}.csv")
+        assert shares["share"].between(0, 1).all()
+        # one row per attribute value in each file: a DVC bar chart then draws one bar per value, not a stack
+        assert not shares["value"].duplicated().any() and len(shares) > 1
+    headline = json.loads(Path("sample.json").read_text())
+    assert headline["in"] == headline["kept"] + headline["rejected"] == 240 and headline["leakage"] == 0
 
 
 def tiny_pngs(frame: pd.DataFrame, folder: Path) -> list[str]:
@@ -175,16 +182,26 @@ def test_export_mini_is_balanced_complete_and_round_trips(tmp_path, monkeypatch)
     monkeypatch.chdir(tmp_path)
     frame = crafted(1200, seed=4)
     frame["crop_path"] = tiny_pngs(frame, Path("data/faces/x"))
+    frame["raw_path"] = [f"data/raw/x/{f}.jpg" for f in frame["face_id"]]
     Path("data").mkdir(exist_ok=True)
     frame.to_parquet("data/metadata.parquet")
     main(["export-mini", "--per-class", "60", "--out", "mini.zip"])
+    crops = frame.set_index("face_id")["crop_path"]
     with zipfile.ZipFile("mini.zip") as zf:
         names = set(zf.namelist())
         mini = pd.read_parquet(io.BytesIO(zf.read("metadata.parquet")))
-        assert "README.md" in names
+        assert {"README.md", "DATA_DICTIONARY.md"} <= names
         for row in mini.itertuples():
             assert row.file in names
-            assert zf.read(row.file) == Path(row.crop_path).read_bytes()
+            assert zf.read(row.file) == Path(crops[row.face_id]).read_bytes()
+        # every path the table holds is a file of the archive: the producer's data/ paths are not
+        paths = [c for c in mini.columns if "path" in c or c == "file"]
+        assert paths == ["file"], paths
+        card, dictionary = zf.read("README.md").decode(), zf.read("DATA_DICTIONARY.md").decode()
+    assert "DATA_DICTIONARY.md" in card
+    described = {line.split("`")[1]: line for line in dictionary.splitlines() if line.startswith("| `")}
+    assert set(described) == set(mini.columns)
+    assert "not described" not in described["face_id"] and "not described" not in described["file"]
     counts = mini["label"].value_counts()
     assert counts["real"] == counts["fake"] == 60
     per_stratum = mini.groupby(["stratum", "label"]).size().unstack()
@@ -329,7 +346,7 @@ def test_sample_stage_packs_the_holdout_with_its_sources_and_reconciles(tmp_path
     cfg = SampleConfig(strata=("gender",), min_per_stratum=2, seed=0, holdout_sources=("lfw",),
                        holdout_source="tpdne")
     report = run_sample(Path("metadata.parquet"), cfg, 8, Path("packed"), Path("splits.parquet"),
-                        Path("sample.json"), Path("plots/dist.csv"))
+                        Path("sample.json"), Path("plots"))
     holdout = pd.read_parquet("packed/holdout.parquet")
     splits = pd.read_parquet("splits.parquet")
     assert set(holdout["holdout_for"]) == {"lfw", "tpdne"}

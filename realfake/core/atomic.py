@@ -64,6 +64,21 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
 
 
+def write_torch(path: str | os.PathLike, obj: Any) -> None:
+    """torch.save atomically, byte for byte reproducible.
+
+    torch.save names the zip archive's root folder after the file it writes to, so saving straight to a
+    random temp name gives different bytes (and a new dvc.lock hash) on every run; a buffer is always `archive`.
+    """
+    import io
+
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    write_bytes(path, buf.getvalue())
+
+
 def write_parquet(df, path: str | os.PathLike, schema=None) -> None:
     """Write a DataFrame to parquet atomically, enforcing `schema` (a pyarrow.Schema) when given."""
     import pyarrow as pa

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps
 
+from realfake.core.errors import without_addresses
+
 # Larger images are refused before decoding (decompression-bomb guard); 50 Mpx is far above any face photo.
 DEFAULT_MAX_PIXELS = 50_000_000
 # Smaller images cannot hold a detectable face (MTCNN's smallest window is 12 px).
@@ -31,6 +33,7 @@ class DecodeError(Exception):
     """An image that cannot be used; `reason` is a short machine-readable code."""
 
     def __init__(self, reason: str, detail: str = ""):
+        detail = without_addresses(detail)  # stored in data/faces/<source>.parquet: must not vary between runs
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
         self.detail = detail

@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from realfake.core.atomic import atomic_path, write_json, write_parquet
+from realfake.core.atomic import atomic_path, write_parquet
 from realfake.core.errors import UserError
+from realfake.core.stage_metrics import counts, write_stage_metrics
 from realfake.dedupe.calibrate import calibrate
 from realfake.dedupe.config import DedupeConfig
 from realfake.dedupe.pipeline import run_dedupe
@@ -16,15 +17,18 @@ log = logging.getLogger("stages.dedupe")
 
 
 def run_dedupe_stage(cfg: DedupeConfig, sources: list[str], faces_dir: Path, raw_dir: Path, out_table: Path,
-                     out_metrics: Path, out_gallery: Path) -> dict:
-    """Dedupe the faces of `sources`; writes data/dedupe.parquet, metrics/dedupe.json, plots/dedupe/pairs.png."""
+                     out_metrics: Path, out_gallery: Path, out_report: Path | None = None) -> dict:
+    """Dedupe the faces of `sources`; writes data/dedupe.parquet, metrics/dedupe.json (headline), reports/dedupe.json
+    (details; `out_report`, default beside the headline under reports/) and plots/dedupe/pairs.png."""
     if not sources:
         raise UserError("params.yaml has no `sources:`: nothing to dedupe")
     result = run_dedupe(faces_dir, sources, cfg, raw_dir)
     calibration = calibrate(result.table, result.hashes, result.roots, cfg)
     metrics = build_metrics(result.table, result.edges, result.not_kept, cfg, calibration)
     write_parquet(result.table, out_table, schema=SCHEMA)
-    write_json(out_metrics, metrics)
+    top = {**counts(metrics["faces_in"], metrics["faces_kept"], metrics["faces_dropped"]),
+           "dup_recall": metrics["calibration"]["recall"]}
+    write_stage_metrics(out_metrics, top, metrics, out_report)
     with atomic_path(out_gallery, suffix=".png") as tmp:
         gallery(result.table, result.edges, faces_dir, cfg.gallery_tile).save(tmp, format="PNG")
     cal = metrics["calibration"]
@@ -35,6 +39,6 @@ def run_dedupe_stage(cfg: DedupeConfig, sources: list[str], faces_dir: Path, raw
     )  # fmt: skip
     if not cal["passed"]:
         log.warning(
-            "calibration target missed (see metrics/dedupe.json calibration.sweep to re-pick thresholds)"
+            "calibration target missed (see reports/dedupe.json calibration.sweep to re-pick thresholds)"
         )
     return metrics

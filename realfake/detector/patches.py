@@ -75,5 +75,5 @@ def image_logits(model: torch.nn.Module, x: torch.Tensor, cfg: PatchConfig) -> t
     """One logit per image: the model's own, or the logit of the mean patch probability."""
     if not cfg.enabled:
         return model(x)
-    p = patch_probabilities(model, x, cfg).mean(dim=1).clamp(1e-6, 1 - 1e-6)
+    p = patch_probabilities(model, x, cfg).float().mean(dim=1).clamp(1e-6, 1 - 1e-6)  # float: bf16 rounds 1-1e-6 to 1
     return torch.log(p) - torch.log1p(-p)

@@ -1,11 +1,12 @@
-"""The train stage: fit the detector, then write the checkpoint, metrics/train.json and the model card."""
+"""The train stage: fit the detector, then write the checkpoint, metrics/train.json (+ reports/train.json) and the model card."""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
-from realfake.core.atomic import write_json
+from realfake.core.stage_metrics import write_stage_metrics
+from realfake.core.timings import record_timing
 from realfake.detector.model import ModelConfig
 from realfake.detector.model_card import write_model_card
 from realfake.detector.train import TrainConfig, train
@@ -14,10 +15,20 @@ log = logging.getLogger("stages.train")
 
 
 def run_train_stage(model_cfg: ModelConfig, train_cfg: TrainConfig, size: int | None, faces: dict[str, Any] | None,
-                    packed: str, checkpoint: str, card: str, metrics: str, live: str) -> dict[str, Any]:
-    """Train on `packed`/{train,val}; `faces` (params section) is stored so predict crops new photos alike."""
-    summary = train(model_cfg, train_cfg, packed, checkpoint, live, size, faces)
-    write_json(metrics, {k: v for k, v in summary.items() if k != "history"})
+                    packed: str, checkpoint: str, card: str, metrics: str, live: str,
+                    resize: dict[str, Any] | None = None, profile: str | None = None,
+                    profile_overrides: dict[str, Any] | None = None, report: str | None = None) -> dict[str, Any]:
+    """Train on `packed`/{train,val}; `faces` and `resize` (params sections) are stored so predict shapes new photos
+    alike; `profile` (data.profile) goes into the fitness record, `profile_overrides` into the report and the card.
+
+    metrics/train.json gets the headline (val AUC), `report` (default reports/train.json) the rest, the log and
+    logs/timings.jsonl the timings.
+    """
+    summary = train(model_cfg, train_cfg, packed, checkpoint, live, size, faces, resize, profile)
+    summary["profile_overrides"] = dict(profile_overrides or {})  # what the data profile changed in `train`
+    details = {k: v for k, v in summary.items() if k not in ("history", "fitness")}
+    write_stage_metrics(metrics, {"val_auc": summary["best_val_auc"]}, details, report)
+    record_timing("train", **{k: summary[k] for k in ("seconds", "train_seconds", "images_per_s", "threads")})
     write_model_card(card, summary, model_cfg, train_cfg)
     log.info("best epoch %d: val loss %.4f, val AUC %s -> %s",
              summary["best_epoch"], summary["best_val_loss"], summary["best_val_auc"], checkpoint)

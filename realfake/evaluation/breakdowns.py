@@ -55,7 +55,11 @@ def attach_metadata(scores: pd.DataFrame, metadata: pd.DataFrame, cols: Columns 
 def group_rates(df: pd.DataFrame, by: str, threshold: float, cols: Columns = Columns()) -> pd.DataFrame:
     """Per value of `by`: n, n_real, n_fake, accuracy, FPR (real called fake), FNR (fake called real), AUC."""
     rows = []
-    keys = df[by].astype("object").where(df[by].notna(), "(missing)")
+    col = df[by]
+    if isinstance(col.dtype, pd.CategoricalDtype):  # bins and ordered labels: keep their order, not the text's
+        keys = col.cat.add_categories(["(missing)"]).fillna("(missing)") if col.isna().any() else col
+    else:
+        keys = col.astype("object").where(col.notna(), "(missing)")
     for key, part in df.groupby(keys, sort=True, observed=True):
         m = binary_metrics(part[cols.y].to_numpy(), part[cols.score].to_numpy(), threshold)
         rows.append({by: str(key), "n": m["n"], "n_real": m["n_real"], "n_fake": m["n_fake"],
@@ -98,16 +102,55 @@ def disparity(rates: pd.DataFrame, by: str, min_group: int = 20) -> dict[str, An
     return out
 
 
+METRIC_NAMES = {"accuracy": "accuracy", "fpr": "false-positive rate (real called fake)",
+                "fnr": "false-negative rate (fake called real)"}
+
+
+def disparity_sentence(d: dict[str, Any]) -> str:
+    """One readable line for a `disparity` result (the report prints this, not the raw dict)."""
+    metric = d.get("largest_metric")
+    if metric is None:
+        why = "; ".join(d.get("notes") or []) or "no comparable groups"
+        return f"Disparity ratio: not computed ({why})."
+    m = d[metric]
+    ratio = m["ratio"]
+    size = f"groups with at least {d['min_group']} faces"
+    if ratio is None or not math.isfinite(ratio):
+        return (f"Largest disparity: {METRIC_NAMES[metric]} is {m['max']:.3f} for {m['max_group']} but 0 for "
+                f"{m['min_group']} (ratio infinite; {size}).")
+    return (f"Largest disparity: {METRIC_NAMES[metric]} {ratio:.2f}× as high for {m['max_group']} ({m['max']:.3f}) "
+            f"as for {m['min_group']} ({m['min']:.3f}); {size}.")
+
+
+def edge_labels(edges: list[float] | np.ndarray) -> list[str]:
+    """"lo–hi" per bin, with as few significant digits as keep every label distinct."""
+    for digits in range(4, 16):
+        labels = [f"{lo:.{digits}g}–{hi:.{digits}g}" for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
+        if len(set(labels)) == len(labels):
+            return labels
+    return [f"{lo!r}–{hi!r}" for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
+
+
 def bin_column(values: pd.Series, edges: tuple[float, ...] | None = None, quantiles: int | None = None) -> pd.Series:
-    """Bin a numeric column by fixed edges or by quantiles; labels are the interval strings."""
+    """Bin a numeric column by fixed edges or by quantiles: an ordered categorical of "lo–hi" labels.
+
+    Labels name the edges as configured (pandas widens the lowest one, e.g. to -0.001). A column with no
+    more distinct values than `quantiles` (every face JPEG q75) is grouped by value instead.
+    """
     numeric = pd.to_numeric(values, errors="coerce").astype("float64")
-    if edges is not None:
-        binned = pd.cut(numeric, bins=list(edges), include_lowest=True)
-    else:
-        if numeric.notna().sum() == 0:
-            return pd.Series(pd.NA, index=values.index, dtype="object")
-        binned = pd.qcut(numeric, q=quantiles, duplicates="drop")
-    return binned.astype("object").map(lambda iv: pd.NA if pd.isna(iv) else f"{iv.left:g}–{iv.right:g}")
+    if edges is None:
+        present = numeric.dropna().to_numpy()
+        if present.size == 0:
+            return pd.Series(pd.Categorical([None] * len(values), categories=[], ordered=True), index=values.index)
+        distinct = np.unique(present)
+        if distinct.size <= (quantiles or 1):
+            labels = {v: f"{v:g}" for v in distinct.tolist()}
+            return pd.Series(pd.Categorical(numeric.map(labels), categories=list(labels.values()), ordered=True),
+                             index=values.index)
+        edges = np.unique(np.quantile(present, np.linspace(0.0, 1.0, quantiles + 1)))  # as pd.qcut
+    edges = np.asarray(edges, dtype="float64")
+    return pd.Series(pd.cut(numeric, bins=edges, labels=edge_labels(edges), include_lowest=True, ordered=True),
+                     index=values.index)
 
 
 def honest_pair(df: pd.DataFrame, threshold: float, real_source: str = "ffhq", fake_source: str = "stylegan-140k",

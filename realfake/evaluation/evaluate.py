@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,9 +10,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image, ImageDraw
 
-from realfake.core.atomic import atomic_path, write_json, write_text
+from realfake.core.atomic import write_json, write_text
+from realfake.core.device import resolve_device
+from realfake.core.stage_metrics import write_stage_metrics
 from realfake.core.tables import markdown_table
 from realfake.detector.checkpoint import to_model_input
 from realfake.detector.packed import PackedSplit, load_split
@@ -28,11 +28,17 @@ from realfake.evaluation.baselines import (
     score_spectral,
     shortcut_verdict,
 )
-from realfake.evaluation.breakdowns import BreakdownConfig, attach_metadata, breakdowns, side_by_side
+from realfake.evaluation.breakdowns import (
+    BreakdownConfig,
+    attach_metadata,
+    breakdowns,
+    disparity_sentence,
+    side_by_side,
+)
+from realfake.evaluation.figures import cam_sheet, gallery, grad_cam, reliability_png
 from realfake.evaluation.metrics import (
     binary_metrics,
     evaluate_scores,
-    numeric_only,
     plot_records,
     to_jsonable,
 )
@@ -57,6 +63,7 @@ class EvaluateConfig:
     batch_size: int = 256
     gallery: int = 8  # most confidently wrong test faces per error type
     threads: int = 2
+    device: str = "auto"  # auto | cpu | cuda: where the detector scores (float32 everywhere)
 
     @classmethod
     def from_params(cls, section: dict[str, Any] | None) -> EvaluateConfig:
@@ -83,67 +90,17 @@ def baselines(train: PackedSplit, test: PackedSplit, meta: pd.DataFrame, cfg: Ev
             "audit": score_audit(audit, by_id.loc[test.meta["face_id"]])}
 
 
-def gallery(images: np.ndarray, frame: pd.DataFrame, threshold: float, n: int, path: Path) -> None:
-    """A PNG grid of the most confidently wrong test faces: false positives (top) and false negatives (bottom)."""
-    wrong_fp = frame[(frame["y"] == 0) & (frame["p_fake"] >= threshold)].nlargest(n, "p_fake")
-    wrong_fn = frame[(frame["y"] == 1) & (frame["p_fake"] < threshold)].nsmallest(n, "p_fake")
-    size = images.shape[-1]
-    sheet = Image.new("RGB", (max(n, 1) * size, 2 * (size + 28)), "white")
-    draw = ImageDraw.Draw(sheet)
-    for row_i, (title, rows) in enumerate((("real called fake", wrong_fp), ("fake called real", wrong_fn))):
-        top = row_i * (size + 28)
-        draw.text((2, top + 2), f"{title}: {len(rows)} shown", fill="black")
-        for col, (idx, rec) in enumerate(rows.iterrows()):
-            sheet.paste(Image.fromarray(images[idx].transpose(1, 2, 0)), (col * size, top + 14))
-            draw.text((col * size + 2, top + size + 14), f"{rec['source'][:12]} p={rec['p_fake']:.2f}", fill="black")
-    with atomic_path(path, suffix=".png") as tmp:
-        sheet.save(tmp, format="PNG")
-
-
-def grad_cam(scorer: Scorer, images: np.ndarray) -> np.ndarray:
-    """Grad-CAM maps (N×S×S in [0,1]) of the fake logit at the second-to-last stage's output."""
-    model = scorer.model
-    layer = model.stages[-2] if len(model.stages) > 1 else model.stages[-1]
-    feats = {}
-    handle = layer.register_forward_hook(lambda _m, _i, out: feats.__setitem__("a", out))
-    try:
-        x = to_model_input(torch.from_numpy(np.ascontiguousarray(images)), scorer.pre, channels_last=False)
-        with torch.enable_grad():
-            x.requires_grad_(True)
-            logits = model(x)
-            grads = torch.autograd.grad(logits.sum(), feats["a"])[0]
-    finally:
-        handle.remove()
-    cam = torch.relu((grads.mean(dim=(2, 3), keepdim=True) * feats["a"]).sum(1, keepdim=True))
-    cam = torch.nn.functional.interpolate(cam, size=images.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
-    cam = cam / cam.flatten(1).amax(1).clamp_min(1e-8).view(-1, 1, 1)
-    return cam.detach().numpy()
-
-
-def cam_sheet(scorer: Scorer, images: np.ndarray, frame: pd.DataFrame, threshold: float, n: int, path: Path) -> None:
-    """Grad-CAM overlays for a few correct and wrong test faces of each class."""
+def cam_figure(scorer: Scorer, images: np.ndarray, frame: pd.DataFrame, threshold: float, n: int, path: Path) -> None:
+    """Grad-CAM overlays for a few correct faces of each class and the first wrong ones."""
     correct = (frame["p_fake"] >= threshold) == (frame["y"] == 1)
     picks = pd.concat([frame[correct & (frame["y"] == y)].head(n // 2) for y in (0, 1)]
                       + [frame[~correct].head(n)])
     if picks.empty:
         return
     idx = picks.index.to_numpy()
-    cams = grad_cam(scorer, images[idx])
-    size = images.shape[-1]
-    sheet = Image.new("RGB", (len(idx) * size, 2 * size + 14), "white")
-    draw = ImageDraw.Draw(sheet)
-    for col, (i, cam) in enumerate(zip(idx, cams, strict=True)):
-        face = images[i].transpose(1, 2, 0).astype(np.float32)
-        heat = np.stack([cam, np.zeros_like(cam), 1 - cam], -1) * 255
-        overlay = (0.55 * face + 0.45 * heat).clip(0, 255).astype(np.uint8)
-        sheet.paste(Image.fromarray(face.astype(np.uint8)), (col * size, 0))
-        sheet.paste(Image.fromarray(overlay), (col * size, size))
-        rec = frame.loc[i]
-        tag = "ok" if correct[i] else "WRONG"
-        draw.text((col * size + 2, 2 * size + 1), f"{tag} {'fake' if rec['y'] else 'real'} p={rec['p_fake']:.2f}",
-                  fill="black")
-    with atomic_path(path, suffix=".png") as tmp:
-        sheet.save(tmp, format="PNG")
+    x = to_model_input(torch.from_numpy(np.ascontiguousarray(images[idx])), scorer.pre, channels_last=False,
+                       device=scorer.device)
+    cam_sheet(images, grad_cam(scorer.model, x), picks, correct, path)
 
 
 def holdout_table(p_fake: np.ndarray, y: np.ndarray, source: np.ndarray, holdout_for: np.ndarray,
@@ -202,7 +159,7 @@ def run_evaluate(cfg: EvaluateConfig, model_path: Path, packed_dir: Path, metada
                  out: dict[str, Path]) -> dict[str, Any]:
     """Score val/test, compute every metric and breakdown, write metrics, plots and the report."""
     torch.set_num_threads(cfg.threads)
-    scorer = Scorer(model_path)
+    scorer = Scorer(model_path, resolve_device(cfg.device, "evaluate.device"))
     splits = {name: load_split(packed_dir, name, size) for name in ("train", "val", "test")}
     val, test = splits["val"], splits["test"]
     p_val, p_test = score_split(scorer, val, cfg.batch_size), score_split(scorer, test, cfg.batch_size)
@@ -221,8 +178,9 @@ def run_evaluate(cfg: EvaluateConfig, model_path: Path, packed_dir: Path, metada
     spectral_t = 0.5
     per_source = side_by_side(joined, {"cnn": ("p_fake", threshold), "spectral": ("p_spectral", spectral_t),
                                        "audit": ("p_audit", 0.5)})
-    verdicts = [shortcut_verdict(test.y, p_test, extra[k], name, cfg.audit.get("margin", 0.03))
-                for k, name in (("audit", "file-level audit model"), ("spectral", "spectral baseline"))]
+    verdicts = [shortcut_verdict(test.y, p_test, extra[k], name, cfg.audit.get("margin", 0.03), sees)
+                for k, name, sees in (("audit", "file-level audit model", "no face pixels"),
+                                      ("spectral", "spectral baseline", "only the crop's power spectrum"))]
     test_images = np.asarray(test.images[test.rows])
     robust = robustness_table(test_images, test.y, scorer, cfg.robustness, threshold, cfg.batch_size)
 
@@ -237,20 +195,35 @@ def run_evaluate(cfg: EvaluateConfig, model_path: Path, packed_dir: Path, metada
         "disparity": {k: v["disparity"] for k, v in bd["demographics"].items()},
         "per_source": {r["source"]: {k: r[k] for k in ("n", "accuracy", "fpr", "fnr")} for r in bd["per_source"]},
     }
-    write_json(out["metrics"], numeric_only(to_jsonable(report)))
+    write_stage_metrics(out["metrics"], headline(report), to_jsonable(report), out["details"])
     write_json(out["breakdowns"], to_jsonable({**bd, "shortcut_audit": verdicts,
                                                "per_source_models": per_source.to_dict(orient="records")}))
     plots = plot_records(test.y, p_test, threshold, cfg.calibration_bins, cfg.curve_points)
     plots["robustness"] = [{"transform": r["transform"], "roc_auc": r["roc_auc"]} for r in robust]
     for name, records in plots.items():
         write_json(out["plots"] / f"{name}.json", to_jsonable(records))
+    reliability_png(plots["calibration"], cfg.calibration_bins, core["ece"], out["plots"] / "calibration.png")
     frame = scored.reset_index(drop=True)
-    gallery(test_images, frame, threshold, cfg.gallery, out["figures"] / "errors.png")
-    cam_sheet(scorer, test_images, frame, threshold, cfg.gallery, out["figures"] / "gradcam.png")
+    gallery(test_images, frame, threshold, cfg.gallery, out["plots"] / "errors.png")
+    cam_figure(scorer, test_images, frame, threshold, cfg.gallery, out["plots"] / "gradcam.png")
     write_text(out["report"], render_report(report, bd, per_source, robust, verdicts))
     log.info("test AUC %.4f, accuracy %.4f at threshold %.3f; honest pair AUC %s", core["at_threshold"]["roc_auc"],
              core["at_threshold"]["accuracy"], threshold, bd["honest_pair"].get("pair_auc"))
     return report
+
+
+def headline(report: dict[str, Any]) -> dict[str, Any]:
+    """metrics/evaluate.json: the test numbers experiments are compared by (the rest stays in reports/evaluate.json).
+
+    Few and short on purpose: `dvc exp show --only-changed` after a model experiment must fit 200 columns.
+    """
+    m = report["at_threshold"]
+    return {
+        "auc": m["roc_auc"], "acc": m["accuracy"], "f1": m["f1"], "mcc": m["mcc"], "ap": m["average_precision"],
+        "ece": report["ece"], "pair_auc": report["honest_pair"].get("pair_auc"),
+        "heldout_real": (report.get("holdout") or {}).get("real_called_real"),
+        "audit_auc": report["baselines"]["audit"]["roc_auc"], "spectral_auc": report["baselines"]["spectral"]["roc_auc"],
+    }
 
 
 def holdout_section(holdout: dict[str, Any]) -> list[str]:
@@ -287,10 +260,10 @@ def render_report(report: dict, bd: dict, per_source: pd.DataFrame, robust: list
         *holdout_section(report.get("holdout") or {}),
     ]
     for attr, data in bd["demographics"].items():
-        lines += [f"## By {attr}", "", markdown_table(data["groups"]),
-                  f"Largest disparity ratio: {json.dumps(to_jsonable(data['disparity']))}", ""]
+        lines += [f"## By {attr}", "", markdown_table(data["groups"]), disparity_sentence(data["disparity"]), ""]
     for name, rows in bd["bins"].items():
         lines += [f"## By {name} bin", "", markdown_table(rows)]
-    lines += ["![most confidently wrong](../plots/evaluate/errors.png)", "",
+    lines += ["![reliability diagram](../plots/evaluate/calibration.png)", "",
+              "![most confidently wrong](../plots/evaluate/errors.png)", "",
               "![Grad-CAM](../plots/evaluate/gradcam.png)", ""]
     return "\n".join(lines)

@@ -15,11 +15,11 @@ import cv2
 import numpy as np
 
 from realfake.core.atomic import write_bytes
-from realfake.core.errors import UserError
+from realfake.core.errors import UserError, without_addresses
 from realfake.core.imageio import DEFAULT_MAX_PIXELS, DecodedImage, DecodeError, read_image
 from realfake.core.watermark import crop_reads_box
 from realfake.faces.alignment import Alignment, align, encode_png, pad_fraction, warp_crop
-from realfake.faces.detect import Detector, Face, choose_primary
+from realfake.faces.detect import Detector, Face, choose_primary, detect_faces
 from realfake.faces.worker_pool import orphan_safe_pool
 
 log = logging.getLogger(__name__)
@@ -157,33 +157,21 @@ def process_batch(
             continue
         describe_image(rec, img)
         decoded.append((index, fid, img))
-    try:
-        all_faces = detector.detect([img.rgb for _, _, img in decoded])
-    except Exception as exc:  # a detector failure on one batch must not take the stage down
-        log.warning("detection failed on a batch of %d: %s", len(decoded), exc)
-        all_faces = None
-    # MTCNN's probability on a borderline face moves with the pyramid; a second look without the border
-    # recovers some (measured: 2 of 4 UTKFace misses). Only misses pay for it.
-    retry = [k for k, faces in enumerate(all_faces or []) if not any(f.prob >= cfg.min_prob for f in faces)]
-    if retry and detector.pad > 0:
-        try:
-            for k, faces in zip(retry, detector.detect([decoded[k][2].rgb for k in retry], pad=0.0), strict=True):
-                all_faces[k] = all_faces[k] + faces
-        except Exception as exc:  # the first look stands
-            log.warning("second detection pass failed: %s", exc)
-    for k, (index, fid, img) in enumerate(decoded):
+    detections = detect_faces(detector, [img.rgb for _, _, img in decoded], cfg)
+    for (index, fid, img), found in zip(decoded, detections, strict=True):
         rec = records[index]
-        if all_faces is None:
-            rec["reason"], rec["reason_detail"] = "detection_error", "MTCNN raised on this batch"
+        if found.reason:
+            rec["reason"], rec["reason_detail"] = found.reason, found.detail
             continue
         try:
-            al = judge_face(rec, img, all_faces[k], cfg, boxes[index])
+            al = judge_face(rec, img, found.faces, cfg, boxes[index])
             if al is not None:
                 crop = warp_crop(img.rgb, al, cfg.crop_size)
                 write_bytes(Path(out_dir) / f"{fid}.png", encode_png(crop))
                 rec.update(status="kept", reason=None, reason_detail=None, crop_path=f"{fid}.png")
         except Exception as exc:  # keep the row, with a reason, whatever went wrong
-            rec.update(status="rejected", crop_path=None, reason="crop_error", reason_detail=f"{type(exc).__name__}: {exc}"[:200])
+            rec.update(status="rejected", crop_path=None, reason="crop_error",
+                       reason_detail=without_addresses(f"{type(exc).__name__}: {exc}")[:200])
     return sorted(records.items())
 
 
@@ -212,7 +200,7 @@ def process_images(
     watermark_boxes: list[Any] | None = None,
 ) -> tuple[list[dict[str, Any]], float]:
     """Run (image path, face_id) items through the pipeline; return records in input order and seconds taken."""
-    from tqdm import tqdm
+    from realfake.core.progress import tqdm
 
     boxes = watermark_boxes or [None] * len(items)
     indexed = [(i, path, fid, box) for i, ((path, fid), box) in enumerate(zip(items, boxes, strict=True))]
@@ -286,8 +274,8 @@ def plan_items(source: str, raw_table, raw_dir: Path) -> tuple[list[tuple[str, s
     return items, ids, early
 
 
-def summarize(source: str, records: list[dict[str, Any]], seconds: float, cfg: FacesConfig) -> dict[str, Any]:
-    """Stage metrics: counts by reason (in = kept + rejected) and per-source geometry statistics."""
+def summarize(source: str, records: list[dict[str, Any]], cfg: FacesConfig) -> dict[str, Any]:
+    """Stage details: counts by reason (in = kept + rejected) and per-source geometry statistics."""
     kept = [r for r in records if r["status"] == "kept"]
     reasons: dict[str, int] = {}
     for r in records:
@@ -304,7 +292,6 @@ def summarize(source: str, records: list[dict[str, Any]], seconds: float, cfg: F
     return {
         "source": source, "in": len(records), "kept": len(kept), "rejected": len(records) - len(kept),
         "rejected_by_reason": dict(sorted(reasons.items())),
-        "seconds": round(seconds, 3), "images_per_s": round(len(records) / seconds, 3) if seconds > 0 else 0.0,
         "workers": cfg.workers,
         "pad": {
             "mean_pad_fraction": float(np.mean([r["pad_fraction"] for r in kept])) if kept else 0.0,
@@ -324,12 +311,15 @@ def summarize(source: str, records: list[dict[str, Any]], seconds: float, cfg: F
 def run_source(
     source: str, cfg: FacesConfig, raw_root: Path = Path("data/raw"), faces_root: Path = Path("data/faces"),
     metrics_root: Path = Path("metrics/faces"), plots_root: Path = Path("plots/faces"), progress: bool = True,
+    reports_root: Path | None = None,
 ) -> dict[str, Any]:
-    """The faces stage for one source: crops dir, parquet, metrics JSON and contact sheet."""
+    """The faces stage for one source: crops dir, parquet, metrics (reports_root: details) and contact sheet."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from realfake.core.atomic import atomic_dir, atomic_path, write_json
+    from realfake.core.atomic import atomic_dir, atomic_path
+    from realfake.core.stage_metrics import counts, write_stage_metrics
+    from realfake.core.timings import record_timing
     from realfake.faces.contact_sheet import contact_sheet
 
     raw_parquet = raw_root / f"{source}.parquet"
@@ -355,13 +345,16 @@ def run_source(
         table = table.append_column(field, pa.array([r[field.name] for r in records], type=field.type))
     with atomic_path(faces_root / f"{source}.parquet", suffix=".parquet") as tmp_parquet:
         pq.write_table(table, tmp_parquet)
-    metrics = summarize(source, records, seconds, cfg)
+    metrics = summarize(source, records, cfg)
     if metrics["rejected_by_reason"].get("watermark"):
         log.warning("%s: %d crops rejected because they would read the declared watermark box %s", source,
                     metrics["rejected_by_reason"]["watermark"], next(b for b in boxes if b is not None))
-    write_json(metrics_root / f"{source}.json", metrics)
+    metrics_path = metrics_root / f"{source}.json"
+    write_stage_metrics(metrics_path, counts(metrics["in"], metrics["kept"], metrics["rejected"]), metrics,
+                        None if reports_root is None else reports_root / f"{source}.json")
+    record_timing(f"faces@{source}", seconds=round(seconds, 3),
+                  images_per_s=round(len(records) / seconds, 3) if seconds > 0 else 0.0, workers=cfg.workers)
     title = f"{source}: kept {metrics['kept']} of {metrics['in']}; rejected {metrics['rejected_by_reason']}"
     contact_sheet(records, items, faces_root / source, plots_root / f"{source}.png", seed=cfg.seed, title=title)
-    log.info("%s: in %d, kept %d, rejected %s, %.1f img/s", source, metrics["in"], metrics["kept"],
-             metrics["rejected_by_reason"], metrics["images_per_s"])
+    log.info("%s: in %d, kept %d, rejected %s", source, metrics["in"], metrics["kept"], metrics["rejected_by_reason"])
     return metrics

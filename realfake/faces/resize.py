@@ -17,8 +17,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from realfake.core.atomic import atomic_dir, write_bytes, write_json
+from realfake.core.atomic import atomic_dir, write_bytes
 from realfake.core.errors import UserError
+from realfake.core.stage_metrics import counts, write_stage_metrics
+from realfake.core.timings import record_timing
 from realfake.faces.alignment import RESAMPLE, encode_png
 
 log = logging.getLogger(__name__)
@@ -75,21 +77,36 @@ def reencode_jpeg(rgb: np.ndarray, quality: int) -> tuple[bytes, np.ndarray]:
         return data, np.asarray(img.convert("RGB"))
 
 
-def training_image(path: Path, cfg: ResizeConfig) -> np.ndarray:
-    """The pixels stored for one crop: resized, then re-encoded when cfg.reencode says so."""
-    out = resize_crop(path, cfg.size)
+def shape_crop(rgb: np.ndarray, cfg: ResizeConfig) -> np.ndarray:
+    """An aligned square RGB crop as the model sees it: resized to cfg.size, then re-encoded when cfg.reencode says so.
+
+    The one definition of the training image, shared by the resize stage and `realfake predict`.
+    """
+    if rgb.shape[0] != rgb.shape[1]:
+        raise ValueError(f"crop is not square: {rgb.shape[1]}x{rgb.shape[0]}")
+    out = rgb if rgb.shape[0] == cfg.size else np.asarray(Image.fromarray(rgb).resize((cfg.size, cfg.size), RESAMPLE))
     if cfg.reencode == "jpeg":
         out = reencode_jpeg(out, cfg.jpeg_quality)[1]
     return out
 
 
+def training_image(path: Path, cfg: ResizeConfig) -> np.ndarray:
+    """The pixels stored for one crop file: shape_crop of the decoded crop."""
+    with Image.open(path) as img:
+        img.load()
+        rgb = np.asarray(img.convert("RGB"))
+    return shape_crop(rgb, cfg)
+
+
 def run_resize(
     source: str, cfg: ResizeConfig, faces_root: Path = Path("data/faces"),
     resized_root: Path = Path("data/resized"), metrics_root: Path = Path("metrics/resize"), progress: bool = True,
+    reports_root: Path | None = None,
 ) -> dict[str, Any]:
     """The resize stage for one source: every kept crop to cfg.size (then cfg.reencode), each failure counted by reason."""
     import pandas as pd
-    from tqdm import tqdm
+
+    from realfake.core.progress import tqdm
 
     table = faces_root / f"{source}.parquet"
     if not table.is_file():
@@ -118,11 +135,13 @@ def run_resize(
         **({"jpeg_quality": cfg.jpeg_quality} if cfg.reencode == "jpeg" else {}),
         "in": len(kept), "kept": len(done), "rejected": len(kept) - len(done),
         "rejected_by_reason": dict(sorted(reasons.items())),
-        "images_per_s": round(len(kept) / seconds, 3) if seconds > 0 and len(kept) else 0.0,
         # scale at training size: output px per source px; above 1 means the source had fewer pixels
         "median_scale": float(np.median(cfg.size / face_px)) if len(face_px) else 0.0,
         "share_upscaled": float(np.mean(face_px < cfg.size)) if len(face_px) else 0.0,
     }
-    write_json(metrics_root / f"{source}.json", metrics)
+    write_stage_metrics(metrics_root / f"{source}.json", counts(metrics["in"], metrics["kept"], metrics["rejected"]),
+                        metrics, None if reports_root is None else reports_root / f"{source}.json")
+    record_timing(f"resize@{source}", seconds=round(seconds, 3),
+                  images_per_s=round(len(kept) / seconds, 3) if seconds > 0 and len(kept) else 0.0)
     log.info("%s: resize %d -> %d kept, rejected %s", source, metrics["in"], metrics["kept"], reasons)
     return metrics

@@ -13,11 +13,13 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
-from tqdm import tqdm
 
-from realfake.core.atomic import atomic_dir, write_json, write_parquet
+from realfake.core.atomic import atomic_dir, write_parquet
 from realfake.core.errors import UserError
 from realfake.core.imageio import IMAGE_EXTENSIONS
+from realfake.core.progress import tqdm
+from realfake.core.stage_metrics import counts, write_stage_metrics
+from realfake.core.timings import record_timing
 from realfake.ingest.extract import EntryError, EntryWriter, ExtractLimits, iter_members, safe_relpath
 from realfake.ingest.fetch import FetchConfig, fetch
 from realfake.ingest.labels import group_key, parse_labels
@@ -158,8 +160,10 @@ def _str_or_none(value: Any) -> str | None:
     return None if value is None or value is pd.NA or (isinstance(value, float) and value != value) else str(value)
 
 
-def run_download(source: Source, cfg: DownloadConfig, raw_root: Path, metrics_path: Path) -> dict[str, Any]:
-    """Fetch, extract and describe one source (every part); write `raw_root/<name>/`, `<name>.parquet`, metrics."""
+def run_download(source: Source, cfg: DownloadConfig, raw_root: Path, metrics_path: Path,
+                 report_path: Path | None = None) -> dict[str, Any]:
+    """Fetch, extract and describe one source (every part); write `raw_root/<name>/`, `<name>.parquet`, the
+    headline metrics and the details."""
     started = time.perf_counter()
     out_dir = raw_root / source.name
     per_part: list[dict[str, Any]] = []
@@ -198,10 +202,11 @@ def run_download(source: Source, cfg: DownloadConfig, raw_root: Path, metrics_pa
         "label_notes": int(frame["label_note"].notna().sum()),
         "labelled": label_counts(frame),
         "parts": per_part,
-        "seconds": round(time.perf_counter() - started, 2),
     }
     assert metrics["files_seen"] == metrics["images_kept"] + metrics["skipped_total"], metrics
-    write_json(metrics_path, metrics)
+    top = counts(metrics["files_seen"], metrics["images_kept"], metrics["skipped_total"])
+    write_stage_metrics(metrics_path, top, metrics, report_path)
+    record_timing(f"download@{source.name}", seconds=round(time.perf_counter() - started, 2))
     log.info("%s: %d files seen, %d images kept, skipped %s", source.name, metrics["files_seen"],
              len(frame), dict(skipped) or "none")
     return metrics

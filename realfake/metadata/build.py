@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from PIL import Image
-from tqdm import tqdm
 
 from realfake.attributes.face_measures import measure_crop, pose_from_landmarks, skin_tone
 from realfake.core.errors import UserError
+from realfake.core.progress import tqdm
 from realfake.core.tables import surviving_faces
 from realfake.core.vocab import ETHNICITY_TO_RACE, RACE_GROUPS, age_to_group
 from realfake.metadata.schema import coerce

@@ -55,15 +55,20 @@ def source_counts(meta: pd.DataFrame) -> pd.DataFrame:
     return counts.rename("faces").reset_index().sort_values(["label", "source"], ignore_index=True)
 
 
-def stage_counts(metrics_dir: Path) -> pd.DataFrame:
-    """in/kept/rejected per stage and source from metrics/download/*.json, metrics/faces/*.json, metrics/dedupe.json."""
+def stage_counts(metrics_dir: Path, dedupe_report: Path | None = None) -> pd.DataFrame:
+    """in/kept/rejected per stage and source from metrics/{download,faces}/*.json and the dedupe details.
+
+    The dedupe counts per source come from `dedupe_report` (reports/dedupe.json) when given, else from
+    metrics/dedupe.json (one pooled row when that holds only the headline).
+    """
     rows = []
     for stage in ("download", "faces"):
         for path in sorted((metrics_dir / stage).glob("*.json")):
             m = _load_json(path)
             if m is not None:
                 rows.append(_count_row(stage, path.stem, m))
-    dedupe = _load_json(metrics_dir / "dedupe.json")
+    dedupe = _load_json(dedupe_report) if dedupe_report is not None else None
+    dedupe = dedupe if dedupe is not None else _load_json(metrics_dir / "dedupe.json")
     if dedupe is not None:
         per_source = dedupe.get("by_source") or dedupe.get("per_source")
         if isinstance(per_source, dict):
@@ -198,7 +203,7 @@ def _median(values: pd.Series) -> float | None:
     return round(float(v.median()), 3) if len(v) else None
 
 
-def watermark_section(watermarks: dict[str, list[float]], metrics_dir: Path) -> str:
+def watermark_section(watermarks: dict[str, list[float]], faces_reports: Path) -> str:
     """The card's line on visible watermarks: each declared box and how many crops the faces stage refused for it."""
     head = ("## Visible watermarks\n\nA source's known visible mark is declared in params.yaml "
             "(`sources.<name>.watermark.box`, fractions of the image). The faces stage rejects every crop whose source "
@@ -209,7 +214,7 @@ def watermark_section(watermarks: dict[str, list[float]], metrics_dir: Path) -> 
         return head + "_No source declares a watermark._\n"
     rows = []
     for source, box in sorted(watermarks.items()):
-        faces = _load_json(metrics_dir / "faces" / f"{source}.json") or {}
+        faces = _load_json(faces_reports / f"{source}.json") or {}  # the faces stage's details
         rows.append({"source": source, "box (x1, y1, x2, y2)": ", ".join(f"{v:g}" for v in box),
                      "images in": faces.get("in"), "crops rejected for the mark": (faces.get("rejected_by_reason")
                                                                                   or {}).get("watermark", 0),
@@ -218,21 +223,21 @@ def watermark_section(watermarks: dict[str, list[float]], metrics_dir: Path) -> 
 
 
 def write_card(meta: pd.DataFrame, metrics_dir: Path, report_path: Path, figures_dir: Path, plots_dir: Path,
-               attributes_metrics: dict[str, Any] | None = None,
-               watermarks: dict[str, list[float]] | None = None) -> dict[str, Any]:
+               attributes_metrics: dict[str, Any] | None = None, dedupe_report: Path | None = None,
+               watermarks: dict[str, list[float]] | None = None, faces_reports: Path | None = None) -> dict[str, Any]:
     """Write plot CSVs, PNGs and the Markdown card; return the real-vs-fake summary."""
     sections = []
     counts = source_counts(meta)
     _write_csv(counts, plots_dir / "source_counts.csv")
     plot_source_counts(counts, figures_dir / "source_counts.png")
-    stages = stage_counts(metrics_dir)
+    stages = stage_counts(metrics_dir, dedupe_report)
     _write_csv(stages, plots_dir / "stage_counts.csv")
     rel = _relative(figures_dir, report_path.parent)
     sections.append("## Faces per source and label\n\n" + _md_table(counts)
                     + f"\n![faces per source]({rel}/source_counts.png)\n")
     sections.append("## Kept and rejected per stage\n\n" + (_md_table(stages) if len(stages) else
                                                              "_no stage metrics found_\n"))
-    sections.append(watermark_section(watermarks or {}, metrics_dir))
+    sections.append(watermark_section(watermarks or {}, faces_reports or metrics_dir / "faces"))
     for col in CATEGORICAL:
         shares = categorical_shares(meta, col)
         _write_csv(shares, plots_dir / f"{col}.csv")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from realfake.core.atomic import write_json
+from realfake.core.stage_metrics import counts, write_stage_metrics
 from realfake.core.tables import read_dedupe, read_faces
 from realfake.metadata.build import MetadataConfig, build_metadata, metadata_metrics
 from realfake.metadata.dataset_card import write_card
@@ -20,8 +20,9 @@ log = logging.getLogger("stages.metadata")
 def run_metadata_stage(cfg: MetadataConfig, sources: list[str], age_bins, faces_dir: Path, dedupe_path: Path,
                        attributes_path: Path, out: Path, metrics_dir: Path, report: Path,
                        resized_dir: Path = Path("data/resized"), raw_dir: Path = Path("data/raw"),
-                       watermarks: dict[str, list[float]] | None = None) -> dict:
-    """Write the table, metrics_dir/metadata.json, the card `report` and its figures and plot tables.
+                       reports_dir: Path = Path("reports"), watermarks: dict[str, list[float]] | None = None) -> dict:
+    """Write the table, metrics_dir/metadata.json (headline), reports_dir/metadata.json, the card `report`, its figures
+    and plot tables; the card reads the attributes, dedupe and faces details from reports_dir.
 
     `watermarks` maps a source to its declared watermark box (params `sources.<name>.watermark.box`) for the card.
     """
@@ -32,12 +33,13 @@ def run_metadata_stage(cfg: MetadataConfig, sources: list[str], age_bins, faces_
         log.warning("%s not found: *_pred columns stay null", attributes_path)
     meta = build_metadata(faces, dedupe, attributes, sources, age_bins, faces_dir, resized_dir, raw_dir, cfg)
     write_metadata(meta, out, sources, age_bins)
-    attr_metrics_path = metrics_dir / "attributes.json"
-    attr_metrics = json.loads(attr_metrics_path.read_text()) if attr_metrics_path.is_file() else None
+    attr_report = reports_dir / "attributes.json"  # the attributes stage's details (held-out, agreement)
+    attr_metrics = json.loads(attr_report.read_text()) if attr_report.is_file() else None
     summary = write_card(meta, metrics_dir, report, report.parent / "figures", report.parent / "plots", attr_metrics,
-                         watermarks)
+                         reports_dir / "dedupe.json", watermarks, reports_dir / "faces")
     metrics = metadata_metrics(meta, dedupe)
     metrics["real_vs_fake"] = summary
-    write_json(metrics_dir / "metadata.json", metrics)
+    top = counts(metrics["in_surviving_dedupe"], metrics["rows"], metrics["skipped_no_faces_row"])
+    write_stage_metrics(metrics_dir / "metadata.json", top, metrics, reports_dir / "metadata.json")
     log.info("metadata: %d rows written to %s; card %s", len(meta), out, report)
     return metrics

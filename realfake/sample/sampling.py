@@ -51,6 +51,7 @@ class SampleConfig:
     @classmethod
     def from_params(cls, section: dict[str, Any] | None) -> SampleConfig:
         section = dict(section or {})
+        section.pop("shards", None)  # sample.shards: read by realfake.sample.shards.ShardsConfig
         fr = section.pop("fractions", None)
         if isinstance(fr, dict):
             fr = tuple(fr[s] for s in SPLITS)

@@ -8,7 +8,8 @@ from typing import Any
 
 import pandas as pd
 
-from realfake.core.atomic import write_json, write_parquet
+from realfake.core.atomic import write_parquet, write_text
+from realfake.core.stage_metrics import counts, write_stage_metrics
 from realfake.sample.packing import pack_split
 from realfake.sample.quality_cells import bands
 from realfake.sample.sampling import (
@@ -43,10 +44,10 @@ def split_table(metadata: pd.DataFrame, cfg: SampleConfig) -> tuple[pd.DataFrame
 
 
 def sample_report(metadata: pd.DataFrame, table: pd.DataFrame, cfg: SampleConfig, info: dict) -> dict[str, Any]:
-    """metrics/sample.json: counts, distribution distances before/after, dropped strata, leakage checks."""
+    """reports/sample.json: counts, distribution distances before/after, dropped strata, leakage checks."""
     placed = table[table["split"].isin(SPLITS)]
     fine = stratum_keys(placed, cfg.strata)
-    counts = placed.groupby(["split", "label", "source"], observed=True).size()
+    by_split = placed.groupby(["split", "label", "source"], observed=True).size()
     report = {
         "in": len(metadata),
         "placed": len(placed),
@@ -54,8 +55,8 @@ def sample_report(metadata: pd.DataFrame, table: pd.DataFrame, cfg: SampleConfig
         "holdout": holdout_counts(table, cfg),
         "excluded": int(table["split"].isna().sum()),
         "excluded_by_reason": table["exclude_reason"].dropna().value_counts().sort_index().to_dict(),
-        "counts": {s: {lab: counts[s][lab].to_dict() for lab in counts[s].index.get_level_values(0).unique()}
-                   for s in SPLITS if s in counts.index.get_level_values(0)},
+        "counts": {s: {lab: by_split[s][lab].to_dict() for lab in by_split[s].index.get_level_values(0).unique()}
+                   for s in SPLITS if s in by_split.index.get_level_values(0)},
         "split_sizes": {s: {lab: int(((placed["split"] == s) & (placed["label"] == lab)).sum())
                             for lab in ("real", "fake")} for s in SPLITS},
         "tv_distance": {
@@ -130,13 +131,37 @@ def distribution_plot(metadata: pd.DataFrame, placed: pd.DataFrame, strata: tupl
             for value, rec in share.iterrows():
                 for label in ("real", "fake"):
                     rows.append({"attribute": col, "value": f"{col}={value}", "label": label, "phase": phase,
-                                 "series": f"{label} {phase}", "share": round(float(rec.get(label, 0.0)), 4)})
-    return pd.DataFrame(rows)
+                                 "share": round(float(rec.get(label, 0.0)), 4)})
+    return pd.DataFrame(rows, columns=["attribute", "value", "label", "phase", "share"])
+
+
+def write_distribution_plots(table: pd.DataFrame, plots_dir: Path) -> list[Path]:
+    """One CSV per class and phase (`<label>_<phase>.csv`: value, share) so a DVC bar chart draws one bar per value.
+
+    A single long file would stack the four (class, phase) shares of a value into one bar.
+    """
+    paths = []
+    for phase in ("before", "after"):
+        for label in ("real", "fake"):
+            part = table[(table["phase"] == phase) & (table["label"] == label)][["value", "share"]]
+            path = plots_dir / f"{label}_{phase}.csv"
+            write_text(path, part.to_csv(index=False))
+            paths.append(path)
+    return paths
+
+
+def sample_headline(report: dict[str, Any]) -> dict[str, Any]:
+    """metrics/sample.json: in = kept (placed or held out) + rejected (not drawn), and the balance achieved."""
+    return {**counts(report["in"], report["placed"] + report["held_out"], report["excluded"]),
+            "held_out": report["held_out"], "tv_after": report["tv_distance"]["after"],
+            "quality_tv_after": max(report["quality"]["tv_after"].values(), default=None),
+            "lost_to_balancing": report["lost_to_balancing"]["lost"],
+            "leakage": sum(report["leakage"].values())}
 
 
 def run_sample(metadata_path: Path, cfg: SampleConfig, size: int, out_dir: Path, splits_path: Path,
-               metrics_path: Path, plot_path: Path) -> dict[str, Any]:
-    """Select, split, pack and report."""
+               metrics_path: Path, plots_dir: Path, report_path: Path | None = None) -> dict[str, Any]:
+    """Select, split, pack and report (headline in metrics_path, details in report_path, plots in plots_dir)."""
     metadata = pd.read_parquet(metadata_path)
     table, info = split_table(metadata, cfg)
     for split in (*SPLITS, "holdout"):
@@ -146,10 +171,9 @@ def run_sample(metadata_path: Path, cfg: SampleConfig, size: int, out_dir: Path,
     write_parquet(table[keep].astype({"stratum": "string", "split": "string", "exclude_reason": "string"}),
                   splits_path)
     report = sample_report(metadata, table, cfg, info)
-    write_json(metrics_path, report)
-    plot_path.parent.mkdir(parents=True, exist_ok=True)
-    distribution_plot(metadata, table[table["split"].isin(SPLITS)], cfg.strata,
-                      info["quality_edges"]).to_csv(plot_path, index=False)
+    write_stage_metrics(metrics_path, sample_headline(report), report, report_path)
+    write_distribution_plots(distribution_plot(metadata, table[table["split"].isin(SPLITS)], cfg.strata,
+                                               info["quality_edges"]), plots_dir)
     log.info("sample: %s; TV distance %.3f -> %.3f; quality TV %s -> %s; lost to balancing %s; leakage %s",
              report["split_sizes"], report["tv_distance"]["before"], report["tv_distance"]["after"],
              _rounded(report["quality"]["tv_before"]), _rounded(report["quality"]["tv_after"]),

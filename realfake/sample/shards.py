@@ -1,0 +1,179 @@
+"""WebDataset tar shards of the resized faces, written by the sample stage, and re-sampling by index.
+
+The sample stage can write every face of the split table (placed, unplaced and held out) into tar shards of at most
+`max_count` images / `max_bytes` bytes: `<key>.png` is the resize stage's file byte for byte (`encoding: file`; the
+packed arrays decode the same file, so both inputs hold the same pixels), or `<key>.npy` its decoded uint8 3×S×S
+array (`encoding: npy`: 1.5-2x larger, nothing to decode while streaming), and `<key>.json` names the face. `index.parquet` beside
+the shards is the manifest: one row per image with `shard`, `key`, the face's ids, label and split. The split lives
+in the manifest only, so a new balanced draw (`resample_index`) is a new manifest over the same shards: no image
+is rewritten. Shards hold the first draw's splits in order (train, val, test, holdout, then the unplaced faces),
+shuffled within each, so streaming that draw's train split opens only train shards.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections import Counter
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from PIL import Image, UnidentifiedImageError
+from tqdm import tqdm
+
+from realfake.core.atomic import atomic_dir, write_json
+from realfake.core.errors import UserError
+from realfake.core.shard_manifest import INDEX_NAME, INDEX_SCHEMA, write_index
+
+log = logging.getLogger(__name__)
+
+SHARD_PATTERN = "shard-%06d.tar"
+SPLIT_ORDER = ("train", "val", "test", "holdout")
+ENCODINGS = ("file", "npy")
+
+
+@dataclass
+class ShardsConfig:
+    """`sample.shards`: whether the sample stage also writes shards, and how large each may grow."""
+
+    enabled: bool = False
+    max_count: int = 10000  # images per shard
+    max_bytes: int = 256 * 2**20  # bytes per shard (WebDataset suggests 100 MB - 1 GB for object stores)
+    encoding: str = "file"  # file: the resized PNG as is | npy: the decoded uint8 array (no decoding to stream)
+
+    @classmethod
+    def from_params(cls, section: dict[str, Any] | None) -> ShardsConfig:
+        section = dict(section or {})
+        unknown = sorted(set(section) - {f.name for f in fields(cls)})
+        if unknown:
+            raise UserError(f"unknown key(s) in params.yaml `sample.shards`: {unknown}")
+        cfg = cls(**section)
+        if not isinstance(cfg.enabled, bool):
+            raise UserError(f"sample.shards.enabled must be true or false, got {cfg.enabled!r}")
+        if cfg.encoding not in ENCODINGS:
+            raise UserError(f"sample.shards.encoding must be one of {ENCODINGS}, got {cfg.encoding!r}")
+        for name in ("max_count", "max_bytes"):
+            value = getattr(cfg, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise UserError(f"sample.shards.{name} must be a positive integer, got {value!r}")
+        return cfg
+
+
+def shard_order(rows: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """Rows grouped by split (train, val, test, holdout, none), each group in a seeded random order."""
+    rank = rows["split"].map({s: i for i, s in enumerate(SPLIT_ORDER)}).fillna(len(SPLIT_ORDER))
+    noise = np.random.default_rng(seed).permutation(len(rows))
+    return rows.assign(_rank=rank.to_numpy(), _noise=noise).sort_values(["_rank", "_noise"]).drop(
+        columns=["_rank", "_noise"])
+
+
+def check_image(path: Path, size: int | None, encoding: str = "file") -> tuple[bytes | None, int, str | None]:
+    """(member bytes, side) of a file that decodes to an RGB square (of `size` px when given), else a rejection reason.
+
+    The member is the file itself (encoding `file`) or its pixels as a 3×S×S uint8 .npy (encoding `npy`).
+    """
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None, 0, "missing_file"
+    except OSError as exc:
+        return None, 0, f"unreadable: {exc.strerror or exc}"
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img.load()
+            mode, (w, h) = img.mode, img.size
+            pixels = np.asarray(img.convert("RGB")).transpose(2, 0, 1) if encoding == "npy" else None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        return None, 0, "undecodable"
+    if mode != "RGB" or w != h or (size is not None and w != size):
+        return None, 0, f"not_{size or 'square'}px_rgb"
+    if pixels is not None:
+        buffer = io.BytesIO()
+        np.save(buffer, np.ascontiguousarray(pixels))
+        data = buffer.getvalue()
+    return data, w, None
+
+
+def write_shards(rows: pd.DataFrame, out_dir: Path, cfg: ShardsConfig, seed: int, size: int | None = None,
+                 root: Path = Path(".")) -> dict[str, Any]:
+    """Write `rows` (face_id, path, split, label, source, group, stratum, holdout_for) as shards + index into out_dir.
+
+    The directory is swapped in whole when done (an interrupted run leaves the previous one). Returns the report:
+    in = written + rejected, by reason.
+    """
+    import webdataset as wds
+
+    ordered = shard_order(rows.reset_index(drop=True), seed)
+    index, rejected = [], Counter()
+    with atomic_dir(out_dir) as tmp:
+        writer = wds.ShardWriter(str(tmp / SHARD_PATTERN), maxcount=cfg.max_count, maxsize=cfg.max_bytes,
+                                 verbose=0, mtime=0, user="", group="")  # fixed metadata (an int mtime: no PAX header per member)
+        try:
+            for rec in tqdm(ordered.itertuples(index=False), total=len(ordered), desc="shards", unit="img",
+                            leave=False, mininterval=5):
+                data, side, reason = (check_image(root / rec.path, size, cfg.encoding) if rec.path
+                                      else (None, 0, "missing_file"))
+                if reason:
+                    rejected[reason] += 1
+                    continue
+                key = f"{len(index):09d}"
+                suffix = "npy" if cfg.encoding == "npy" else Path(rec.path).suffix.lower().lstrip(".") or "png"
+                meta = {"face_id": rec.face_id, "label": rec.label, "source": rec.source}
+                writer.write({"__key__": key, suffix: data, "json": json.dumps(meta, sort_keys=True).encode()})
+                index.append({"shard": Path(writer.fname).name, "key": key, "face_id": rec.face_id,
+                              "split": rec.split, "label": rec.label, "y": int(rec.label == "fake"),
+                              "source": rec.source, "group": rec.group, "stratum": rec.stratum,
+                              "holdout_for": rec.holdout_for, "px": side, "bytes": len(data)})
+        finally:
+            writer.close()
+        table = pd.DataFrame(index, columns=INDEX_SCHEMA.names)
+        for empty in sorted(set(p.name for p in tmp.glob("shard-*.tar")) - set(table["shard"])):
+            (tmp / empty).unlink()  # ShardWriter opens its first file before any write
+        write_index(table, tmp / INDEX_NAME)
+    report = {"enabled": True, "in": len(rows), "written": len(table), "rejected": dict(sorted(rejected.items())),
+              "shards": int(table["shard"].nunique()), "bytes": int(table["bytes"].sum()),
+              "per_split": {str(k): int(v) for k, v in table["split"].fillna("none").value_counts().items()}}
+    assert report["in"] == report["written"] + sum(rejected.values()), report
+    return report
+
+
+def write_stage_shards(metadata_path: Path, splits_path: Path, out_dir: Path, cfg: ShardsConfig, seed: int,
+                       size: int, metrics_path: Path) -> dict[str, Any]:
+    """The sample stage's hook: shards of every face in the split table, or an empty index when disabled."""
+    if not cfg.enabled:
+        with atomic_dir(out_dir) as tmp:  # the DVC output exists either way; training from it says what to do
+            write_index(pd.DataFrame(columns=INDEX_SCHEMA.names), tmp / INDEX_NAME)
+        report = {"enabled": False, "in": 0, "written": 0, "rejected": {}, "shards": 0, "bytes": 0, "per_split": {}}
+    else:
+        splits = pd.read_parquet(splits_path)
+        paths = pd.read_parquet(metadata_path, columns=["face_id", "resized_path"])
+        rows = splits.merge(paths, on="face_id", how="left", validate="one_to_one")
+        rows = rows.assign(path=rows["resized_path"].fillna(""), group=rows["split_group"])
+        report = write_shards(rows, out_dir, cfg, seed, size)
+        log.info("shards: %d images in %d shards (%.1f MB), rejected %s", report["written"], report["shards"],
+                 report["bytes"] / 1e6, report["rejected"] or "none")
+    write_json(metrics_path, report)
+    return report
+
+
+# ---------------------------------------------------------------- re-sampling by index
+
+
+def resample_index(index: pd.DataFrame, metadata: pd.DataFrame, cfg) -> pd.DataFrame:
+    """A new balanced draw (sample stage rules, `cfg` a SampleConfig) over the faces in the shards, as a manifest.
+
+    Same rows, shards and keys in the same order; only split, stratum and holdout_for change.
+    """
+    from realfake.sample.stage import split_table
+
+    unknown = ~index["face_id"].isin(metadata["face_id"])
+    if unknown.any():
+        raise UserError(f"{int(unknown.sum())} faces of the manifest are not in the metadata "
+                        f"(e.g. {index.loc[unknown, 'face_id'].iloc[0]}): use the metadata the shards came from")
+    table, _ = split_table(metadata[metadata["face_id"].isin(index["face_id"])], cfg)
+    drawn = table.set_index("face_id").loc[index["face_id"], ["split", "stratum", "holdout_for"]]
+    return index.assign(**{c: drawn[c].astype("string").to_numpy() for c in drawn.columns})
