@@ -45,16 +45,40 @@ def cmd_exp_table(args: argparse.Namespace) -> None:
     from realfake.core.tables import markdown_table
     from realfake.evaluation.experiments import (
         DEFAULT_METRICS,
+        check_metrics,
         exp_show_json,
         experiment_frame,
         mean_std_table,
     )
 
     metrics = tuple(args.metric or DEFAULT_METRICS)
-    frame = experiment_frame(exp_show_json(), tuple(args.group) + ("train.seed",), metrics, args.prefix)
+    shown = exp_show_json()
+    if args.metric:  # a misspelt key would print "—" everywhere; the defaults may be absent on purpose
+        check_metrics(shown, metrics, args.prefix)
+    frame = experiment_frame(shown, tuple(args.group) + ("train.seed",), metrics, args.prefix)
     if frame.empty:
         raise UserError("no experiments found: run them with `dvc exp run --queue ...` first")
     print(markdown_table(mean_std_table(frame, tuple(args.group), metrics)))
+
+
+def cmd_cv(args: argparse.Namespace) -> None:
+    """Grouped, stratified k-fold cross-validation over train+val; mean ± std to a metrics file."""
+    from realfake.core.params import load_params
+    from realfake.cv import MARKDOWN_HEADER, CVConfig, apply_overrides, check_overrides, markdown_row, run_cv
+
+    check_overrides(args.set or [])
+    params = apply_overrides(load_params(args.params), args.set or [])
+    section = {**(params.get("cv") or {}), **{k: v for k, v in (("folds", args.folds), ("seed", args.seed),
+                                                                  ("epochs", args.epochs)) if v is not None}}
+    unknown = sorted(set(section) - {"folds", "seed", "epochs"})
+    if unknown:
+        raise UserError(f"cv: unknown params {unknown}")
+    resample = any(s.startswith("sample.") for s in args.set or [])
+    result = run_cv(params, CVConfig(**section), Path(args.packed), Path(args.out),
+                    resample_from=Path(args.metadata) if resample else None)
+    print(MARKDOWN_HEADER)
+    print(markdown_row(args.label or ", ".join(args.set or []) or "params.yaml", result))
+    log.info("wrote %s", args.out)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -85,6 +109,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metric", action="append", help="file:dotted.key (repeatable)")
     p.add_argument("--prefix", help="only experiments whose name starts with this")
     p.set_defaults(func=cmd_exp_table)
+    p = sub.add_parser("cv", help="grouped, stratified k-fold cross-validation over train+val (test untouched)")
+    p.add_argument("--folds", type=int, help="k (default: params cv.folds, 5)")
+    p.add_argument("--seed", type=int, help="fold assignment seed (default: params cv.seed)")
+    p.add_argument("--epochs", type=int, help="override train.epochs (smoke runs)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a param for this run, like dvc exp run -S (e.g. model.attention=false)")
+    p.add_argument("--params", default="params.yaml")
+    p.add_argument("--packed", default="data/packed", help="the sample stage's packed splits")
+    p.add_argument("--metadata", default="data/metadata.parquet",
+                   help="re-sampled from when --set changes a sample param")
+    p.add_argument("--out", default="metrics/cv.json")
+    p.add_argument("--label", help="row label of the printed table (default: the --set overrides)")
+    p.set_defaults(func=cmd_cv)
     return parser
 
 

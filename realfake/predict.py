@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import logging
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,20 +13,26 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image
-from tqdm import tqdm
 
 from realfake.core.atomic import write_json, write_text
 from realfake.core.errors import UserError
 from realfake.core.imageio import IMAGE_EXTENSIONS, DecodeError, read_image
+from realfake.core.progress import tqdm
+from realfake.detector.checkpoint import read_checkpoint
+from realfake.detector.fitness import fitness_of, warning_line
 from realfake.detector.scorer import Scorer
-from realfake.faces.alignment import RESAMPLE, align, warp_crop
+from realfake.faces.alignment import align, warp_crop
 from realfake.faces.crop import FacesConfig
-from realfake.faces.detect import Detector
+from realfake.faces.detect import Detector, detect_faces
+from realfake.faces.resize import ResizeConfig, shape_crop
 
 log = logging.getLogger(__name__)
 
-COLUMNS = ["file", "face_index", "x1", "y1", "x2", "y2", "face_prob", "p_fake", "decision", "threshold", "error"]
+MISSING_REASONS = r"(not_found|no_match|no_images):"
+
+COLUMNS = ["file", "face_index", "x1", "y1", "x2", "y2", "face_prob", "p_fake", "decision", "threshold", "error",
+           "warning"]
+OUT_SUFFIXES = (".csv", ".json")
 
 
 @dataclass
@@ -39,84 +46,130 @@ class FaceCrop:
     image: np.ndarray  # 3×S×S uint8
 
 
-def expand_inputs(inputs: list[str]) -> list[Path]:
+@dataclass
+class Inputs:
+    """What the command line named: the files to score, and each argument that named nothing, with why."""
+
+    files: list[Path]
+    missing: dict[str, str]  # argument -> not_found | no_match | no_images
+
+
+def expand_inputs(inputs: list[str]) -> Inputs:
     """Files, directories (recursively, image files only) and globs, in a stable order without repeats."""
     found: list[Path] = []
+    missing: dict[str, str] = {}
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            found += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+            inside = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+            found += inside
+            if not inside:
+                missing[item] = "no_images: the directory holds no image files"
         elif path.exists():
             found.append(path)
         elif glob.has_magic(item):
-            found += sorted(Path(p) for p in glob.glob(item, recursive=True) if Path(p).is_file())
+            matched = sorted(Path(p) for p in glob.glob(item, recursive=True) if Path(p).is_file())
+            found += matched
+            if not matched:
+                missing[item] = "no_match: the pattern matches no files"
         else:
-            found.append(path)  # reported as an unreadable file, not a crash
-    unique = list(dict.fromkeys(found))
-    if not unique:
-        raise UserError(f"no input files found in {inputs}")
-    return unique
+            missing[item] = "not_found: no such file or directory"
+    return Inputs(list(dict.fromkeys(found)), missing)
 
 
-def model_input(rgb: np.ndarray, landmarks: np.ndarray, faces: FacesConfig, size: int) -> np.ndarray:
-    """The aligned crop at crop_size, then resized to the model size with the pipeline's one filter."""
+def shaping(pre: dict[str, Any]) -> tuple[FacesConfig, ResizeConfig]:
+    """How a checkpoint wants a photo cut (faces) and shaped (resize): exactly the training chain."""
+    faces = FacesConfig.from_params(pre.get("faces"))
+    if "resize" not in pre:  # checkpoints written before the resize settings travelled with them
+        log.warning("the checkpoint does not record how training images were re-encoded (older than this "
+                    "version): scoring without re-encoding; retrain for exact preprocessing")
+    resize = ResizeConfig.from_params({**(pre.get("resize") or {}), "size": int(pre["size"])})
+    return faces, resize
+
+
+def model_input(rgb: np.ndarray, landmarks: np.ndarray, faces: FacesConfig, resize: ResizeConfig) -> np.ndarray:
+    """The aligned crop at crop_size, shaped as every training image was (realfake.faces.resize.shape_crop)."""
     crop = warp_crop(rgb, align(landmarks, faces.margin, faces.crop_size), faces.crop_size)
-    small = Image.fromarray(crop)
-    if size != faces.crop_size:
-        small = small.resize((size, size), RESAMPLE)
-    return np.asarray(small.convert("RGB")).transpose(2, 0, 1)
+    return shape_crop(crop, resize).transpose(2, 0, 1)
 
 
-def crop_faces(paths: list[Path], detector: Detector, faces: FacesConfig, size: int,
+def crop_faces(paths: list[Path], detector: Detector, faces: FacesConfig, resize: ResizeConfig,
                errors: list[dict[str, Any]]) -> list[FaceCrop]:
-    """Every face above faces.min_prob in each readable file; unreadable or faceless files go to `errors`."""
-    crops: list[FaceCrop] = []
+    """Every face above faces.min_prob in each readable file; a file that cannot be scored goes to `errors`.
+
+    Detection is the faces stage's own (realfake.faces.detect.detect_faces): too-small images are answered, not
+    crashed on, and a failure on one image never costs the others theirs.
+    """
+    decoded = []
     for path in paths:
         try:
-            img = read_image(path, faces.max_pixels)
+            decoded.append((path, read_image(path, faces.max_pixels)))
         except DecodeError as exc:
             errors.append({"file": str(path), "error": f"{exc.reason}: {exc.detail}".rstrip(": ")})
-            continue
         except OSError as exc:
             errors.append({"file": str(path), "error": f"unreadable: {exc}"})
+    crops: list[FaceCrop] = []
+    detections = detect_faces(detector, [img.rgb for _, img in decoded], faces)
+    for (path, img), found in zip(decoded, detections, strict=True):
+        if found.reason:
+            errors.append({"file": str(path), "error": f"{found.reason}: {found.detail}"})
             continue
-        found = [f for f in detector.detect([img.rgb])[0] if f.prob >= faces.min_prob]
-        if not found:
+        kept = [f for f in found.faces if f.prob >= faces.min_prob]
+        if not kept:
             errors.append({"file": str(path), "error": "no_face"})
-        for k, face in enumerate(sorted(found, key=lambda f: (f.box[0], f.box[1]))):
+        for k, face in enumerate(sorted(kept, key=lambda f: (f.box[0], f.box[1]))):
+            where = {"file": str(path), "face_index": k, "x1": face.box[0], "y1": face.box[1], "x2": face.box[2],
+                     "y2": face.box[3], "face_prob": face.prob}
             side = align(face.landmarks, faces.margin, faces.crop_size).side
             if side < faces.min_face_px:  # training never saw upscaled faces: don't score them either
-                errors.append({"file": str(path), "face_index": k, "x1": face.box[0], "y1": face.box[1],
-                               "x2": face.box[2], "y2": face.box[3], "face_prob": face.prob,
-                               "error": f"face_too_small: {side:.0f} px < faces.min_face_px={faces.min_face_px}"})
+                errors.append({**where, "error": f"face_too_small: {side:.0f} px < faces.min_face_px={faces.min_face_px}"})
                 continue
-            crops.append(FaceCrop(str(path), k, face.box, face.prob, model_input(img.rgb, face.landmarks, faces, size)))
+            try:
+                crops.append(FaceCrop(str(path), k, face.box, face.prob, model_input(img.rgb, face.landmarks, faces, resize)))
+            except Exception as exc:  # noqa: BLE001 -- one odd face must not cost the batch its results
+                errors.append({**where, "error": f"crop_error: {type(exc).__name__}: {exc}"[:200]})
     return crops
 
 
 def predict(inputs: list[str], model_path: Path, batch: int = 16, threshold: float | None = None) -> pd.DataFrame:
-    """One row per face (and one per file that could not be scored), in input order."""
+    """One row per face, one per file that could not be scored and one per input that named nothing, in input order.
+
+    When the model is not fit to judge (realfake.detector.fitness), every row carries the reason in `warning`.
+    """
     scorer = Scorer(model_path)
-    pre = scorer.checkpoint["preprocessing"]
-    faces = FacesConfig.from_params(pre.get("faces"))
-    size = int(pre["size"])
+    faces, resize = shaping(scorer.checkpoint["preprocessing"])
     threshold = float(scorer.checkpoint.get("info", {}).get("threshold", 0.5) if threshold is None else threshold)
+    warning = warning_line(fitness_of(scorer.checkpoint))
     detector = Detector(faces.detect_size, faces.min_face_px, faces.detect_pad)  # as in the faces stage
-    paths = expand_inputs(inputs)
+    named = expand_inputs(inputs)
+    paths = named.files
     rows, errors = [], []
     for start in tqdm(range(0, len(paths), batch), desc="predict", unit="batch"):
-        crops = crop_faces(paths[start:start + batch], detector, faces, size, errors)
+        crops = crop_faces(paths[start:start + batch], detector, faces, resize, errors)
         if crops:
             scores = scorer(np.stack([c.image for c in crops]))
             rows += [{"file": c.file, "face_index": c.index, "x1": c.box[0], "y1": c.box[1], "x2": c.box[2],
                       "y2": c.box[3], "face_prob": c.prob, "p_fake": float(p),
                       "decision": "fake" if p >= threshold else "real", "threshold": threshold, "error": None}
                      for c, p in zip(crops, scores, strict=True)]
+    errors += [{"file": item, "error": why} for item, why in named.missing.items()]
     table = pd.DataFrame(rows + [{**e, "threshold": threshold} for e in errors], columns=COLUMNS)
     table["face_index"] = table["face_index"].astype("Int64")
-    order = {str(p): i for i, p in enumerate(paths)}
+    table["warning"] = warning
+    order = {name: i for i, name in enumerate([str(p) for p in paths] + list(named.missing))}
     return table.sort_values(["file", "face_index"], key=lambda s: s.map(order) if s.name == "file" else s,
                              kind="stable").reset_index(drop=True)
+
+
+def check_out(out: Path) -> None:
+    """Refuse an output path before any work is done: a known extension and a writable folder."""
+    if out.suffix.lower() not in OUT_SUFFIXES:
+        raise UserError(f"--out must end in .csv or .json, got {out}")
+    if out.is_dir():
+        raise UserError(f"--out {out} is a directory: name a .csv or .json file")
+    folder = next((p for p in [out.parent, *out.parent.parents] if p.exists()), Path("."))
+    if not folder.is_dir() or not os.access(folder, os.W_OK):
+        raise UserError(f"--out {out}: cannot write in {folder}")
 
 
 def write_results(table: pd.DataFrame, out: Path) -> None:
@@ -132,21 +185,42 @@ def write_results(table: pd.DataFrame, out: Path) -> None:
 def summary(table: pd.DataFrame, seconds: float) -> str:
     """One line for the terminal."""
     scored = table[table["error"].isna()]
-    return (f"{table['file'].nunique()} files, {len(scored)} faces scored in {seconds:.1f}s: "
+    missing = table["error"].fillna("").str.match(MISSING_REASONS)
+    return (f"{table.loc[~missing, 'file'].nunique()} files, {len(scored)} faces scored in {seconds:.1f}s: "
             f"{int((scored['decision'] == 'fake').sum())} fake, {int((scored['decision'] == 'real').sum())} real; "
-            f"{int(table['error'].notna().sum())} files not scored")
+            f"{table.loc[table['error'].notna() & ~missing, 'file'].nunique()} files not scored"
+            + (f"; {int(missing.sum())} inputs named nothing" if missing.any() else ""))
 
 
 def run_predict(inputs: list[str], model: str, out: str | None, threads: int = 2) -> pd.DataFrame:
-    """The CLI command: score, write, summarise."""
-    if not Path(model).exists():
-        raise UserError(f"model {model} not found: train one with `dvc repro` or pass --model")
+    """The CLI command: score, write, summarise; inputs that named nothing make it exit 2 after the others are written."""
+    if out:
+        check_out(Path(out))
+    named = expand_inputs(inputs)
+    if not named.files:
+        raise UserError(missing_line(list(named.missing), len(inputs), "nothing to score"))
+    read_checkpoint(model)  # a bad model is one clear line before any photo is read
     torch.set_num_threads(threads)
     start = time.perf_counter()
     table = predict(inputs, Path(model))
+    warning = table["warning"].iloc[0] if len(table) else None
     if out:
         write_results(table, Path(out))
     else:
-        print(table.to_string(index=False))
+        if warning:
+            print(f"WARNING: {warning}")
+        print(table.drop(columns="warning").to_string(index=False))
+    if warning:
+        log.warning("%s%s", warning, f" (every row of {out} carries it in `warning`)" if out else "")
     log.info("%s", summary(table, time.perf_counter() - start))
+    missing = table.loc[table["error"].fillna("").str.match(MISSING_REASONS), "file"].tolist()
+    if missing:
+        raise UserError(missing_line(missing, len(inputs), f"the others' results are in {out}" if out else
+                                     "the others were scored"))
     return table
+
+
+def missing_line(missing: list[str], n_inputs: int, outcome: str) -> str:
+    """The one line that makes `realfake predict` exit 2 when an input names no file."""
+    shown = ", ".join(missing[:5]) + (f" (+{len(missing) - 5} more)" if len(missing) > 5 else "")
+    return f"{len(missing)} of {n_inputs} inputs named no image file: {shown}; {outcome}"

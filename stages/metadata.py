@@ -23,9 +23,12 @@ def main() -> None:
     parser.add_argument("--report", default="reports/dataset.md", type=Path)
     args = parser.parse_args()
     params = load_params()
-    run_metadata_stage(MetadataConfig.from_params(params.get("metadata")), sorted((params.get("sources") or {}).keys()),
+    sources = params.get("sources") or {}
+    watermarks = {name: spec["watermark"]["box"] for name, spec in sources.items()
+                  if isinstance(spec, dict) and isinstance(spec.get("watermark"), dict)}
+    run_metadata_stage(MetadataConfig.from_params(params.get("metadata")), sorted(sources),
                        AttributesConfig.from_params(params.get("attributes")).age_bins, args.faces, args.dedupe,
-                       args.attributes, args.out, args.metrics_dir, args.report)
+                       args.attributes, args.out, args.metrics_dir, args.report, watermarks=watermarks)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """DVC stage `train`: fit the detector on data/packed/{train,val}; write the checkpoint, metrics and card.
 
-Params: `model`, `train` (with `train.augment`) and `resize.size` from params.yaml.
+Params: `model`, `train` (with `train.augment`), `resize` and `faces` (stored in the checkpoint for `realfake
+predict`) and `data.profile` (the fitness record) from params.yaml.
 Outputs: models/detector.pt, models/MODEL_CARD.md, metrics/train.json, dvclive/train/.
 """
 
@@ -9,7 +10,7 @@ import argparse
 from realfake.core.params import load_params
 from realfake.core.stage import run_stage
 from realfake.detector.stage import run_train_stage
-from realfake.detector.train import load_configs
+from realfake.detector.train import load_configs, train_section
 
 
 def main() -> None:
@@ -24,7 +25,8 @@ def main() -> None:
     params = load_params(args.params)
     model_cfg, train_cfg, size = load_configs(params)
     run_train_stage(model_cfg, train_cfg, size, params.get("faces"), args.packed, args.checkpoint, args.card,
-                    args.metrics, args.live)
+                    args.metrics, args.live, resize=params.get("resize"),
+                    profile=(params.get("data") or {}).get("profile"), profile_overrides=train_section(params)[1])
 
 
 if __name__ == "__main__":

@@ -171,7 +171,7 @@ def test_directory_source_matches_the_archive_source(tmp_path):
     archive = make_zip(tmp_path / "same.zip", files)
     m_dir, f_dir = download(tmp_path / "d", source(str(folder), group="lfw-person"))
     m_zip, f_zip = download(tmp_path / "z", source(str(archive), group="lfw-person"))
-    assert f_dir.drop(columns=[]).equals(f_zip) and m_dir["skipped"] == m_zip["skipped"] == {"not-image": 1}
+    assert f_dir.drop(columns=["archive"]).equals(f_zip.drop(columns=["archive"])) and m_dir["skipped"] == m_zip["skipped"] == {"not-image": 1}
     assert list(f_dir["group"]) == [f"lfw:p{i}" for i in range(4)]
 
 
@@ -214,3 +214,41 @@ def test_stage_script_reports_user_errors_without_a_traceback(tmp_path):
                           cwd=tmp_path, capture_output=True, text=True)
     assert proc.returncode == 2
     assert "unknown source 'nope'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_source_reads_several_archives_each_with_its_own_labels(tmp_path):
+    """ffhq's layout: one archive with features JSON, a second (Kaggle 140k) whose real half joins by FFHQ id."""
+    first = make_zip(tmp_path / "ffhq.zip", {"ffhq/images/00007.jpg": jpeg_bytes(0),
+                                             "ffhq/features/00007.json": b'[{"faceAttributes": {"gender": "female", "age": 31}}]'})
+    second = make_zip(tmp_path / "140k.zip", {"rvf/train/real/01101.jpg": jpeg_bytes(1),
+                                              "rvf/train/fake/ABC.jpg": jpeg_bytes(2),
+                                              "ffhq/images/00007.jpg": jpeg_bytes(3)})
+    src = resolve_source("demo", {
+        "label": "real", "kind": None, "include": ["ffhq/images/*.jpg"], "label_files": ["ffhq/features/*.json"],
+        "labels": "ffhq-features-json", "group": "ffhq-id",
+        "profiles": {"test": {"parts": [
+            {"uri": str(first), "sha256": hashlib.sha256(first.read_bytes()).hexdigest()},
+            {"uri": str(second), "include": ["rvf/*/real/*.jpg", "ffhq/images/*.jpg"], "labels": None}]}}}, "test")
+    assert src.uris == (str(first), str(second)) and src.parts[1].label_files == ("ffhq/features/*.json",)
+    metrics, frame = download(tmp_path, src)
+    assert list(frame["path"]) == ["ffhq/images/00007.jpg", "rvf/train/real/01101.jpg"]
+    assert list(frame["group"]) == ["ffhq:7", "ffhq:1101"]
+    assert list(frame["gender_source"].fillna("-")) == ["female", "-"]
+    assert list(frame["archive"]) == [str(first), str(second)]
+    # the second archive's copy of an already-written path is refused, never overwrites the first
+    assert metrics["parts"][1]["skipped"] == {"not-included": 1, "duplicate-name": 1}
+    assert (tmp_path / "raw" / "demo" / "ffhq/images/00007.jpg").read_bytes() == jpeg_bytes(0)
+    assert metrics["files_seen"] == 2 + 3 == metrics["images_kept"] + metrics["skipped_total"]
+    assert metrics["labelled"]["gender_source"] == 1 and metrics["uris"] == [str(first), str(second)]
+
+
+@pytest.mark.parametrize("entry, message", [
+    ({"parts": []}, "non-empty list"),
+    ({"parts": [{"include": ["*.jpg"]}]}, "no uri"),
+    ({"parts": [{"uri": "a.zip", "colour": "red"}]}, "unknown keys"),
+    ({"parts": [{"uri": "a.zip", "labels": "tea-leaves"}]}, "labels must be one of"),
+    ({"uri": "a.zip", "include": "*.jpg"}, "list of glob strings"),
+])
+def test_malformed_parts_are_clear_errors(entry, message):
+    with pytest.raises(UserError, match=message):
+        resolve_source("demo", {"label": "fake", "kind": "diffusion", "profiles": {"test": entry}}, "test")

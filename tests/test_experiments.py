@@ -60,3 +60,35 @@ def test_mean_and_std_over_seeds_grouped_by_attention(tmp_path):
 
 def test_arm_strips_only_a_trailing_seed():
     assert arm_of("reenc-s12") == "reenc" and arm_of("s1-base") == "s1-base" and arm_of("logo-tpdne") == "logo-tpdne"
+
+
+@pytest.mark.slow
+def test_exp_table_names_a_misspelt_metric_key_and_exits_2(tmp_path):
+    """A misspelt --metric printed "—" in every cell and exited 0."""
+    (tmp_path / "params.yaml").write_text("model: {attention: true}\ntrain: {seed: 0}\n")
+    (tmp_path / "dvc.yaml").write_text(
+        "stages:\n  m:\n    cmd: python make.py\n    params: [model, train]\n"
+        "    metrics: [metrics/evaluate.json: {cache: false}]\n")
+    (tmp_path / "make.py").write_text(
+        "import json, os\nos.makedirs('metrics', exist_ok=True)\n"
+        "json.dump({'at_threshold': {'roc_auc': 0.9, 'f1': 0.8}}, open('metrics/evaluate.json', 'w'))\n")
+    sh(["git", "init", "-q"], tmp_path)
+    sh([sys.executable, "-m", "dvc", "init", "-q"], tmp_path)
+    sh(["git", "add", "-A"], tmp_path)
+    sh(["git", "commit", "-qm", "init"], tmp_path)
+    sh([sys.executable, "-m", "dvc", "exp", "run", "-q", "-n", "e-s0", "-S", "train.seed=0"], tmp_path)
+    env = {**ENV, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+
+    def exp_table(*metric: str) -> subprocess.CompletedProcess:
+        args = [a for m in metric for a in ("--metric", m)]
+        return subprocess.run([sys.executable, "-m", "realfake.cli", "exp-table", "--group", "arm", *args],
+                              cwd=tmp_path, capture_output=True, text=True, env=env)
+
+    good = exp_table("metrics/evaluate.json:at_threshold.roc_auc")
+    assert good.returncode == 0 and "0.9000" in good.stdout, good.stderr
+    for metric, says in [("metrics/evaluate.json:at_threshold.roc_aux", "did you mean at_threshold.roc_auc"),
+                         ("metrics/evaluat.json:at_threshold.roc_auc", "no experiment has metrics file"),
+                         ("at_threshold.roc_auc", "FILE:dotted.key")]:
+        bad = exp_table(metric)
+        assert bad.returncode == 2 and "Traceback" not in bad.stderr, bad.stderr
+        assert says in bad.stderr and bad.stdout == "", bad.stderr

@@ -88,3 +88,38 @@ def test_dfdc_metadata_labels_and_original_videos():
 def test_no_parser_gives_all_null_labels():
     frame = parse_labels(None, ["a.jpg"], {})
     assert frame.drop(columns=[]).isna().all().all() and frame["age_source"].dtype == "Int16"
+
+
+def test_pollinations_prompt_age_gender_and_truncated_ethnicity():
+    names = {  # real file names from pollinations.zip; the prompt is cut to 50 characters
+        "pollinations/9_20241130135729_A_close-up_shot_of_a_elderly_female_person_of_Afri.jpg":
+            (65, 119, "female", "black"),
+        "pollinations/99_20241130141808_A_close-up_shot_of_a_teenager_male_person_of_Pacif.jpg":
+            (13, 19, "male", "others"),
+        "pollinations/102_20241130141854_A_close-up_shot_of_a_middle-aged_male_person_of_Mi.jpg":
+            (40, 64, "male", None),  # Middle Eastern or Mixed race: ambiguous, left empty
+        "pollinations/0_20241130135552_A_close-up_shot_of_a_middle-aged_genderqueer_perso.jpg":
+            (40, 64, None, None),  # outside the male/female vocabulary
+        "pollinations/103_20241130141904_A_close-up_shot_of_a_child_non-binary_person_of_Pa.jpg":
+            (0, 12, None, "others"),
+    }
+    frame = parse_labels("pollinations-prompt", list(names), {})
+    for row, (lo, hi, gender, eth) in zip(frame.itertuples(), names.values(), strict=True):
+        assert (row.age_min_source, row.age_max_source) == (lo, hi)
+        assert (None if pd.isna(row.gender_source) else row.gender_source) == gender
+        assert (None if pd.isna(row.ethnicity_source) else row.ethnicity_source) == eth
+        assert pd.isna(row.label_note) and pd.isna(row.age_source)
+    odd = parse_labels("pollinations-prompt", ["pollinations/1_20241130135540_prompt.jpg"], {})
+    assert odd["label_note"].str.contains("no prompt").all() and odd["age_min_source"].isna().all()
+
+
+def test_folder_gender_reads_man_and_woman():
+    frame = parse_labels("folder-gender", ["pixabay/man/adult-1851571_1280.jpg",
+                                           "pixabay/woman/young-3096733_1280.jpg", "pixabay/dog/x.jpg"], {})
+    assert list(frame["gender_source"].fillna("-")) == ["male", "female", "-"]
+    assert frame["label_note"].notna().tolist() == [False, False, True]
+
+
+def test_ffhq_id_groups_read_the_140k_real_file_names():
+    assert group_key("ffhq-id", "ffhq", "real_vs_fake/real-vs-fake/train/real/01101.jpg", None) == "ffhq:1101"
+    assert group_key("ffhq-id", "ffhq", "ffhq/images/01101.jpg", None) == "ffhq:1101"

@@ -185,10 +185,14 @@ def test_dataset_card_is_written(project, tmp_path):
     meta = build(project)
     (tmp_path / "metrics" / "faces").mkdir(parents=True)
     (tmp_path / "metrics" / "faces" / "lfw.json").write_text('{"in": 4, "kept": 3, "rejected": 1}')
+    (tmp_path / "metrics" / "faces" / "tpdne.json").write_text(
+        '{"in": 5, "kept": 3, "rejected": 2, "rejected_by_reason": {"watermark": 2}}')
     (tmp_path / "metrics" / "dedupe.json").write_text('{"faces_in": 9, "by_source": {"tpdne": {"in": 3, "kept": 2}}}')
     summary = write_card(meta, tmp_path / "metrics", tmp_path / "reports" / "dataset.md",
-                         tmp_path / "reports" / "figures", tmp_path / "reports" / "plots")
+                         tmp_path / "reports" / "figures", tmp_path / "reports" / "plots",
+                         watermarks={"tpdne": [0.68, 0.93, 1.0, 1.0]})
     card = (tmp_path / "reports" / "dataset.md").read_text()
+    assert "no training input keeps a declared mark" in card and "| tpdne | 0.68, 0.93, 1, 1 | 5 | 2 | 3 |" in card
     assert "figures/gender.png" in card and "| faces | lfw | 4 | 3 | 1 |" in card
     assert "| dedupe | tpdne | 3 | 2 | 1 |" in card
     for name in ("gender", "age_group", "race_group", "skin_tone", "yaw", "sharpness", "jpeg_quality"):
@@ -206,3 +210,12 @@ def test_surviving_faces_skips_stale_ids(project):
     dedupe.loc[len(dedupe)] = {"face_id": "ghost", "source": "lfw", "group": "lfw:Z", "cluster_id": 9,
                                "survived": True}
     assert "ghost" not in set(surviving_faces(faces, dedupe)["face_id"])
+
+
+def test_age_range_becomes_an_age_group_only_inside_one_bin():
+    from realfake.metadata.build import age_range_to_group
+
+    lo = pd.Series([0, 13, 20, 40, 65, None], dtype="Int16")
+    hi = pd.Series([12, 19, 39, 64, 119, None], dtype="Int16")
+    got = age_range_to_group(lo, hi, (0, 13, 20, 30, 40, 50, 60, 120))
+    assert got.tolist() == ["0-12", "13-19", None, None, "60+", None]

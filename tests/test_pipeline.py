@@ -122,16 +122,27 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
 
 @pytest.mark.slow
 def test_predict_reproduces_the_evaluate_scores_on_test_faces(reproduced, monkeypatch):
+    """With the default params (JPEG re-encoding included), predict builds the packed pixels from the photo."""
     from realfake.detector.scorer import Scorer
-    from realfake.predict import predict
+    from realfake.faces.detect import Detector
+    from realfake.predict import crop_faces, predict, shaping
 
     monkeypatch.chdir(reproduced)
+    params = yaml.safe_load(Path("params.yaml").read_text())
     test = pd.read_parquet("data/packed/test.parquet").head(24)
     packed = np.load("data/packed/test.npy", mmap_mode="r")[: len(test)]
-    expected = Scorer(Path("models/detector.pt"))(np.asarray(packed))
+    scorer = Scorer(Path("models/detector.pt"))
+    expected = scorer(np.asarray(packed))
+    faces_cfg, resize = shaping(scorer.checkpoint["preprocessing"])
+    assert (resize.reencode, resize.jpeg_quality) == (params["resize"]["reencode"], params["resize"]["jpeg_quality"])
     meta = pd.read_parquet("data/metadata.parquet").set_index("face_id").loc[test["face_id"]]
     faces = pd.concat(pd.read_parquet(f"data/faces/{s}.parquet") for s in test["source"].unique())
     boxes = faces.set_index("face_id").loc[test["face_id"], "box"]
+    crops = crop_faces([Path(p) for p in meta["raw_path"]],
+                       Detector(faces_cfg.detect_size, faces_cfg.min_face_px, faces_cfg.detect_pad), faces_cfg, resize, [])
+    for raw_path, box, pixels in zip(meta["raw_path"], boxes, packed, strict=True):
+        mine = max((c for c in crops if c.file == raw_path), key=lambda c: _iou(c.box, np.asarray(box)))
+        assert np.abs(mine.image.astype(int) - pixels.astype(int)).mean() < 0.5, raw_path
     table = predict(list(meta["raw_path"]), Path("models/detector.pt"))
     got = []
     for raw_path, box in zip(meta["raw_path"], boxes, strict=True):
@@ -139,6 +150,7 @@ def test_predict_reproduces_the_evaluate_scores_on_test_faces(reproduced, monkey
         best = max(rows.itertuples(), key=lambda r: _iou(np.array([r.x1, r.y1, r.x2, r.y2]), np.asarray(box)))
         got.append(best.p_fake)
     assert np.abs(np.array(got) - expected).max() < 0.02
+    assert expected.std() > 0.01  # the sample run learns (README "The sample run"): scores are not all 0.5
 
 
 @pytest.mark.slow
@@ -154,6 +166,7 @@ def test_predict_handles_good_bad_and_faceless_files(reproduced, tmp_path):
                            "--model", str(reproduced / "models/detector.pt"), "--out", str(out)],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+    assert "not fit to judge" in proc.stderr  # trained on the sample
     rows = json.loads(out.read_text())
     by_file = {Path(r["file"]).name: r for r in rows}
     assert all(by_file[p.name]["error"] is None and 0 <= by_file[p.name]["p_fake"] <= 1 for p in good)
@@ -171,3 +184,36 @@ def evaluation_holdout_ok(repo: Path) -> bool:
     splits = pd.read_parquet(repo / "data" / "splits.parquet")
     assert not (splits.loc[splits["source"] == "ciplab-real", "split"].isin(["train", "val", "test"])).any()
     return held["ciplab-real"]["n"] > 0 and 0 <= held["real_called_real"] <= 1
+
+
+@pytest.mark.slow
+def test_cv_on_the_sample_reports_mean_and_std_per_metric(reproduced, tmp_path):
+    """`realfake cv` on the reproduced sample: 5 folds of 2 epochs, and a quality-matched arm re-sampled first."""
+    cli = str(Path(sys.executable).parent / "realfake")
+    for extra, out in (([], "cv.json"), (["--set", "sample.quality_strata=[sharpness]"], "cv-quality.json")):
+        proc = subprocess.run([cli, "cv", "--epochs", "2", "--out", str(tmp_path / out), *extra], cwd=reproduced,
+                              capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        result = json.loads((tmp_path / out).read_text())
+        assert result["folds"] == 5 and len(result["per_fold"]) == 5 and "| ROC-AUC |" in proc.stdout
+        packed = pd.concat(pd.read_parquet(reproduced / "data" / "packed" / f"{s}.parquet") for s in ("train", "val"))
+        if not extra:
+            assert result["pool"] == len(packed) == sum(f["n"] for f in result["per_fold"])
+        for name in ("roc_auc", "f1", "mcc", "held_out_real_called_real"):
+            assert result[name]["mean"] is not None and result[name]["std"] is not None, (out, name)
+    assert result["sample_report"]["quality"]["strata"] == ["sharpness"]
+
+
+@pytest.mark.slow
+def test_pixabay_can_be_left_out_as_a_second_unseen_real_source(reproduced):
+    from realfake.sample.sampling import SampleConfig
+    from realfake.sample.stage import sample_report, split_table
+
+    params = yaml.safe_load((reproduced / "params.yaml").read_text())
+    cfg = SampleConfig.from_params({**params["sample"], "holdout_source": "pixabay"})
+    meta = pd.read_parquet(reproduced / "data" / "metadata.parquet")
+    table, info = split_table(meta, cfg)
+    report = sample_report(meta, table, cfg, info)
+    held = report["holdout"]["per_source"]
+    assert held["pixabay"]["real"] == (meta["source"] == "pixabay").sum() > 0 and held["ciplab-real"]["real"] > 0
+    assert not table.loc[table["source"] == "pixabay", "split"].isin(["train", "val", "test"]).any()

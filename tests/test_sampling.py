@@ -9,8 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from realfake.core.errors import UserError
 from realfake.sample.sampling import (
     SampleConfig,
+    SampleParamsError,
     balanced_sample,
     carve_holdout,
     leakage_counts,
@@ -180,16 +182,26 @@ def test_export_mini_is_balanced_complete_and_round_trips(tmp_path, monkeypatch)
     monkeypatch.chdir(tmp_path)
     frame = crafted(1200, seed=4)
     frame["crop_path"] = tiny_pngs(frame, Path("data/faces/x"))
+    frame["raw_path"] = [f"data/raw/x/{f}.jpg" for f in frame["face_id"]]
     Path("data").mkdir(exist_ok=True)
     frame.to_parquet("data/metadata.parquet")
     main(["export-mini", "--per-class", "60", "--out", "mini.zip"])
+    crops = frame.set_index("face_id")["crop_path"]
     with zipfile.ZipFile("mini.zip") as zf:
         names = set(zf.namelist())
         mini = pd.read_parquet(io.BytesIO(zf.read("metadata.parquet")))
-        assert "README.md" in names
+        assert {"README.md", "DATA_DICTIONARY.md"} <= names
         for row in mini.itertuples():
             assert row.file in names
-            assert zf.read(row.file) == Path(row.crop_path).read_bytes()
+            assert zf.read(row.file) == Path(crops[row.face_id]).read_bytes()
+        # every path the table holds is a file of the archive: the producer's data/ paths are not
+        paths = [c for c in mini.columns if "path" in c or c == "file"]
+        assert paths == ["file"], paths
+        card, dictionary = zf.read("README.md").decode(), zf.read("DATA_DICTIONARY.md").decode()
+    assert "DATA_DICTIONARY.md" in card
+    described = {line.split("`")[1]: line for line in dictionary.splitlines() if line.startswith("| `")}
+    assert set(described) == set(mini.columns)
+    assert "not described" not in described["face_id"] and "not described" not in described["file"]
     counts = mini["label"].value_counts()
     assert counts["real"] == counts["fake"] == 60
     per_stratum = mini.groupby(["stratum", "label"]).size().unstack()
@@ -349,3 +361,72 @@ def test_sample_stage_packs_the_holdout_with_its_sources_and_reconciles(tmp_path
     for split in ("train", "val", "test"):
         table = pd.read_parquet(Path("packed") / f"{split}.parquet")
         assert table["holdout_for"].isna().all() and not {"lfw", "tpdne"} & set(table["source"])
+
+
+def with_quality(frame: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+    """The crafted table plus quality measures that tell the classes apart: soft small reals, sharp large fakes."""
+    rng = np.random.default_rng(seed)
+    fake = (frame["label"] == "fake").to_numpy()
+    return frame.assign(sharpness=np.exp(rng.normal(np.where(fake, 3.6, 2.2), 0.8)),
+                        face_px=rng.normal(np.where(fake, 220, 150), 60).clip(64),
+                        jpeg_quality=pd.array(np.where(rng.random(len(frame)) < 0.1, None, 75), dtype="Int16"))
+
+
+def test_quality_strata_match_real_and_fake_within_quality_bands():
+    from realfake.sample.quality_cells import band_column
+
+    frame = with_quality(crafted(3000, seed=2))
+    plain = balanced_sample(frame, CFG)
+    matched_cfg = SampleConfig(**{**CFG.__dict__, "quality_strata": ("sharpness", "face_px")})
+    matched = balanced_sample(frame, matched_cfg)
+    assert set(plain.quality_edges) == set(matched.quality_edges) == {"sharpness", "face_px", "jpeg_quality"}
+    assert len(plain.quality_edges["sharpness"]) == 4  # terciles over the pool: -inf, q1, q2, inf
+
+    def tv(result, measure):
+        sel = result.selected
+        return tv_distance(sel, sel[band_column(measure)].fillna("unknown"))
+
+    # measured on this table: sharpness 0.56 -> 0.06, face size 0.41 -> 0.15 (small strata merge the bands away)
+    assert tv(plain, "sharpness") > 0.5 and tv(matched, "sharpness") < 0.1
+    assert tv(plain, "face_px") > 0.35 and tv(matched, "face_px") < 0.2
+    counts = matched.selected.groupby(["stratum", "label"]).size().unstack()
+    assert (counts["real"] == counts["fake"]).all() and len(matched.selected) < len(plain.selected)
+    demographic = tv_distance(matched.selected, stratum_keys(matched.selected, CFG.strata))
+    assert demographic < 0.05  # quality_position last: the bands split demographic cells, never replace them
+    first = balanced_sample(frame, SampleConfig(**{**matched_cfg.__dict__, "quality_position": "first"}))
+    assert all(key.startswith("sharpness") for key in first.selected["stratum"] if key != "all")
+
+
+def test_quality_params_are_validated():
+    base = {"strata": ["gender"]}
+    for bad, message in [({"quality_strata": ["sharpness"], "quality_bins": {}}, "need an entry"),
+                         ({"quality_bins": {"sharpness": 1}}, "quantile bands"),
+                         ({"quality_bins": {"sharpness": [3, 2]}}, "increasing"),
+                         ({"quality_bins": {"mood": 3}}, "unknown measure"),
+                         ({"quality_position": "middle"}, "first or last")]:
+        with pytest.raises(SampleParamsError, match=message):
+            SampleConfig.from_params({**base, **bad})
+    cfg = SampleConfig.from_params({**base, "quality_strata": "sharpness"})
+    assert cfg.all_strata == ("gender", "sharpness_band")
+    with pytest.raises(UserError, match="no .sharpness. column"):
+        balanced_sample(crafted(100), cfg)
+
+
+def test_sample_report_gives_quality_tv_and_the_cost_of_balancing(tmp_path):
+    from realfake.sample.stage import sample_report, split_table
+
+    frame = with_quality(crafted(2000, seed=4))
+    reports = {}
+    for arm, strata in (("today", ()), ("quality", ("sharpness",))):
+        cfg = SampleConfig(**{**CFG.__dict__, "quality_strata": strata})
+        table, info = split_table(frame, cfg)
+        reports[arm] = sample_report(frame, table, cfg, info)
+    today, quality = reports["today"], reports["quality"]
+    assert today["quality"]["tv_before"]["sharpness"] == quality["quality"]["tv_before"]["sharpness"] > 0.5
+    assert quality["quality"]["tv_after"]["sharpness"] < 0.5 * today["quality"]["tv_after"]["sharpness"]
+    assert quality["quality"]["edges"]["sharpness"][0] is None  # open lower band, JSON-safe
+    for r in (today, quality):
+        lost = r["lost_to_balancing"]
+        assert lost["lost"] == lost["real"] + lost["fake"] == sum(
+            r["excluded_by_reason"].get(k, 0) for k in ("stratum-too-small", "not-drawn", "balance-trim"))
+    assert quality["lost_to_balancing"]["lost"] > today["lost_to_balancing"]["lost"]

@@ -317,9 +317,11 @@ def run_stage(cwd: Path) -> subprocess.CompletedProcess:
 
 def test_stage_writes_outputs_and_reports_bad_input(tmp_path):
     params = {
-        "resize": {"size": 32},
+        "data": {"profile": "sample"},
+        "resize": {"size": 32, "reencode": "jpeg", "jpeg_quality": 75},
         "model": {"attention": False, "widths": [8, 16, 32, 32]},
-        "train": {"epochs": 2, "batch_size": 16, "threads": 1, "augment": {"jpeg_p": 0.5}},
+        "train": {"epochs": 2, "batch_size": 16, "threads": 1, "augment": {"jpeg_p": 0.5},
+                  "profile_overrides": {"sample": {"batch_size": 8}, "mirror": {"batch_size": 64}}},
     }
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     missing = run_stage(tmp_path)
@@ -336,10 +338,15 @@ def test_stage_writes_outputs_and_reports_bad_input(tmp_path):
     assert not {"seconds", "train_seconds", "images_per_s"} & set(metrics)  # timings: logs/timings.jsonl
     assert json.loads((tmp_path / "logs" / "timings.jsonl").read_text().splitlines()[-1])["stage"] == "train"
     assert metrics["attention_params"] == 0
+    assert metrics["profile_overrides"] == {"batch_size": 8} and metrics["fit_to_judge"] is False
     card = (tmp_path / "models" / "MODEL_CARD.md").read_text()
     assert "Known limits" in card and f"{metrics['params']:,}" in card
+    assert "**Not fit to judge photos.** trained on the embedded sample" in card
+    assert "Data profile `sample` replaces `batch_size` = 8" in card and "batch 8," in card
     _, checkpoint = load_detector(tmp_path / "models" / "detector.pt")
     assert checkpoint["model_config"]["attention"] is False
+    assert checkpoint["preprocessing"]["resize"] == {"size": 32, "reencode": "jpeg", "jpeg_quality": 75}
+    assert checkpoint["info"]["fitness"]["profile"] == "sample" and not checkpoint["info"]["fitness"]["fit"]
     assert (tmp_path / "dvclive" / "train" / "plots" / "metrics" / "val" / "auc.tsv").exists()
 
 
@@ -361,3 +368,18 @@ def test_reads_what_the_sample_stage_packs(tmp_path):
     assert split.y.tolist() == [0, 1] * 3 and split.report()["rejected"] == {}
     batch_images, _ = read_batch(split, np.arange(6))
     assert np.array_equal(batch_images.numpy(), images)
+
+
+def test_profile_overrides_apply_to_their_profile_only():
+    from realfake.detector.train import load_configs
+
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    override = params["train"]["profile_overrides"]["sample"]
+    _, sample, _ = load_configs({**params, "data": {"profile": "sample"}})
+    _, mirror, _ = load_configs({**params, "data": {"profile": "mirror"}})
+    for key, value in override.items():
+        assert getattr(sample, key) == value and getattr(mirror, key) == params["train"][key], key
+    bad = {**params, "data": {"profile": "sample"},
+           "train": {**params["train"], "profile_overrides": {"sample": {"batch_sise": 8}}}}
+    with pytest.raises(UserError, match="batch_sise"):
+        load_configs(bad)

@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from PIL import Image
-from tqdm import tqdm
 
 from realfake.core.errors import UserError
+from realfake.core.progress import tqdm
 from realfake.core.vocab import (
     DEFAULT_AGE_BINS,
     ETHNICITY_TO_RACE,

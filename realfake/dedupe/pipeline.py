@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from realfake.core.errors import UserError
+from realfake.core.progress import tqdm
 from realfake.dedupe.clusters import conflict_roots, keeper_order, star_keepers, union_find
 from realfake.dedupe.config import DedupeConfig
 from realfake.dedupe.hashing import FaceHashes, hash_file

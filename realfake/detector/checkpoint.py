@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -10,7 +12,8 @@ from torch import nn
 
 from realfake.core.atomic import write_torch
 from realfake.core.errors import UserError
-from realfake.detector.model import ModelConfig, build_model, config_to_dict
+from realfake.detector.model import ModelConfig, build_model, config_from_dict, config_to_dict
+from realfake.detector.patches import PatchConfig
 
 CHECKPOINT_FORMAT = "realfake-detector/1"
 MEAN = [0.5, 0.5, 0.5]  # (x / 255 - mean) / std maps pixels to [-1, 1]
@@ -40,16 +43,44 @@ def save_checkpoint(path, model: nn.Module, model_cfg: ModelConfig, preprocessin
     write_torch(path, checkpoint)  # byte for byte reproducible (torch.save to a temp name is not)
 
 
-def load_detector(path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild the model from a checkpoint (safe load: weights_only=True); returns (model in eval mode, checkpoint)."""
+def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """torch.load with weights_only=True; every way a file can fail to be a checkpoint is one UserError line.
+
+    torch raises many types here (RuntimeError for a cut zip, EOFError when empty, KeyError or UnpicklingError
+    for other files), and its refusal message suggests weights_only=False, which would run the file's code:
+    so the message is ours, and the refusal never points to an unsafe load.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"model {path} not found: train one with `dvc repro` or pass --model")
+    if not path.is_file():
+        raise UserError(f"model {path} is not a file")
+    if path.stat().st_size == 0:
+        raise UserError(f"model {path} is empty (0 bytes): not a checkpoint; re-run the train stage")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError as exc:
-        raise UserError(f"{path} not found: run the train stage first") from exc
+    except Exception as exc:  # noqa: BLE001 -- see the docstring
+        wanted = re.search(r"GLOBAL (\S+)", str(exc))
+        if wanted:
+            raise UserError(f"model {path} refused: it asks to run Python code ({wanted.group(1)}), which a model file "
+                            "never needs; nothing was run. Use only checkpoints written by the train stage") from None
+        raise UserError(f"model {path} is not a {CHECKPOINT_FORMAT} checkpoint (truncated or another kind of file: "
+                        f"{type(exc).__name__})") from None
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
-        raise UserError(f"{path} is not a {CHECKPOINT_FORMAT} checkpoint")
-    model = build_model(ModelConfig(**checkpoint["model_config"]))
-    model.load_state_dict(checkpoint["state_dict"])
+        raise UserError(f"model {path} is not a {CHECKPOINT_FORMAT} checkpoint")
+    return checkpoint
+
+
+def load_detector(path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild the model from a checkpoint (safe load: weights_only=True); returns (model in eval mode, checkpoint)."""
+    checkpoint = read_checkpoint(path)
+    try:
+        model = build_model(config_from_dict(ModelConfig, checkpoint["model_config"], "model_config"))
+        model.load_state_dict(checkpoint["state_dict"])
+        PatchConfig.from_preprocessing(checkpoint["preprocessing"])
+    except (KeyError, TypeError, ValueError, RuntimeError, UserError) as exc:
+        reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        raise UserError(f"model {path} is a damaged {CHECKPOINT_FORMAT} checkpoint: {reason}") from None
     return model.eval(), checkpoint
 
 

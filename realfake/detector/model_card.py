@@ -29,6 +29,18 @@ def fmt(value: Any, digits: int = 4) -> str:
     return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
+def fitness_lines(fitness: dict[str, Any] | None) -> list[str]:
+    """The card's verdict on whether the model may judge photos (realfake.detector.fitness), first thing a reader sees."""
+    if fitness is None:
+        return []
+    rule = f"validation AUC >= {fitness['min_val_auc']} on >= {fitness['min_val_faces']} faces, not the embedded sample"
+    if fitness["fit"]:
+        return [f"**Fit to judge** by the project's rule ({rule}): validation AUC {fmt(fitness['val_auc'])} on "
+                f"{fitness['val_faces']} faces. Validation chose the checkpoint, so quote the test split.", ""]
+    return ["> **Not fit to judge photos.** " + "; ".join(fitness["reasons"]) + f". Rule: {rule}. "
+            "`realfake predict` prints a warning with every run of this model and marks its results.", ""]
+
+
 def render_model_card(summary: dict[str, Any], model_cfg: ModelConfig, train_cfg: TrainConfig) -> str:
     """The model card as Markdown, from the training summary and the configs."""
     data = summary["data"]
@@ -40,6 +52,7 @@ def render_model_card(summary: dict[str, Any], model_cfg: ModelConfig, train_cfg
         "Binary classifier of face crops: real photo (0) or generated / manipulated (1). One logit; "
         "`sigmoid(logit)` is the probability of *fake*.",
         "",
+        *fitness_lines(summary.get("fitness")),
         "## Model",
         "",
         f"- Compact CNN, {len(model_cfg.widths)} conv stages, widths {model_cfg.widths}, "
@@ -74,6 +87,9 @@ def render_model_card(summary: dict[str, Any], model_cfg: ModelConfig, train_cfg
         f"{train_cfg.patience}; the checkpoint is the epoch with the lowest val loss.",
         "- Augmentation: flip, random resized crop, colour jitter, random grayscale, Gaussian blur and JPEG "
         "recompression (CNNDetection recipe); probabilities in `params.yaml` `train.augment`.",
+        *([f"- Data profile `{summary.get('profile')}` replaces " + ", ".join(f"`{k}` = {v}" for k, v in over.items())
+           + f" (params.yaml `train.profile_overrides.{summary.get('profile')}`): the values above are the ones used."]
+          if (over := summary.get("profile_overrides")) else []),
         f"- Batches: `{train_cfg.sampler}`" + (" (each class half of the draws, each source an equal share of its class)"
                                                if train_cfg.sampler == "source_balanced" else "") + ".",
         # no timings here: the card is a DVC output and must not change between identical runs (logs/timings.jsonl)

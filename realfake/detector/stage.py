@@ -16,14 +16,17 @@ log = logging.getLogger("stages.train")
 
 def run_train_stage(model_cfg: ModelConfig, train_cfg: TrainConfig, size: int | None, faces: dict[str, Any] | None,
                     packed: str, checkpoint: str, card: str, metrics: str, live: str,
-                    report: str | None = None) -> dict[str, Any]:
-    """Train on `packed`/{train,val}; `faces` (params section) is stored so predict crops new photos alike.
+                    resize: dict[str, Any] | None = None, profile: str | None = None,
+                    profile_overrides: dict[str, Any] | None = None, report: str | None = None) -> dict[str, Any]:
+    """Train on `packed`/{train,val}; `faces` and `resize` (params sections) are stored so predict shapes new photos
+    alike; `profile` (data.profile) goes into the fitness record, `profile_overrides` into the report and the card.
 
     metrics/train.json gets the headline (val AUC), `report` (default reports/train.json) the rest, the log and
     logs/timings.jsonl the timings.
     """
-    summary = train(model_cfg, train_cfg, packed, checkpoint, live, size, faces)
-    details = {k: v for k, v in summary.items() if k != "history"}
+    summary = train(model_cfg, train_cfg, packed, checkpoint, live, size, faces, resize, profile)
+    summary["profile_overrides"] = dict(profile_overrides or {})  # what the data profile changed in `train`
+    details = {k: v for k, v in summary.items() if k not in ("history", "fitness")}
     write_stage_metrics(metrics, {"val_auc": summary["best_val_auc"]}, details, report)
     record_timing("train", **{k: summary[k] for k in ("seconds", "train_seconds", "images_per_s", "threads")})
     write_model_card(card, summary, model_cfg, train_cfg)

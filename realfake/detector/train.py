@@ -17,7 +17,7 @@ import os
 import random
 import statistics
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import cv2
@@ -25,12 +25,13 @@ import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
 from torch import nn
-from tqdm import tqdm
 
 from realfake.core.atomic import atomic_dir
 from realfake.core.errors import UserError
+from realfake.core.progress import tqdm
 from realfake.detector.augment import AugmentConfig, augment_batch
 from realfake.detector.checkpoint import preprocessing_for, save_checkpoint, to_model_input
+from realfake.detector.fitness import FitnessConfig, assess
 from realfake.detector.losses import LOSSES, BinaryLoss, class_weights
 from realfake.detector.model import (
     ModelConfig,
@@ -86,12 +87,15 @@ class TrainConfig:
     sampler: str = "shuffle"
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     patch: PatchConfig = field(default_factory=PatchConfig)
+    fitness: FitnessConfig = field(default_factory=FitnessConfig)  # when the model may judge photos (fitness.py)
 
     def __post_init__(self) -> None:
         if isinstance(self.augment, dict):
             self.augment = config_from_dict(AugmentConfig, self.augment, "train.augment")
         if isinstance(self.patch, dict):
             self.patch = config_from_dict(PatchConfig, self.patch, "train.patch")
+        if isinstance(self.fitness, dict):
+            self.fitness = config_from_dict(FitnessConfig, self.fitness, "train.fitness")
         checks = {
             "schedule": (self.schedule in SCHEDULES, f"one of {SCHEDULES}"),
             "loss": (self.loss in LOSSES, f"one of {LOSSES}"),
@@ -261,6 +265,12 @@ def binary_metrics(logits: np.ndarray, y: np.ndarray) -> dict[str, float | None]
     return {"loss": loss, "acc": acc, "auc": auc}
 
 
+def resize_record(resize_params: dict[str, Any] | None, size: int) -> dict[str, Any]:
+    """How the packed images were shaped from the crops (params.yaml `resize`, validated by the resize stage)."""
+    section = resize_params or {}
+    return {"size": int(size), "reencode": section.get("reencode", "none"), "jpeg_quality": section.get("jpeg_quality", 75)}
+
+
 # ---------------------------------------------------------------- the whole run
 
 
@@ -272,8 +282,15 @@ def train(
     live_dir: str | os.PathLike,
     size: int | None = None,
     face_params: dict[str, Any] | None = None,
+    resize_params: dict[str, Any] | None = None,
+    profile: str | None = None,
 ) -> dict[str, Any]:
-    """Train on `packed_dir` train/val, keep the best-val-loss checkpoint, log to dvclive; return the summary."""
+    """Train on `packed_dir` train/val, keep the best-val-loss checkpoint, log to dvclive; return the summary.
+
+    face_params and resize_params (params.yaml `faces`, `resize`) made the packed images: they travel in the
+    checkpoint so `realfake predict` shapes a new photo exactly as training did. profile (`data.profile`)
+    goes into the fitness record (fitness.py).
+    """
     from dvclive import Live  # imported here: it is slow to import and only the run needs it
 
     start = time.perf_counter()
@@ -289,6 +306,7 @@ def train(
     preprocessing = preprocessing_for(size)
     if face_params is not None:  # how faces were cut, so `realfake predict` crops new photos the same way
         preprocessing["faces"] = dict(face_params)
+    preprocessing["resize"] = resize_record(resize_params, size)  # and how the crop became the training image
     check_fits(cfg.patch, size)
     if cfg.patch.enabled:  # how images are scored: the evaluate stage and `realfake predict` read it from here
         preprocessing["patch"] = config_to_dict(cfg.patch)
@@ -332,8 +350,11 @@ def train(
     p_val = torch.sigmoid(torch.from_numpy(predict_logits(model, val_split, cfg.eval_batch_size, preprocessing,
                                                           cfg.channels_last))).numpy()
     choice = choose_threshold(val_split.y, p_val)  # the decision threshold `realfake predict` applies
+    fitness = assess(best_val["auc"], len(val_split), profile, cfg.fitness)
     info = {"best_epoch": best_val["epoch"], "val_loss": best_val["loss"], "val_auc": best_val["auc"],
-            "threshold": choice.threshold, "threshold_rule": choice.rule}
+            "threshold": choice.threshold, "threshold_rule": choice.rule, "profile": profile, "fitness": fitness}
+    if not fitness["fit"]:
+        log.warning("model not fit to judge photos: %s", "; ".join(fitness["reasons"]))
     save_checkpoint(checkpoint_path, model, model_cfg, preprocessing, info)
     return {
         "best_epoch": best_val["epoch"],
@@ -341,6 +362,9 @@ def train(
         "best_val_auc": best_val["auc"],
         "best_val_acc": best_val["acc"],
         "threshold": choice.threshold,
+        "profile": profile,
+        "fit_to_judge": fitness["fit"],
+        "fitness": fitness,
         "epochs_run": len(history),
         "stopped_early": len(history) < cfg.epochs,
         "seconds": round(time.perf_counter() - start, 2),
@@ -391,8 +415,30 @@ def fmt(value: float | None) -> str:
 
 
 def load_configs(params: dict[str, Any]) -> tuple[ModelConfig, TrainConfig, int | None]:
-    """ModelConfig, TrainConfig and resize.size from a params.yaml mapping."""
+    """ModelConfig, TrainConfig (with the data profile's `train.profile_overrides` applied) and resize.size."""
     model_cfg = config_from_dict(ModelConfig, params.get("model"), "model")
-    train_cfg = config_from_dict(TrainConfig, params.get("train"), "train")
+    section, override = train_section(params)
+    train_cfg = config_from_dict(TrainConfig, section, "train")
+    if override:
+        log.info("data.profile=%s: train.profile_overrides sets %s", (params.get("data") or {}).get("profile"),
+                 ", ".join(f"{k}={v}" for k, v in override.items()))
     size = (params.get("resize") or {}).get("size")
     return model_cfg, train_cfg, int(size) if size is not None else None
+
+
+def train_section(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """params.yaml `train` with `profile_overrides.<data.profile>` merged over it (top-level keys); and that override.
+
+    The embedded sample has ~130 training faces: at the mirror's batch size an epoch is two optimiser steps and
+    early stopping ends the run before the model learns anything (README, "The sample run"), so the sample
+    profile trains with its own batch size and patience while the mirror defaults stay as they are.
+    """
+    section = dict(params.get("train") or {})
+    overrides = section.pop("profile_overrides", None) or {}
+    if not isinstance(overrides, dict) or not all(isinstance(v, dict | None) for v in overrides.values()):
+        raise UserError("train.profile_overrides must map a data profile to a mapping of train params")
+    override = dict(overrides.get((params.get("data") or {}).get("profile")) or {})
+    unknown = sorted(set(override) - {f.name for f in fields(TrainConfig)})
+    if unknown:
+        raise UserError(f"unknown key(s) in train.profile_overrides: {unknown}")
+    return {**section, **override}, override

@@ -21,8 +21,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
-from tqdm import tqdm
 
+from realfake.core.progress import tqdm
 from realfake.detector.threshold import as_arrays
 from realfake.evaluation.metrics import binary_metrics
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 import subprocess
@@ -51,6 +52,40 @@ def arm_of(name: str) -> str:
     return re.sub(r"-s\d+$", "", name)
 
 
+def _leaf_keys(data: Any, prefix: str = "") -> list[str]:
+    """Dotted keys of every non-dict value in nested dicts."""
+    if not isinstance(data, dict):
+        return [prefix] if prefix else []
+    return [k for key, value in data.items() for k in _leaf_keys(value, f"{prefix}.{key}" if prefix else str(key))]
+
+
+def check_metrics(shown: list[dict], metrics: tuple[str, ...], name_prefix: str | None = None,
+                  repo: str = ".") -> None:
+    """Raise UserError naming the first `file:dotted.key` that no finished experiment has, with near matches."""
+    exps = [e for e in iter_experiments(shown) if not name_prefix or e["name"].startswith(name_prefix)]
+    for spec in metrics:
+        if ":" not in spec:
+            raise UserError(f"--metric {spec!r}: write it as FILE:dotted.key, e.g. {DEFAULT_METRICS[0]}")
+        if not exps:
+            return
+        file, key = spec.split(":", 1)
+        datas = [metric_data(e, file, repo) for e in exps]
+        if not any(datas):
+            files = sorted({f for e in exps for f in e["metrics"]})
+            raise UserError(f"--metric {spec!r}: no experiment has metrics file {file!r} (nor a report by that name); the headline metrics are {files}")
+        if any(_dig(d, key) is not None for d in datas):
+            continue
+        keys = sorted({k for d in datas for k in _leaf_keys(d)})
+        near = difflib.get_close_matches(key, keys, n=3, cutoff=0.6)
+        hint = f"did you mean {', '.join(near)}?" if near else f"{len(keys)} keys exist there, e.g. {keys[:5]}"
+        raise UserError(f"--metric {spec!r}: unknown key {key!r} in {file} (in every experiment); {hint}")
+
+
+def metric_data(exp: dict[str, Any], file: str, repo: str = ".") -> dict[str, Any]:
+    """One file of an experiment: a headline metrics file from `dvc exp show`, any other read at its revision."""
+    return exp["metrics"][file] if file in exp["metrics"] else read_details(file, exp["rev"], repo)
+
+
 def read_details(file: str, rev: str | None, repo: str = ".") -> dict[str, Any]:
     """A file that is not a headline metric (e.g. reports/evaluate.json) as an experiment left it ({} if absent)."""
     import dvc.api
@@ -76,8 +111,7 @@ def experiment_frame(shown: list[dict], params: tuple[str, ...], metrics: tuple[
                **{p: _dig(exp["params"], p) for p in params if p != "arm"}}
         for spec in metrics:
             file, key = spec.split(":", 1)
-            data = exp["metrics"][file] if file in exp["metrics"] else read_details(file, exp["rev"], repo)
-            row[key] = _dig(data, key)
+            row[key] = _dig(metric_data(exp, file, repo), key)
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -13,9 +13,9 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 from PIL import Image
-from tqdm import tqdm
 
 from realfake.core.errors import UserError
+from realfake.core.progress import tqdm
 from realfake.evaluation.metrics import binary_metrics
 
 log = logging.getLogger(__name__)

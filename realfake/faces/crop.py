@@ -17,8 +17,9 @@ import numpy as np
 from realfake.core.atomic import write_bytes
 from realfake.core.errors import UserError, without_addresses
 from realfake.core.imageio import DEFAULT_MAX_PIXELS, DecodedImage, DecodeError, read_image
+from realfake.core.watermark import crop_reads_box
 from realfake.faces.alignment import Alignment, align, encode_png, pad_fraction, warp_crop
-from realfake.faces.detect import Detector, Face, choose_primary
+from realfake.faces.detect import Detector, Face, choose_primary, detect_faces
 from realfake.faces.worker_pool import orphan_safe_pool
 
 log = logging.getLogger(__name__)
@@ -102,8 +103,13 @@ def describe_image(rec: dict[str, Any], img: DecodedImage) -> None:
     )
 
 
-def judge_face(rec: dict[str, Any], img: DecodedImage, faces: list[Face], cfg: FacesConfig) -> Alignment | None:
-    """Fill the detection columns; return the alignment if the face is kept, else set the reason."""
+def judge_face(rec: dict[str, Any], img: DecodedImage, faces: list[Face], cfg: FacesConfig,
+               watermark_box: Any = None) -> Alignment | None:
+    """Fill the detection columns; return the alignment if the face is kept, else set the reason.
+
+    `watermark_box` (fractions x1, y1, x2, y2) is the source's declared visible mark: a crop reading any of its
+    pixels is rejected, so the mark never reaches training (realfake.core.watermark).
+    """
     h, w = img.rgb.shape[:2]
     primary, n = choose_primary(faces, w, h, cfg.primary, cfg.min_prob)
     rec["n_faces"] = n
@@ -126,16 +132,23 @@ def judge_face(rec: dict[str, Any], img: DecodedImage, faces: list[Face], cfg: F
         rec["reason"] = "too_much_padding"
         rec["reason_detail"] = f"pad_fraction {rec['pad_fraction']:.3f} > {cfg.max_pad_fraction}"
         return None
+    if watermark_box is not None:
+        box = [float(v) for v in watermark_box]
+        if crop_reads_box(al.matrix, cfg.crop_size, w, h, (box[0] * w, box[1] * h, box[2] * w, box[3] * h)):
+            rec["reason"] = "watermark"
+            rec["reason_detail"] = f"the crop would read the source's declared watermark box {box}"
+            return None
     return al
 
 
 def process_batch(
-    items: list[tuple[int, str, str]], out_dir: str, cfg: FacesConfig, detector: Detector
+    items: list[tuple], out_dir: str, cfg: FacesConfig, detector: Detector
 ) -> list[tuple[int, dict[str, Any]]]:
-    """Decode, detect, align and write crops for (index, image path, face_id) items; one record each."""
+    """Decode, detect, align and write crops for (index, image path, face_id[, watermark box]) items; one record each."""
     records: dict[int, dict[str, Any]] = {}
     decoded: list[tuple[int, str, DecodedImage]] = []
-    for index, path, fid in items:
+    boxes = {item[0]: item[3] if len(item) > 3 else None for item in items}
+    for index, path, fid, *_ in items:
         rec = records[index] = empty_record()
         try:
             img = read_image(path, cfg.max_pixels)
@@ -144,27 +157,14 @@ def process_batch(
             continue
         describe_image(rec, img)
         decoded.append((index, fid, img))
-    try:
-        all_faces = detector.detect([img.rgb for _, _, img in decoded])
-    except Exception as exc:  # a detector failure on one batch must not take the stage down
-        log.warning("detection failed on a batch of %d: %s", len(decoded), exc)
-        all_faces = None
-    # MTCNN's probability on a borderline face moves with the pyramid; a second look without the border
-    # recovers some (measured: 2 of 4 UTKFace misses). Only misses pay for it.
-    retry = [k for k, faces in enumerate(all_faces or []) if not any(f.prob >= cfg.min_prob for f in faces)]
-    if retry and detector.pad > 0:
-        try:
-            for k, faces in zip(retry, detector.detect([decoded[k][2].rgb for k in retry], pad=0.0), strict=True):
-                all_faces[k] = all_faces[k] + faces
-        except Exception as exc:  # the first look stands
-            log.warning("second detection pass failed: %s", exc)
-    for k, (index, fid, img) in enumerate(decoded):
+    detections = detect_faces(detector, [img.rgb for _, _, img in decoded], cfg)
+    for (index, fid, img), found in zip(decoded, detections, strict=True):
         rec = records[index]
-        if all_faces is None:
-            rec["reason"], rec["reason_detail"] = "detection_error", "MTCNN raised on this batch"
+        if found.reason:
+            rec["reason"], rec["reason_detail"] = found.reason, found.detail
             continue
         try:
-            al = judge_face(rec, img, all_faces[k], cfg)
+            al = judge_face(rec, img, found.faces, cfg, boxes[index])
             if al is not None:
                 crop = warp_crop(img.rgb, al, cfg.crop_size)
                 write_bytes(Path(out_dir) / f"{fid}.png", encode_png(crop))
@@ -190,18 +190,20 @@ def _init_worker(cfg: FacesConfig) -> None:
     _WORKER["detector"] = Detector(cfg.detect_size, cfg.min_face_px, cfg.detect_pad)
 
 
-def _work(items: list[tuple[int, str, str]], out_dir: str) -> list[tuple[int, dict[str, Any]]]:
+def _work(items: list[tuple], out_dir: str) -> list[tuple[int, dict[str, Any]]]:
     """Pool task: one batch through the worker's detector."""
     return process_batch(items, out_dir, _WORKER["cfg"], _WORKER["detector"])
 
 
 def process_images(
-    items: list[tuple[str, str]], out_dir: str | os.PathLike, cfg: FacesConfig, progress: bool = True
+    items: list[tuple[str, str]], out_dir: str | os.PathLike, cfg: FacesConfig, progress: bool = True,
+    watermark_boxes: list[Any] | None = None,
 ) -> tuple[list[dict[str, Any]], float]:
     """Run (image path, face_id) items through the pipeline; return records in input order and seconds taken."""
-    from tqdm import tqdm
+    from realfake.core.progress import tqdm
 
-    indexed = [(i, path, fid) for i, (path, fid) in enumerate(items)]
+    boxes = watermark_boxes or [None] * len(items)
+    indexed = [(i, path, fid, box) for i, ((path, fid), box) in enumerate(zip(items, boxes, strict=True))]
     batches = [indexed[i:i + cfg.batch_size] for i in range(0, len(indexed), cfg.batch_size)]
     records: list[dict[str, Any] | None] = [None] * len(items)
     start = time.perf_counter()
@@ -327,8 +329,10 @@ def run_source(
     items, ids, early = plan_items(source, raw, raw_root / source)
     todo = [i for i in range(len(items)) if i not in early]
     log.info("%s: %d rows, %d to process, %d rejected before decoding", source, len(items), len(todo), len(early))
+    boxes = raw.column("watermark_box").to_pylist() if "watermark_box" in raw.column_names else [None] * len(items)
     with atomic_dir(faces_root / source) as tmp:
-        done, seconds = process_images([items[i] for i in todo], tmp, cfg, progress=progress)
+        done, seconds = process_images([items[i] for i in todo], tmp, cfg, progress=progress,
+                                       watermark_boxes=[boxes[i] for i in todo])
     records: list[dict[str, Any]] = [{}] * len(items)
     for i, reason in early.items():
         records[i] = {**empty_record(), "reason": reason}
@@ -342,6 +346,9 @@ def run_source(
     with atomic_path(faces_root / f"{source}.parquet", suffix=".parquet") as tmp_parquet:
         pq.write_table(table, tmp_parquet)
     metrics = summarize(source, records, cfg)
+    if metrics["rejected_by_reason"].get("watermark"):
+        log.warning("%s: %d crops rejected because they would read the declared watermark box %s", source,
+                    metrics["rejected_by_reason"]["watermark"], next(b for b in boxes if b is not None))
     metrics_path = metrics_root / f"{source}.json"
     write_stage_metrics(metrics_path, counts(metrics["in"], metrics["kept"], metrics["rejected"]), metrics,
                         None if reports_root is None else reports_root / f"{source}.json")

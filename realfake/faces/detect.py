@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
+if TYPE_CHECKING:  # crop.py imports this module: the config is a type hint only here
+    from realfake.faces.crop import FacesConfig
+
+log = logging.getLogger(__name__)
+
 # MTCNN never finds faces below its 12 px window; below 20 px its recall drops (its own default).
+MTCNN_WINDOW = 12
 MTCNN_MIN_FACE = 20
 # Boxes and landmarks are rounded to 1/GRID px of the original image, probabilities to PROB_DIGITS decimals, so
 # the float noise of another CPU's convolution code (a different oneDNN kernel moved landmarks by a median 7e-5 px,
@@ -44,19 +52,36 @@ class Detector:
         self.pad = pad  # grey border added on each side, as a share of the long side
 
     def detect(self, images: list[np.ndarray], pad: float | None = None) -> list[list[Face]]:
-        """Detect faces in RGB uint8 images; same-shape detection copies share one MTCNN call."""
+        """Detect faces in RGB uint8 images; copies of one shape and one pyramid share an MTCNN call.
+
+        Grouping by the pyramid too (min_face_size) keeps an image's faces independent of its batch: the faces
+        stage and `realfake predict` see the same landmarks, so the same crop (they differed by up to 30 grey
+        levels on 256 px photos batched with 384 px ones, whose smaller factor set the group's pyramid).
+        """
         prepared = [self._prepare(img, self.pad if pad is None else pad) for img in images]
         results: list[list[Face]] = [[] for _ in images]
-        by_shape: dict[tuple[int, int], list[int]] = {}
-        for i, (copy, _, _) in enumerate(prepared):
-            by_shape.setdefault(copy.shape[:2], []).append(i)
-        for idx in by_shape.values():
+        groups: dict[tuple[int, int, int], list[int]] = {}
+        for i, (copy, factor, _) in enumerate(prepared):
+            groups.setdefault((*copy.shape[:2], self._min_face_size(copy, factor)), []).append(i)
+        for (_, _, min_face), idx in groups.items():
             batch = np.stack([prepared[i][0] for i in idx])
-            min_factor = min(prepared[i][1] for i in idx)
-            for i, faces in zip(idx, self._run(batch, min_factor), strict=True):
+            for i, faces in zip(idx, self._run(batch, min_face), strict=True):
                 _, factor, border = prepared[i]
                 results[i] = [_to_original(face, factor, border) for face in faces]
         return results
+
+    def _min_face_size(self, copy: np.ndarray, factor: float) -> int:
+        """MTCNN's smallest face (copy px) for one detection copy; 0 when the copy is below MTCNN's window.
+
+        Faces we would reject as too small need not be searched for, and a coarser pyramid is much cheaper:
+        the MTCNN box is about 1.6x face_px (measured), so min_face_px itself leaves a 1.6x margin. MTCNN builds
+        its pyramid from min_face_size down to its 12 px window, so an image shorter than min_face_size gave
+        an empty pyramid and torch.cat([]) deep inside facenet-pytorch: capped at the copy's short side.
+        """
+        short = min(copy.shape[:2])
+        if short < MTCNN_WINDOW:
+            return 0
+        return min(max(MTCNN_MIN_FACE, int(self.min_face_src * factor)), short)
 
     def _prepare(self, img: np.ndarray, pad: float) -> tuple[np.ndarray, float, int]:
         """Add the grey border, then shrink so the long side is at most detect_size (area filter)."""
@@ -71,11 +96,11 @@ class Detector:
         size = (max(1, round(w * factor)), max(1, round(h * factor)))
         return cv2.resize(img, size, interpolation=cv2.INTER_AREA), size[0] / w, border
 
-    def _run(self, batch: np.ndarray, factor: float) -> list[list[Face]]:
+    def _run(self, batch: np.ndarray, min_face: int) -> list[list[Face]]:
         """One MTCNN call on a (N, H, W, 3) batch; returns faces in detection-copy coords."""
-        # Faces we would reject as too small need not be searched for, and a coarser pyramid is much
-        # cheaper. The MTCNN box is about 1.6x face_px (measured), so min_face_px itself leaves a 1.6x margin.
-        self.mtcnn.min_face_size = max(MTCNN_MIN_FACE, int(self.min_face_src * factor))
+        if min_face <= 0:
+            return [[] for _ in batch]
+        self.mtcnn.min_face_size = min_face
         with self.torch.inference_mode():
             boxes, probs, points = self.mtcnn.detect(batch, landmarks=True)
         out = []
@@ -114,3 +139,60 @@ def choose_primary(faces: list[Face], width: int, height: int, rule: str, min_pr
         centre = np.array([width / 2.0, height / 2.0])
         key = lambda f: float(np.hypot(*((f.box[:2] + f.box[2:]) / 2.0 - centre)))  # noqa: E731
     return min(candidates, key=key), len(candidates)
+
+
+@dataclass
+class Detection:
+    """Detection's answer for one image: its faces, or the reason it could not look (then no faces)."""
+
+    faces: list[Face]
+    reason: str | None = None  # image_too_small | detection_error
+    detail: str | None = None
+
+
+def too_small(width: int, height: int, cfg: FacesConfig) -> str | None:
+    """Why no face of cfg.min_face_px can be kept from an image this small (None when one can).
+
+    A crop of side s sticks out of an image whose short side is d by at least 1 - d/s of its area, so with
+    at most max_pad_fraction outside, s <= d / (1 - max_pad_fraction).
+    """
+    short = min(width, height)
+    if short >= max(cfg.min_face_px * (1.0 - cfg.max_pad_fraction), MTCNN_WINDOW):
+        return None
+    return f"{width}x{height} px: too small to hold a face of faces.min_face_px={cfg.min_face_px}"
+
+
+def _detect_isolated(detector: Detector, images: list[np.ndarray], pad: float | None) -> list[list[Face] | str]:
+    """detector.detect, but a failure costs only the image that caused it (found by retrying one by one)."""
+    try:
+        return list(detector.detect(images, pad=pad))
+    except Exception as exc:  # noqa: BLE001 -- MTCNN raises anything from deep inside torch; keep the others
+        if len(images) == 1:
+            log.warning("detection failed on one image (%dx%d): %s", images[0].shape[1], images[0].shape[0], exc)
+            return [f"{type(exc).__name__}: {exc}"[:200]]
+        return [result for img in images for result in _detect_isolated(detector, [img], pad)]
+
+
+def detect_faces(detector: Detector, images: list[np.ndarray], cfg: FacesConfig) -> list[Detection]:
+    """Faces in each RGB image, as the faces stage and `realfake predict` both see them, one image never costing another.
+
+    Too-small images are answered without MTCNN; images MTCNN misses (no face >= min_prob) get a second look
+    without the grey border, as MTCNN's probability on a borderline face moves with the pyramid (measured:
+    recovers 2 of 4 UTKFace misses).
+    """
+    out = [Detection([]) for _ in images]
+    todo = []
+    for k, img in enumerate(images):
+        reason = too_small(img.shape[1], img.shape[0], cfg)
+        if reason:
+            out[k] = Detection([], "image_too_small", reason)
+        else:
+            todo.append(k)
+    for k, found in zip(todo, _detect_isolated(detector, [images[k] for k in todo], None), strict=True):
+        out[k] = Detection([], "detection_error", found) if isinstance(found, str) else Detection(found)
+    retry = [k for k in todo if out[k].reason is None and not any(f.prob >= cfg.min_prob for f in out[k].faces)]
+    if retry and detector.pad > 0:
+        for k, found in zip(retry, _detect_isolated(detector, [images[k] for k in retry], 0.0), strict=True):
+            if not isinstance(found, str):  # a failed second look leaves the first one standing
+                out[k].faces = out[k].faces + found
+    return out

@@ -77,12 +77,25 @@ def reencode_jpeg(rgb: np.ndarray, quality: int) -> tuple[bytes, np.ndarray]:
         return data, np.asarray(img.convert("RGB"))
 
 
-def training_image(path: Path, cfg: ResizeConfig) -> np.ndarray:
-    """The pixels stored for one crop: resized, then re-encoded when cfg.reencode says so."""
-    out = resize_crop(path, cfg.size)
+def shape_crop(rgb: np.ndarray, cfg: ResizeConfig) -> np.ndarray:
+    """An aligned square RGB crop as the model sees it: resized to cfg.size, then re-encoded when cfg.reencode says so.
+
+    The one definition of the training image, shared by the resize stage and `realfake predict`.
+    """
+    if rgb.shape[0] != rgb.shape[1]:
+        raise ValueError(f"crop is not square: {rgb.shape[1]}x{rgb.shape[0]}")
+    out = rgb if rgb.shape[0] == cfg.size else np.asarray(Image.fromarray(rgb).resize((cfg.size, cfg.size), RESAMPLE))
     if cfg.reencode == "jpeg":
         out = reencode_jpeg(out, cfg.jpeg_quality)[1]
     return out
+
+
+def training_image(path: Path, cfg: ResizeConfig) -> np.ndarray:
+    """The pixels stored for one crop file: shape_crop of the decoded crop."""
+    with Image.open(path) as img:
+        img.load()
+        rgb = np.asarray(img.convert("RGB"))
+    return shape_crop(rgb, cfg)
 
 
 def run_resize(
@@ -92,7 +105,8 @@ def run_resize(
 ) -> dict[str, Any]:
     """The resize stage for one source: every kept crop to cfg.size (then cfg.reencode), each failure counted by reason."""
     import pandas as pd
-    from tqdm import tqdm
+
+    from realfake.core.progress import tqdm
 
     table = faces_root / f"{source}.parquet"
     if not table.is_file():

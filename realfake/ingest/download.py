@@ -13,17 +13,17 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
-from tqdm import tqdm
 
 from realfake.core.atomic import atomic_dir, write_parquet
 from realfake.core.errors import UserError
 from realfake.core.imageio import IMAGE_EXTENSIONS
+from realfake.core.progress import tqdm
 from realfake.core.stage_metrics import counts, write_stage_metrics
 from realfake.core.timings import record_timing
 from realfake.ingest.extract import EntryError, EntryWriter, ExtractLimits, iter_members, safe_relpath
 from realfake.ingest.fetch import FetchConfig, fetch
 from realfake.ingest.labels import group_key, parse_labels
-from realfake.ingest.sources import Source
+from realfake.ingest.sources import Part, Source
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +37,17 @@ RAW_SCHEMA = pa.schema([
     ("sha256", pa.string()),
     ("group", pa.string()),
     ("age_source", pa.int16()),
+    ("age_min_source", pa.int16()),
+    ("age_max_source", pa.int16()),
     ("gender_source", pa.string()),
     ("race_source", pa.string()),
     ("ethnicity_source", pa.string()),
     ("dfdc_original", pa.string()),
     ("label_note", pa.string()),
+    ("archive", pa.string()),
+    ("watermark_box", pa.list_(pa.float32())),  # the source's declared watermark (fractions), read by faces
 ])
+INT_LABELS = ("age_source", "age_min_source", "age_max_source")
 
 
 @dataclass
@@ -74,7 +79,7 @@ def matches(path: str, patterns: tuple[str, ...]) -> bool:
     return any(fnmatch.fnmatchcase(path, pat) for pat in patterns)
 
 
-def classify(rel: str | None, member_type: str, source: Source) -> str:
+def classify(rel: str | None, member_type: str, source: Part) -> str:
     """What to do with one archive entry: `image`, `label-file`, or a skip reason."""
     if member_type == "symlink":
         return "symlink"
@@ -91,16 +96,21 @@ def classify(rel: str | None, member_type: str, source: Source) -> str:
     return "image"
 
 
-def extract_source(local: Path, source: Source, out_dir: Path, limits: ExtractLimits) -> Extracted:
-    """Write the source's images under `out_dir`, keep label files in memory, count everything skipped."""
+def extract_part(local: Path, part: Part, name: str, out_dir: Path, limits: ExtractLimits,
+                 writer: EntryWriter | None = None) -> Extracted:
+    """Write one archive's images of the source under `out_dir`, keep label files in memory, count the skips.
+
+    Pass the same `writer` for every part of a source: a later part's file whose path an earlier part already
+    wrote is refused (`duplicate-name`), never overwrites it.
+    """
     result = Extracted()
-    writer = EntryWriter(out_dir)
-    for member in tqdm(iter_members(local, limits), desc=f"extract {source.name}", unit="file", leave=False):
+    writer = writer or EntryWriter(out_dir)
+    for member in tqdm(iter_members(local, limits), desc=f"extract {name}", unit="file", leave=False):
         if member.type == "dir":
             continue
         result.files_seen += 1
         rel = safe_relpath(member.name)
-        verdict = classify(rel, member.type, source)
+        verdict = classify(rel, member.type, part)
         try:
             if verdict == "image":
                 writer.write(rel, member)
@@ -110,19 +120,20 @@ def extract_source(local: Path, source: Source, out_dir: Path, limits: ExtractLi
                     raise EntryError("duplicate-name", "an earlier label file has this name; kept that one")
                 result.sidecars[rel] = member.read()
         except EntryError as exc:  # this entry only: the rest of the archive goes on
-            log.warning("%s: refused entry %.150r: %s", source.name, member.name, exc)
+            log.warning("%s: refused entry %.150r: %s", name, member.name, exc)
             verdict = exc.reason
         if verdict in ("symlink", "special-file", "unsafe-path"):
-            log.warning("%s: refused %s entry %r", source.name, verdict, member.name)
+            log.warning("%s: refused %s entry %r", name, verdict, member.name)
         if verdict != "image":
             result.skipped[verdict] += 1
     return result
 
 
-def describe_files(source: Source, out_dir: Path, extracted: Extracted) -> tuple[pd.DataFrame, Counter]:
-    """One row per kept image with checksums, group key and parsed labels; drop other-label files."""
+def describe_files(source: Source, part: Part | None, out_dir: Path, extracted: Extracted
+                   ) -> tuple[pd.DataFrame, Counter]:
+    """One row per kept image of one part with checksums, group key and parsed labels; drop other-label files."""
     paths = sorted(extracted.paths)
-    labels = parse_labels(source.labels, paths, extracted.sidecars)
+    labels = parse_labels(part.labels if part else None, paths, extracted.sidecars)
     rows, dropped = [], Counter()
     for path, lab in zip(paths, labels.to_dict("records"), strict=True):
         file_label = lab.pop("file_label")
@@ -135,10 +146,13 @@ def describe_files(source: Source, out_dir: Path, extracted: Extracted) -> tuple
             "source": source.name, "path": path, "label": source.label, "kind": source.kind,
             "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(),
             "group": group_key(source.group, source.name, path, _str_or_none(lab["dfdc_original"])),
-            **{k: _str_or_none(v) if k != "age_source" else v for k, v in lab.items()},
+            **{k: _str_or_none(v) if k not in INT_LABELS else v for k, v in lab.items()},
+            "archive": part.uri if part else None,
+            "watermark_box": list(source.watermark.box) if source.watermark else None,
         })
     frame = pd.DataFrame(rows, columns=RAW_SCHEMA.names)
-    frame["age_source"] = frame["age_source"].astype("Int16")
+    for col in INT_LABELS:
+        frame[col] = frame[col].astype("Int16")
     return frame, dropped
 
 
@@ -148,40 +162,60 @@ def _str_or_none(value: Any) -> str | None:
 
 def run_download(source: Source, cfg: DownloadConfig, raw_root: Path, metrics_path: Path,
                  report_path: Path | None = None) -> dict[str, Any]:
-    """Fetch, extract and describe one source; write `raw_root/<name>/`, `<name>.parquet`, the metrics and details."""
+    """Fetch, extract and describe one source (every part); write `raw_root/<name>/`, `<name>.parquet`, the
+    headline metrics and the details."""
     started = time.perf_counter()
     out_dir = raw_root / source.name
+    per_part: list[dict[str, Any]] = []
+    frames: list[pd.DataFrame] = []
+    skipped: Counter = Counter()
     with atomic_dir(out_dir) as tmp_dir:
-        if source.enabled:
-            local = fetch(source.uri, source.name, source.sha256, cfg.fetch)
-            extracted = extract_source(local, source, tmp_dir, cfg.limits)
-            if not extracted.paths:
-                raise UserError(f"{source.name}: no images in {local} matched include={list(source.include)} "
-                                f"({extracted.files_seen} files, skipped {dict(extracted.skipped) or 'none'})")
-        else:
+        if not source.enabled:
             log.info("%s: not part of profile %r; writing empty outputs", source.name, source.profile)
-            local, extracted = None, Extracted()
-        frame, dropped = describe_files(source, tmp_dir, extracted)
+            frames.append(describe_files(source, None, tmp_dir, Extracted())[0])
+        writer = EntryWriter(tmp_dir)
+        for part in source.parts:
+            local = fetch(part.uri, source.name, part.sha256, cfg.fetch)
+            extracted = extract_part(local, part, source.name, tmp_dir, cfg.limits, writer)
+            if not extracted.paths:
+                raise UserError(f"{source.name}: no images in {local} matched include={list(part.include)} "
+                                f"({extracted.files_seen} files, skipped {dict(extracted.skipped) or 'none'})")
+            frame, dropped = describe_files(source, part, tmp_dir, extracted)
+            frames.append(frame)
+            part_skipped = extracted.skipped + dropped
+            skipped += part_skipped
+            per_part.append({"uri": part.uri, "files_seen": extracted.files_seen, "images_kept": len(frame),
+                             "skipped": dict(sorted(part_skipped.items())),
+                             "skipped_total": sum(part_skipped.values()), "archive_bytes": _size(local)})
+        frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
         write_parquet(frame, raw_root / f"{source.name}.parquet", schema=RAW_SCHEMA)
-    skipped = extracted.skipped + dropped
     metrics = {
         "enabled": source.enabled,
         "profile": source.profile,
-        "uri": source.uri,
-        "files_seen": extracted.files_seen,
+        "uris": list(source.uris),
+        "files_seen": sum(p["files_seen"] for p in per_part),
         "images_kept": len(frame),
         "skipped": dict(sorted(skipped.items())),
         "skipped_total": sum(skipped.values()),
         "bytes_kept": int(frame["bytes"].sum()),
-        "archive_bytes": _size(local),
+        "archive_bytes": sum(p["archive_bytes"] or 0 for p in per_part) or None,
         "label_notes": int(frame["label_note"].notna().sum()),
+        "labelled": label_counts(frame),
+        "parts": per_part,
     }
+    assert metrics["files_seen"] == metrics["images_kept"] + metrics["skipped_total"], metrics
     top = counts(metrics["files_seen"], metrics["images_kept"], metrics["skipped_total"])
     write_stage_metrics(metrics_path, top, metrics, report_path)
     record_timing(f"download@{source.name}", seconds=round(time.perf_counter() - started, 2))
-    log.info("%s: %d files seen, %d images kept, skipped %s", source.name, extracted.files_seen,
+    log.info("%s: %d files seen, %d images kept, skipped %s", source.name, metrics["files_seen"],
              len(frame), dict(skipped) or "none")
     return metrics
+
+
+def label_counts(frame: pd.DataFrame) -> dict[str, int]:
+    """How many kept images carry each parsed label (the rest are unknown, left empty)."""
+    cols = ("gender_source", "age_source", "age_min_source", "race_source", "ethnicity_source")
+    return {c: int(frame[c].notna().sum()) for c in cols}
 
 
 def _size(path: Path | None) -> int | None:

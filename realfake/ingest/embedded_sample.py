@@ -101,6 +101,36 @@ def pick_ciplab(zf: zipfile.ZipFile, n: int, rng: random.Random) -> list[str]:
     return sorted(rng.sample(fake, n // 2) + rng.sample(real, n - n // 2))
 
 
+def pick_halves(first: str, second: str) -> Picker:
+    """n/2 images from each of two folders (pixabay man/woman, 140k-faces real/fake)."""
+    def pick(zf: zipfile.ZipFile, n: int, rng: random.Random) -> list[str]:
+        images = _images(zf)
+        halves = [[p for p in images if f"/{folder}/" in p] for folder in (first, second)]
+        return sorted(rng.sample(halves[0], n // 2) + rng.sample(halves[1], n - n // 2))
+    return pick
+
+
+def pick_pollinations(zf: zipfile.ZipFile, n: int, rng: random.Random) -> list[str]:
+    """Half carrying the bottom-right watermark, half without, plus the file whose name holds no prompt."""
+    import numpy as np
+    from PIL import Image
+
+    from realfake.core.watermark import Watermark, stroke_share
+
+    mark = Watermark(POLLINATIONS_WATERMARK)
+    marked, clean, odd = [], [], []
+    for p in _images(zf):
+        if not PurePosixPath(p).stem.split("_", 2)[-1].lower().startswith("a_"):
+            odd.append(p)
+            continue
+        with Image.open(io.BytesIO(zf.read(p))) as im:
+            rgb = np.asarray(im.convert("RGB"))
+        share = stroke_share(rgb, mark.pixels(rgb.shape[1], rgb.shape[0]))
+        (marked if share > WATERMARK_SHARE else clean).append(p)
+    half = (n - len(odd)) // 2
+    return sorted(odd + rng.sample(marked, half) + rng.sample(clean, n - len(odd) - half))
+
+
 def filter_sidecars(zf: zipfile.ZipFile, name: str, members: list[str]) -> bytes:
     """Shrink the LFW name lists and the DFDC metadata to the members in the sample."""
     data = zf.read(name)
@@ -127,7 +157,15 @@ PICKERS: dict[str, Picker] = {
     "ffhq": pick_ffhq, "lfw": pick_lfw, "utkface": pick_utkface, "dfdc-faceswap": pick_dfdc,
     "ciplab-photoshop": pick_ciplab, "stylegan-140k": pick_random, "tpdne": pick_random,
     "boredhumans": pick_random, "generated-faces": pick_random,
+    "pixabay": pick_halves("man", "woman"), "pollinations": pick_pollinations,
+    "140k-faces": pick_halves("real", "fake"),
 }
+# The archives added later take a share of per_source, so the sample stays a few MB (README.md here)
+SHARE = {"pixabay": 0.3, "pollinations": 0.4, "140k-faces": 0.6}
+# Where pollinations' "pollinations.ai" mark sits (params.yaml sources.pollinations.watermark) and the stroke
+# share above which an image carries it (measured on the mirror: tests/test_watermark.py)
+POLLINATIONS_WATERMARK = (0.68, 0.93, 1.0, 1.0)
+WATERMARK_SHARE = 0.1
 
 
 def make_sample(mirror: Path, out: Path, per_source: int = 40, seed: int = 0) -> dict[str, str]:
@@ -139,7 +177,7 @@ def make_sample(mirror: Path, out: Path, per_source: int = 40, seed: int = 0) ->
         rng = random.Random(f"{seed}:{archive}")
         picker = pick_ffhq_1024(ffhq_ids) if archive == "ffhq-1024" else PICKERS[archive]
         with zipfile.ZipFile(mirror / f"{archive}.zip") as zf:
-            members = picker(zf, per_source, rng)
+            members = picker(zf, round(per_source * SHARE.get(archive, 1.0)), rng)
             if archive == "ffhq":
                 ffhq_ids = {int(PurePosixPath(m).stem) for m in members if m.endswith(".jpg")}
             write_zip(out / f"{archive}.zip", zf, members)

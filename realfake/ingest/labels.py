@@ -11,11 +11,16 @@ from pathlib import PurePosixPath
 
 import pandas as pd
 
-LABEL_COLUMNS = ("age_source", "gender_source", "race_source", "ethnicity_source", "label_note",
-                 "file_label", "dfdc_original")
+from realfake.ingest.prompt_labels import prompt_labels
+
+LABEL_COLUMNS = ("age_source", "age_min_source", "age_max_source", "gender_source", "race_source",
+                 "ethnicity_source", "label_note", "file_label", "dfdc_original")
+INT_COLUMNS = ("age_source", "age_min_source", "age_max_source")
 UTK_RACES = ("white", "black", "asian", "indian", "others")
 GENDERS = ("male", "female")
 FOLDER_ETHNICITIES = ("white", "latino", "asian", "black", "indian", "middle-eastern", "others")
+FOLDER_GENDERS = {"man": "male", "men": "male", "male": "male", "woman": "female", "women": "female",
+                  "female": "female"}
 _UTK_NAME = re.compile(r"^(\d+)_(\d+)_(\d+)_\d+")
 
 Row = dict[str, object]
@@ -26,9 +31,8 @@ def parse_labels(parser: str | None, paths: list[str], sidecars: dict[str, bytes
     """Labels for each path (one row per path, columns LABEL_COLUMNS); malformed labels give null plus a note."""
     rows = PARSERS[parser](paths, sidecars) if parser else [{} for _ in paths]
     frame = pd.DataFrame([{col: row.get(col) for col in LABEL_COLUMNS} for row in rows], columns=LABEL_COLUMNS)
-    frame["age_source"] = frame["age_source"].astype("Int16")
-    for col in LABEL_COLUMNS[1:]:
-        frame[col] = frame[col].astype("string")
+    for col in LABEL_COLUMNS:
+        frame[col] = frame[col].astype("Int16" if col in INT_COLUMNS else "string")
     return frame
 
 
@@ -110,6 +114,22 @@ def folder_names(paths: list[str], sidecars: dict[str, bytes]) -> list[Row]:
     return rows
 
 
+def folder_gender(paths: list[str], sidecars: dict[str, bytes]) -> list[Row]:
+    """`…/<man|woman>/<file>` folders (the Pixabay layout; male/female, men/women are read too)."""
+    rows = []
+    for p in paths:
+        folder = PurePosixPath(p).parent.name.lower()
+        gender = FOLDER_GENDERS.get(folder)
+        rows.append({"gender_source": gender} if gender else
+                    {"label_note": f"folder-gender: folder {folder!r} names no gender"})
+    return rows
+
+
+def pollinations_prompt(paths: list[str], sidecars: dict[str, bytes]) -> list[Row]:
+    """`<n>_<timestamp>_<prompt>.jpg`: age group, gender and ethnicity named by the (truncated) prompt."""
+    return [prompt_labels(PurePosixPath(p).stem) for p in paths]
+
+
 def dfdc_metadata(paths: list[str], sidecars: dict[str, bytes]) -> list[Row]:
     """DFDC `metadata.csv` (videoname,…,label REAL/FAKE,original) matched to `<video>.jpg` crops."""
     table = {}
@@ -136,6 +156,8 @@ PARSERS: dict[str, Parser] = {
     "lfw-gender-lists": lfw_gender_lists,
     "folder-names": folder_names,
     "dfdc-metadata": dfdc_metadata,
+    "folder-gender": folder_gender,
+    "pollinations-prompt": pollinations_prompt,
 }
 
 

@@ -22,10 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from tqdm import tqdm
-
 from realfake.core.atomic import write_json
 from realfake.core.errors import UserError
+from realfake.core.progress import tqdm
 from realfake.ingest.extract import safe_relpath
 from realfake.ingest.fetch import CHUNK, FetchConfig, sha256_file, verify_sha256
 from realfake.ingest.s3_errors import s3_errors

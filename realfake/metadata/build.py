@@ -12,15 +12,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from PIL import Image
-from tqdm import tqdm
 
 from realfake.attributes.face_measures import measure_crop, pose_from_landmarks, skin_tone
 from realfake.core.errors import UserError
+from realfake.core.progress import tqdm
 from realfake.core.tables import surviving_faces
 from realfake.core.vocab import ETHNICITY_TO_RACE, RACE_GROUPS, age_to_group
 from realfake.metadata.schema import coerce
 
 log = logging.getLogger(__name__)
+
+
+def age_range_to_group(lo: pd.Series, hi: pd.Series, bins: list[int] | tuple[int, ...]) -> pd.Series:
+    """An age range in years (a prompt's "child") to its age group when the range lies in one bin, else null."""
+    lo_group, hi_group = age_to_group(lo, bins), age_to_group(hi, bins)
+    return lo_group.where(lo_group.notna() & (lo_group == hi_group), None)
 
 
 def race_from_source(race: pd.Series, ethnicity: pd.Series) -> pd.Series:
@@ -195,7 +201,8 @@ def build_metadata(
     out["gender_source"] = col("gender_source")
     out["race_source"] = col("race_source")
     out["ethnicity_source"] = col("ethnicity_source")
-    out["age_group_source"] = age_to_group(out["age_source"], age_bins)
+    from_range = age_range_to_group(col("age_min_source"), col("age_max_source"), age_bins)
+    out["age_group_source"] = age_to_group(out["age_source"], age_bins).where(out["age_source"].notna(), from_range)
     out["label_note"] = col("label_note")
     out = out.join(_predictions(out["face_id"], attributes))
     race_src = race_from_source(out["race_source"], out["ethnicity_source"])

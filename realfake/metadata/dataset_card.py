@@ -203,8 +203,28 @@ def _median(values: pd.Series) -> float | None:
     return round(float(v.median()), 3) if len(v) else None
 
 
+def watermark_section(watermarks: dict[str, list[float]], faces_reports: Path) -> str:
+    """The card's line on visible watermarks: each declared box and how many crops the faces stage refused for it."""
+    head = ("## Visible watermarks\n\nA source's known visible mark is declared in params.yaml "
+            "(`sources.<name>.watermark.box`, fractions of the image). The faces stage rejects every crop whose source "
+            "pixels (resampling reach and mirrored border included) would reach the box, reason `watermark`, so **no "
+            "training input keeps a declared mark**; `tests/test_watermark.py` measures the pollinations mark on the "
+            "mirror and checks the kept crops against it.\n\n")
+    if not watermarks:
+        return head + "_No source declares a watermark._\n"
+    rows = []
+    for source, box in sorted(watermarks.items()):
+        faces = _load_json(faces_reports / f"{source}.json") or {}  # the faces stage's details
+        rows.append({"source": source, "box (x1, y1, x2, y2)": ", ".join(f"{v:g}" for v in box),
+                     "images in": faces.get("in"), "crops rejected for the mark": (faces.get("rejected_by_reason")
+                                                                                  or {}).get("watermark", 0),
+                     "faces kept": faces.get("kept")})
+    return head + _md_table(pd.DataFrame(rows))
+
+
 def write_card(meta: pd.DataFrame, metrics_dir: Path, report_path: Path, figures_dir: Path, plots_dir: Path,
-               attributes_metrics: dict[str, Any] | None = None, dedupe_report: Path | None = None) -> dict[str, Any]:
+               attributes_metrics: dict[str, Any] | None = None, dedupe_report: Path | None = None,
+               watermarks: dict[str, list[float]] | None = None, faces_reports: Path | None = None) -> dict[str, Any]:
     """Write plot CSVs, PNGs and the Markdown card; return the real-vs-fake summary."""
     sections = []
     counts = source_counts(meta)
@@ -217,6 +237,7 @@ def write_card(meta: pd.DataFrame, metrics_dir: Path, report_path: Path, figures
                     + f"\n![faces per source]({rel}/source_counts.png)\n")
     sections.append("## Kept and rejected per stage\n\n" + (_md_table(stages) if len(stages) else
                                                              "_no stage metrics found_\n"))
+    sections.append(watermark_section(watermarks or {}, faces_reports or metrics_dir / "faces"))
     for col in CATEGORICAL:
         shares = categorical_shares(meta, col)
         _write_csv(shares, plots_dir / f"{col}.csv")

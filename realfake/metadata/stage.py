@@ -20,9 +20,12 @@ log = logging.getLogger("stages.metadata")
 def run_metadata_stage(cfg: MetadataConfig, sources: list[str], age_bins, faces_dir: Path, dedupe_path: Path,
                        attributes_path: Path, out: Path, metrics_dir: Path, report: Path,
                        resized_dir: Path = Path("data/resized"), raw_dir: Path = Path("data/raw"),
-                       reports_dir: Path = Path("reports")) -> dict:
+                       reports_dir: Path = Path("reports"), watermarks: dict[str, list[float]] | None = None) -> dict:
     """Write the table, metrics_dir/metadata.json (headline), reports_dir/metadata.json, the card `report`, its figures
-    and plot tables; the card reads the attributes and dedupe details from reports_dir."""
+    and plot tables; the card reads the attributes, dedupe and faces details from reports_dir.
+
+    `watermarks` maps a source to its declared watermark box (params `sources.<name>.watermark.box`) for the card.
+    """
     faces = read_faces(faces_dir, sources)
     dedupe = read_dedupe(dedupe_path)
     attributes = pd.read_parquet(attributes_path) if attributes_path.is_file() else None
@@ -33,7 +36,7 @@ def run_metadata_stage(cfg: MetadataConfig, sources: list[str], age_bins, faces_
     attr_report = reports_dir / "attributes.json"  # the attributes stage's details (held-out, agreement)
     attr_metrics = json.loads(attr_report.read_text()) if attr_report.is_file() else None
     summary = write_card(meta, metrics_dir, report, report.parent / "figures", report.parent / "plots", attr_metrics,
-                         reports_dir / "dedupe.json")
+                         reports_dir / "dedupe.json", watermarks, reports_dir / "faces")
     metrics = metadata_metrics(meta, dedupe)
     metrics["real_vs_fake"] = summary
     top = counts(metrics["in_surviving_dedupe"], metrics["rows"], metrics["skipped_no_faces_row"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 import zipfile
 from pathlib import Path
 
@@ -24,7 +25,8 @@ within each stratum (seed {seed}) from the realfake pipeline's deduplicated, ali
 - `images/<label>/<source>/<face_id>.png`: aligned face crops, every source with the same framing, size and
   lossless PNG encoding (MTCNN landmarks, similarity transform).
 - `metadata.parquet`: one row per image (`file` is its path in this archive), with source, label, kind of fake,
-  split group and the demographic, pose and quality columns of the pipeline (see the realfake data dictionary).
+  split group and the demographic, pose and quality columns of the pipeline: every column is described in
+  `DATA_DICTIONARY.md`, beside this card.
 
 Real/fake distance over strata (total variation): {tv:.3f}. Real and fake have the same number of faces in every
 stratum, so age, gender or race cannot tell the classes apart.
@@ -35,6 +37,34 @@ stratum, so age, gender or race cannot tell the classes apart.
 
 Sources keep their own licences (see realfake's `data/sample/README.md`): research and teaching use only.
 """
+
+
+DICTIONARY_SOURCE = Path(__file__).resolve().parents[2] / "docs" / "metadata.md"  # the repository's docs/
+# pipeline paths (data/raw/..., data/faces/...) point into the producer's checkout, not into the archive
+PIPELINE_PATHS = ("raw_path", "crop_path", "resized_path", "path")
+
+
+def column_meanings(markdown: str) -> dict[str, tuple[str, str]]:
+    """(dtype, meaning) per column from the rows of the data dictionary's tables (| `a`, `b` | dtype | meaning |)."""
+    out: dict[str, tuple[str, str]] = {}
+    for line in markdown.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) >= 3 and cells[0].startswith("`"):
+            for name in re.findall(r"`([^`]+)`", cells[0]):
+                out.setdefault(name, (cells[1], cells[2]))
+    return out
+
+
+def data_dictionary(mini: pd.DataFrame, source: Path = DICTIONARY_SOURCE) -> str:
+    """DATA_DICTIONARY.md for the archive: every column of its metadata.parquet, with the pipeline's description."""
+    known = column_meanings(source.read_text()) if source.is_file() else {}
+    known["file"] = ("string", "path of the image in this archive: `images/<label>/<source>/<face_id>.png`")
+    known.setdefault("stratum", ("string", "the sampling stratum (the values of the strata columns, joined)"))
+    rows = [{"column": f"`{c}`", "dtype": str(mini[c].dtype),
+             "meaning": known.get(c, ("", "(not described in the realfake data dictionary)"))[1]} for c in mini.columns]
+    return ("# Data dictionary: metadata.parquet\n\nOne row per image in this archive. Types are pandas dtypes "
+            "(`pandas.read_parquet` gives them back). Descriptions come from realfake's `docs/metadata.md`.\n\n"
+            + markdown_table(pd.DataFrame(rows)) + "\n")
 
 
 def select_mini(metadata: pd.DataFrame, per_class: int, strata: tuple[str, ...], seed: int) -> pd.DataFrame:
@@ -57,6 +87,8 @@ def export_mini(metadata_path: Path, out: Path, per_class: int, strata: tuple[st
     metadata = pd.read_parquet(metadata_path)
     mini = select_mini(metadata, per_class, strata, seed)
     mini = mini.assign(file=[f"images/{r.label}/{r.source}/{r.face_id}.png" for r in mini.itertuples()])
+    crops = list(mini["crop_path"])
+    mini = mini.drop(columns=[c for c in PIPELINE_PATHS if c in mini]).reset_index(drop=True)
     counts = mini.groupby(["source", "label"], observed=True).size().rename("faces").reset_index()
     card = CARD.format(n=len(mini), n_real=int((mini["label"] == "real").sum()),
                        n_fake=int((mini["label"] == "fake").sum()), strata=" × ".join(strata), seed=seed,
@@ -64,9 +96,10 @@ def export_mini(metadata_path: Path, out: Path, per_class: int, strata: tuple[st
     buf = io.BytesIO()
     mini.to_parquet(buf, index=False)
     with atomic_path(out, suffix=".zip") as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as zf:
-        for row in mini.itertuples():
-            zf.write(root / row.crop_path, row.file)
+        for crop, name in zip(crops, mini["file"], strict=True):
+            zf.write(root / crop, name)
         zf.writestr("metadata.parquet", buf.getvalue())
         zf.writestr("README.md", card)
+        zf.writestr("DATA_DICTIONARY.md", data_dictionary(mini))
     return mini
 

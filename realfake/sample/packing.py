@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 from PIL import Image
-from tqdm import tqdm
 
 from realfake.core.atomic import atomic_path, write_parquet
+from realfake.core.progress import tqdm
 
 log = logging.getLogger(__name__)
 

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from realfake.core.errors import UserError
+from realfake.sample.quality_cells import DEFAULT_BINS, add_bands, band_column, band_edges, validate_bins
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,9 @@ class SampleConfig:
     exclude_sources: tuple[str, ...] = ()
     holdout_sources: tuple[str, ...] = ()  # never trained on: always held out, each scored in the holdout split
     holdout_source: str | None = None  # the one-off leave-one-source-out switch; joins holdout_sources
+    quality_strata: tuple[str, ...] = ()  # quality measures whose bands join the strata (realfake.quality_cells)
+    quality_bins: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_BINS))
+    quality_position: str = "last"  # last: bands split demographic cells and merge away first; first: the reverse
 
     @classmethod
     def from_params(cls, section: dict[str, Any] | None) -> SampleConfig:
@@ -50,7 +54,7 @@ class SampleConfig:
         fr = section.pop("fractions", None)
         if isinstance(fr, dict):
             fr = tuple(fr[s] for s in SPLITS)
-        for key in ("strata", "exclude_sources", "holdout_sources"):
+        for key in ("strata", "exclude_sources", "holdout_sources", "quality_strata"):
             if key in section:
                 value = section[key] or ()
                 # a bare string (`holdout_sources: ciplab-real`) is one name, not a sequence of letters
@@ -62,7 +66,21 @@ class SampleConfig:
         bad = [name for name in cfg.held_out if not isinstance(name, str) or not name]
         if bad:
             raise SampleParamsError(f"sample.holdout_sources/holdout_source must be source names, got {bad}")
+        if not isinstance(cfg.quality_bins, dict):
+            raise SampleParamsError(f"sample.quality_bins must map measures to bins, got {cfg.quality_bins!r}")
+        try:
+            validate_bins(cfg.quality_bins, cfg.quality_strata)
+        except UserError as exc:
+            raise SampleParamsError(str(exc)) from exc
+        if cfg.quality_position not in ("first", "last"):
+            raise SampleParamsError(f"sample.quality_position must be first or last, got {cfg.quality_position!r}")
         return cfg
+
+    @property
+    def all_strata(self) -> tuple[str, ...]:
+        """The columns a stratum is made of: the demographic strata and the quality bands, in merge order."""
+        quality = tuple(band_column(m) for m in self.quality_strata)
+        return (*quality, *self.strata) if self.quality_position == "first" else (*self.strata, *quality)
 
     @property
     def held_out(self) -> tuple[str, ...]:
@@ -79,6 +97,7 @@ class SampleResult:
     unselected: pd.DataFrame
     dropped_strata: dict[str, int] = field(default_factory=dict)
     merged_strata: dict[str, str] = field(default_factory=dict)
+    quality_edges: dict[str, list[float]] = field(default_factory=dict)  # band edges per measure, from the pool
 
 
 def carve_holdout(df: pd.DataFrame, cfg: SampleConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -149,23 +168,24 @@ def stratum_keys(df: pd.DataFrame, columns: tuple[str, ...]) -> pd.Series:
 
 def merge_small_strata(df: pd.DataFrame, cfg: SampleConfig) -> tuple[pd.Series, dict[str, str], dict[str, int]]:
     """Assign each row a stratum, merging strata without `min_per_stratum` of both labels into their parents."""
+    strata = cfg.all_strata
     final = pd.Series(pd.NA, index=df.index, dtype="string")
     merged: dict[str, str] = {}
     pending = df.index
-    for level in range(len(cfg.strata), -1, -1):
-        keys = stratum_keys(df.loc[pending], cfg.strata[:level])
+    for level in range(len(strata), -1, -1):
+        keys = stratum_keys(df.loc[pending], strata[:level])
         counts = pd.crosstab(keys, df.loc[pending, "label"]).reindex(columns=["real", "fake"], fill_value=0)
         big = counts.index[counts.min(axis=1) >= cfg.min_per_stratum]
         ok = keys.isin(big)
         final.loc[keys.index[ok]] = keys[ok]
-        if level < len(cfg.strata):
-            for fine, coarse in zip(stratum_keys(df.loc[keys.index[ok]], cfg.strata), keys[ok], strict=True):
+        if level < len(strata):
+            for fine, coarse in zip(stratum_keys(df.loc[keys.index[ok]], strata), keys[ok], strict=True):
                 if fine != coarse:
                     merged[fine] = coarse
         pending = keys.index[~ok]
         if pending.empty:
             break
-    dropped = stratum_keys(df.loc[pending], cfg.strata).value_counts().to_dict() if len(pending) else {}
+    dropped = stratum_keys(df.loc[pending], strata).value_counts().to_dict() if len(pending) else {}
     return final, merged, {str(k): int(v) for k, v in dropped.items()}
 
 
@@ -193,6 +213,11 @@ def balanced_sample(df: pd.DataFrame, cfg: SampleConfig) -> SampleResult:
         capped = cap_source_share(pool, cfg.max_source_share, rng)
         reason[pool.index.difference(capped.index)] = "source-cap"
         pool = capped
+    # quality bands from the pool the draw is made from; measures absent from the table are only an error
+    # when they are strata (crafted tables and old metadata have none)
+    measured = {m: b for m, b in cfg.quality_bins.items() if m in df or m in cfg.quality_strata}
+    edges = band_edges(pool, measured)
+    df, pool = add_bands(df, edges), add_bands(pool, edges)
     strata, merged, dropped = merge_small_strata(pool, cfg)
     reason[strata.index[strata.isna()]] = "stratum-too-small"
     pool = pool.assign(stratum=strata).dropna(subset=["stratum"])
@@ -208,7 +233,7 @@ def balanced_sample(df: pd.DataFrame, cfg: SampleConfig) -> SampleResult:
     selected = pool.loc[picked].sort_values("face_id", kind="stable").reset_index(drop=True)
     unselected = df.loc[reason.notna()].assign(stratum=strata.reindex(reason.index[reason.notna()]),
                                               exclude_reason=reason[reason.notna()])
-    return SampleResult(selected, unselected.reset_index(drop=True), dropped, merged)
+    return SampleResult(selected, unselected.reset_index(drop=True), dropped, merged, edges)
 
 
 def _scale_down(take: pd.Series, total: int) -> pd.Series:
@@ -232,13 +257,19 @@ def tv_distance(df: pd.DataFrame, key: pd.Series) -> float:
 
 
 def assign_splits(df: pd.DataFrame, cfg: SampleConfig) -> pd.Series:
-    """Split whole groups 70/15/15, stratified by label × stratum × source (systematic allocation).
+    """Split whole groups 70/15/15, stratified by label × stratum × source (systematic allocation, allocate_groups)."""
+    bins = allocate_groups(df, cfg.fractions, np.random.default_rng(cfg.seed + 1))
+    return bins.map(dict(enumerate(SPLITS))).astype("string")
 
-    Groups are ordered by their cell (label, stratum, source) and shuffled within it; each group goes to the split
+
+def allocate_groups(df: pd.DataFrame, fractions, rng: np.random.Generator) -> pd.Series:
+    """Each row's bin (0..len(fractions)-1), whole split groups at a time, stratified by label × stratum × source.
+
+    Groups are ordered by their cell (label, stratum, source) and shuffled within it; each group goes to the bin
     whose share of its label lags furthest behind the target. Consecutive groups of one cell are thus spread over
-    the splits in proportion, and the deficits carry over between small cells so no split starves.
+    the bins in proportion, and the deficits carry over between small cells so no bin starves. Used for the
+    train/val/test split and for cross-validation folds (realfake.cv).
     """
-    rng = np.random.default_rng(cfg.seed + 1)
     groups = df.groupby("split_group", sort=True, observed=True)
     first = groups.first()
     info = pd.DataFrame({
@@ -247,16 +278,16 @@ def assign_splits(df: pd.DataFrame, cfg: SampleConfig) -> pd.Series:
         "label": first["label"].astype(str),
         "draw": rng.random(len(first)),
     }).sort_values(["cell", "draw"])
-    target = np.asarray(cfg.fractions)
-    counts = {lab: np.zeros(3) for lab in ("real", "fake")}
-    split_of: dict[str, str] = {}
+    target = np.asarray(fractions, dtype=np.float64)
+    counts = {lab: np.zeros(len(target)) for lab in ("real", "fake")}
+    bin_of: dict[str, int] = {}
     for group, row in info.iterrows():
         have = counts[row["label"]]
         deficit = target * (have.sum() + row["size"]) - have
         choice = int(np.argmax(deficit))
         have[choice] += row["size"]
-        split_of[group] = SPLITS[choice]
-    return df["split_group"].map(split_of).astype("string")
+        bin_of[group] = choice
+    return df["split_group"].map(bin_of).astype("int64")
 
 
 def balance_eval_splits(df: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:

@@ -11,6 +11,7 @@ import pandas as pd
 from realfake.core.atomic import write_parquet, write_text
 from realfake.core.stage_metrics import counts, write_stage_metrics
 from realfake.sample.packing import pack_split
+from realfake.sample.quality_cells import bands
 from realfake.sample.sampling import (
     SPLITS,
     SampleConfig,
@@ -37,7 +38,8 @@ def split_table(metadata: pd.DataFrame, cfg: SampleConfig) -> tuple[pd.DataFrame
     table = table.sort_values("face_id", kind="stable").reset_index(drop=True)
     # null outside the holdout split (the column is absent from placed/unplaced, or all-NA when nothing is held)
     table["holdout_for"] = table.get("holdout_for", pd.Series(pd.NA, index=table.index)).astype("string")
-    info = {"dropped_strata": result.dropped_strata, "merged_strata": result.merged_strata}
+    info = {"dropped_strata": result.dropped_strata, "merged_strata": result.merged_strata,
+            "quality_edges": result.quality_edges}
     return table, info
 
 
@@ -64,6 +66,8 @@ def sample_report(metadata: pd.DataFrame, table: pd.DataFrame, cfg: SampleConfig
             **{f"{col}_before": tv_distance(metadata, stratum_keys(metadata, (col,))) for col in cfg.strata},
             **{f"{col}_after": tv_distance(placed, stratum_keys(placed, (col,))) for col in cfg.strata},
         },
+        "quality": quality_report(metadata, placed, cfg, info["quality_edges"]),
+        "lost_to_balancing": balancing_cost(table),
         "dropped_strata": info["dropped_strata"],
         "dropped_strata_count": len(info["dropped_strata"]),
         "dropped_faces": int(sum(info["dropped_strata"].values())),
@@ -73,6 +77,31 @@ def sample_report(metadata: pd.DataFrame, table: pd.DataFrame, cfg: SampleConfig
     assert report["in"] == report["placed"] + report["held_out"] + report["excluded"], report
     assert report["held_out"] == sum(sum(c.values()) for c in report["holdout"]["per_source"].values()), report
     return report
+
+
+def quality_report(metadata: pd.DataFrame, placed: pd.DataFrame, cfg: SampleConfig,
+                   edges: dict[str, list[float]]) -> dict[str, Any]:
+    """Real-vs-fake TV distance over each quality measure's bands, before (all metadata) and after (placed)."""
+    def tv(frame: pd.DataFrame, measure: str) -> float:
+        return tv_distance(frame, bands(frame, measure, edges[measure]).fillna("unknown"))
+
+    return {
+        "strata": list(cfg.quality_strata),
+        "position": cfg.quality_position,
+        "edges": {m: [None if abs(v) == float("inf") else v for v in e] for m, e in edges.items()},
+        "tv_before": {m: tv(metadata, m) for m in edges},
+        "tv_after": {m: tv(placed, m) for m in edges},
+    }
+
+
+def balancing_cost(table: pd.DataFrame) -> dict[str, Any]:
+    """Faces the balancing gave up: strata too small, not drawn (the larger class's surplus) and eval-split trims."""
+    split, reason = table["split"].astype("object").fillna(""), table["exclude_reason"].astype("object").fillna("")
+    eligible = table[(split != "holdout") & ~reason.isin(["excluded-source", "source-cap"])]
+    lost = reason[eligible.index].isin(["stratum-too-small", "not-drawn", "balance-trim"])
+    by = eligible.loc[lost, "label"].astype(str).value_counts().reindex(["real", "fake"], fill_value=0)
+    return {"eligible": len(eligible), "lost": int(lost.sum()), "real": int(by["real"]), "fake": int(by["fake"]),
+            "share": round(float(lost.mean()), 4) if len(eligible) else 0.0}
 
 
 def holdout_counts(table: pd.DataFrame, cfg: SampleConfig) -> dict[str, Any]:
@@ -90,12 +119,15 @@ def holdout_counts(table: pd.DataFrame, cfg: SampleConfig) -> dict[str, Any]:
     }
 
 
-def distribution_plot(metadata: pd.DataFrame, placed: pd.DataFrame, strata: tuple[str, ...]) -> pd.DataFrame:
-    """Long table of the share of each class per attribute value, before and after sampling."""
+def distribution_plot(metadata: pd.DataFrame, placed: pd.DataFrame, strata: tuple[str, ...],
+                      edges: dict[str, list[float]] | None = None) -> pd.DataFrame:
+    """Long table of the share of each class per attribute value (quality bands too), before and after sampling."""
     rows = []
     for phase, frame in (("before", metadata), ("after", placed)):
-        for col in strata:
-            share = pd.crosstab(stratum_keys(frame, (col,)), frame["label"], normalize="columns")
+        for col in (*strata, *(edges or {})):
+            values = (bands(frame, col, edges[col]).fillna("unknown") if col not in strata
+                      else stratum_keys(frame, (col,)))
+            share = pd.crosstab(values, frame["label"], normalize="columns")
             for value, rec in share.iterrows():
                 for label in ("real", "fake"):
                     rows.append({"attribute": col, "value": f"{col}={value}", "label": label, "phase": phase,
@@ -122,6 +154,8 @@ def sample_headline(report: dict[str, Any]) -> dict[str, Any]:
     """metrics/sample.json: in = kept (placed or held out) + rejected (not drawn), and the balance achieved."""
     return {**counts(report["in"], report["placed"] + report["held_out"], report["excluded"]),
             "held_out": report["held_out"], "tv_after": report["tv_distance"]["after"],
+            "quality_tv_after": max(report["quality"]["tv_after"].values(), default=None),
+            "lost_to_balancing": report["lost_to_balancing"]["lost"],
             "leakage": sum(report["leakage"].values())}
 
 
@@ -138,7 +172,14 @@ def run_sample(metadata_path: Path, cfg: SampleConfig, size: int, out_dir: Path,
                   splits_path)
     report = sample_report(metadata, table, cfg, info)
     write_stage_metrics(metrics_path, sample_headline(report), report, report_path)
-    write_distribution_plots(distribution_plot(metadata, table[table["split"].isin(SPLITS)], cfg.strata), plots_dir)
-    log.info("sample: %s; TV distance %.3f -> %.3f; leakage %s", report["split_sizes"],
-             report["tv_distance"]["before"], report["tv_distance"]["after"], report["leakage"])
+    write_distribution_plots(distribution_plot(metadata, table[table["split"].isin(SPLITS)], cfg.strata,
+                                               info["quality_edges"]), plots_dir)
+    log.info("sample: %s; TV distance %.3f -> %.3f; quality TV %s -> %s; lost to balancing %s; leakage %s",
+             report["split_sizes"], report["tv_distance"]["before"], report["tv_distance"]["after"],
+             _rounded(report["quality"]["tv_before"]), _rounded(report["quality"]["tv_after"]),
+             report["lost_to_balancing"]["lost"], report["leakage"])
     return report
+
+
+def _rounded(values: dict[str, float]) -> dict[str, float]:
+    return {k: round(v, 3) for k, v in values.items()}

@@ -1,0 +1,346 @@
+"""`realfake predict` and the detection it shares with the faces stage: tiny images, the training chain, bad model
+files, missing inputs and models not fit to judge. Real photos from the embedded sample, real MTCNN, real
+models trained tiny in temp dirs, real subprocess exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+from PIL import Image
+
+from realfake.core.errors import UserError
+from realfake.detector.checkpoint import load_detector
+from realfake.detector.fitness import FitnessConfig, assess
+from realfake.detector.model import ModelConfig
+from realfake.detector.train import TrainConfig, train
+from realfake.faces.crop import FacesConfig, process_images
+from realfake.faces.detect import Detector, detect_faces
+from realfake.faces.resize import ResizeConfig, training_image
+from tests.test_train import write_packed
+
+REPO = Path(__file__).resolve().parents[1]
+PARAMS = yaml.safe_load((REPO / "params.yaml").read_text())
+TINY = ModelConfig(attention=False, widths=[8, 16, 32, 32])
+ENV = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+
+
+def cli(*args: str, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess:
+    """`realfake ARGS` in a fresh process, this checkout's code; stderr is a pipe, not a terminal."""
+    return subprocess.run([sys.executable, "-m", "realfake.cli", *args], capture_output=True, text=True,
+                          env={**ENV, **env}, cwd=cwd, timeout=300)
+
+
+def one_line_refusal(proc: subprocess.CompletedProcess) -> str:
+    """The ERROR line of a refused command; asserts exit 2 and no traceback."""
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    errors = [line for line in proc.stderr.splitlines() if " ERROR " in line]
+    assert len(errors) == 1, proc.stderr[-2000:]
+    return errors[0]
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory) -> dict[str, Path]:
+    """Real photos from the embedded sample, and the same faces shrunk to 36, 30x40 and 16 px."""
+    folder = tmp_path_factory.mktemp("photos")
+    out = {}
+    for zip_name, member, name in [("tpdne", "tpdne/0041.jpg", "gan"), ("ffhq", "ffhq/images/00008.jpg", "ffhq"),
+                                   ("lfw", "lfw-deepfunneled/Amram_Mitzna/Amram_Mitzna_0001.jpg", "lfw")]:
+        with zipfile.ZipFile(REPO / "data" / "sample" / f"{zip_name}.zip") as zf:
+            (folder / f"{name}.jpg").write_bytes(zf.read(member))
+        out[name] = folder / f"{name}.jpg"
+    face = Image.open(out["gan"]).convert("RGB")
+    for name, size in [("tiny36", (36, 36)), ("tiny30x40", (30, 40)), ("tiny16", (16, 16))]:
+        face.resize(size, Image.Resampling.LANCZOS).save(folder / f"{name}.png")
+        out[name] = folder / f"{name}.png"
+    return out
+
+
+def tiny_model(folder: Path, profile: str | None, epochs: int = 1, size: int | None = None,
+               fitness: FitnessConfig | None = None) -> Path:
+    """A real checkpoint trained for `epochs` on synthetic packed data, with the default faces/resize params."""
+    size = size or PARAMS["resize"]["size"]
+    write_packed(folder / "packed", "train", 30 * (epochs + 1), 30 * (epochs + 1), size, seed=0)
+    write_packed(folder / "packed", "val", 60, 60, size, seed=1)
+    cfg = TrainConfig(epochs=epochs, batch_size=32, lr=3e-3, warmup_epochs=0.5, min_epochs=epochs, threads=1,
+                      fitness=fitness or FitnessConfig())
+    train(TINY, cfg, folder / "packed", folder / "detector.pt", folder / "live", size, PARAMS["faces"],
+          {**PARAMS["resize"], "size": size}, profile)
+    return folder / "detector.pt"
+
+
+@pytest.fixture(scope="module")
+def sample_model(tmp_path_factory) -> Path:
+    """Trained as on the embedded sample (data.profile=sample): not fit to judge, by rule."""
+    return tiny_model(tmp_path_factory.mktemp("sample_model"), "sample")
+
+
+# ---------------------------------------------------------------- 1: tiny images
+
+
+def test_detector_survives_images_shorter_than_its_smallest_face(photos):
+    """MTCNN gave an empty pyramid (torch.cat of nothing) when the image was shorter than min_face_size."""
+    rgb = np.asarray(Image.open(photos["tiny36"]).convert("RGB"))
+    for min_face, pad in ((0, 0.0), (64, 0.0), (64, 0.2)):
+        found = Detector(192, min_face, pad).detect([rgb, rgb])
+        assert len(found) == 2 and all(isinstance(f, list) for f in found)
+
+
+def test_detect_faces_answers_tiny_images_and_isolates_a_failing_one(photos):
+    cfg = FacesConfig.from_params(PARAMS["faces"])
+    face = np.asarray(Image.open(photos["gan"]).convert("RGB"))
+    rgba = np.dstack([face, np.full(face.shape[:2], 255, np.uint8)])  # same size: shares the face's MTCNN batch
+    images = [face, np.asarray(Image.open(photos["tiny36"]).convert("RGB")),
+              np.asarray(Image.open(photos["tiny30x40"]).convert("RGB")), rgba]
+    found = detect_faces(Detector(cfg.detect_size, cfg.min_face_px, cfg.detect_pad), images, cfg)
+    assert found[0].reason is None and max(f.prob for f in found[0].faces) > 0.99
+    assert [d.reason for d in found[1:3]] == ["image_too_small", "image_too_small"]
+    assert "36x36 px" in found[1].detail and "30x40 px" in found[2].detail
+    assert found[3].reason == "detection_error" and found[3].detail
+
+
+def test_faces_stage_keeps_the_batch_around_tiny_images(photos, tmp_path):
+    cfg = FacesConfig.from_params({**PARAMS["faces"], "workers": 1})
+    items = [(str(photos[n]), n) for n in ("gan", "tiny36", "tiny16", "ffhq", "tiny30x40")]
+    records, _ = process_images(items, tmp_path, cfg, progress=False)
+    assert [r["status"] for r in records] == ["kept", "rejected", "rejected", "kept", "rejected"]
+    assert [r["reason"] for r in records if r["status"] == "rejected"] == ["image_too_small"] * 3
+    assert all(r["reason_detail"] for r in records if r["status"] == "rejected")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ffhq.png", "gan.png"]
+
+
+def test_predict_scores_the_others_around_tiny_images(photos, sample_model, tmp_path):
+    """Also (14) progress off a terminal: one log line per update, no carriage returns (they froze at 0%)."""
+    out = tmp_path / "results.json"
+    proc = cli("predict", str(photos["gan"]), str(photos["tiny36"]), str(photos["tiny16"]), str(photos["ffhq"]),
+               "--model", str(sample_model), "--out", str(out), REALFAKE_PROGRESS_S="0")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "\r" not in proc.stderr
+    progress = [line for line in proc.stderr.splitlines() if " INFO realfake.core.progress: predict: " in line]
+    assert "predict: 0/1 (0%)" in progress[0] and "predict: 1/1 (100%)" in progress[-1], proc.stderr
+    rows = {Path(r["file"]).name: r for r in json.loads(out.read_text())}
+    assert rows["gan.jpg"]["error"] is None and 0 <= rows["gan.jpg"]["p_fake"] <= 1
+    assert rows["ffhq.jpg"]["error"] is None
+    assert rows["tiny36.png"]["error"].startswith("image_too_small: 36x36 px")
+    assert rows["tiny16.png"]["error"].startswith("image_too_small")
+
+
+# ---------------------------------------------------------------- 1b: the training chain travels with the model
+
+
+def test_a_face_is_detected_the_same_alone_or_in_any_batch(photos):
+    """The faces stage batches photos of many sizes; predict sees one file at a time. The landmarks (so the crop)
+    must not depend on the batch: a 384 px photo's smaller scale used to set a 256 px photo's MTCNN pyramid."""
+    cfg = FacesConfig.from_params(PARAMS["faces"])
+    detector = Detector(cfg.detect_size, cfg.min_face_px, cfg.detect_pad)
+    images = {n: np.asarray(Image.open(photos[n]).convert("RGB")) for n in ("ffhq", "gan", "lfw")}
+    assert {img.shape[0] for img in images.values()} == {250, 256, 384}
+    together = detector.detect(list(images.values()))
+    for (name, img), batched in zip(images.items(), together, strict=True):
+        alone = detector.detect([img])[0]
+        assert len(alone) == len(batched) >= 1, name
+        for a, b in zip(alone, batched, strict=True):
+            np.testing.assert_allclose(a.landmarks, b.landmarks, atol=1e-3, err_msg=name)
+
+
+def test_predict_shapes_faces_exactly_like_training_with_default_params(photos, sample_model, tmp_path):
+    """The faces stage, then the resize stage (default params: JPEG q75 re-encoding), give the training image;
+    predict must build the same pixels from the photo, and so the same score."""
+    from realfake.detector.scorer import Scorer
+    from realfake.predict import crop_faces, shaping
+
+    assert PARAMS["resize"]["reencode"] == "jpeg"  # the default this test is about
+    checkpoint = torch.load(sample_model, weights_only=True)
+    assert checkpoint["preprocessing"]["resize"] == {"size": PARAMS["resize"]["size"], "reencode": "jpeg",
+                                                     "jpeg_quality": PARAMS["resize"]["jpeg_quality"]}
+    names = ("gan", "ffhq", "lfw")
+    faces_cfg = FacesConfig.from_params({**PARAMS["faces"], "workers": 1})
+    records, _ = process_images([(str(photos[n]), n) for n in names], tmp_path, faces_cfg, progress=False)
+    assert all(r["status"] == "kept" for r in records)
+    trained = [training_image(tmp_path / f"{n}.png", ResizeConfig.from_params(PARAMS["resize"])) for n in names]
+
+    scorer = Scorer(sample_model)
+    faces, resize = shaping(scorer.checkpoint["preprocessing"])
+    errors: list = []
+    crops = crop_faces([photos[n] for n in names], Detector(faces.detect_size, faces.min_face_px, faces.detect_pad),
+                       faces, resize, errors)
+    assert not errors
+    for name, expected, rec in zip(names, trained, records, strict=True):
+        mine = [c for c in crops if Path(c.file).stem == name]
+        got = min(mine, key=lambda c: np.abs(c.box - np.asarray(rec["box"])).sum())  # the stage's primary face
+        assert np.abs(got.image.astype(int) - expected.transpose(2, 0, 1).astype(int)).mean() < 0.5, name
+    stage_scores = scorer(np.stack([t.transpose(2, 0, 1) for t in trained]))
+    primary = [min((c for c in crops if Path(c.file).stem == n), key=lambda c: np.abs(c.box - np.asarray(r["box"])).sum())
+               for n, r in zip(names, records, strict=True)]
+    assert np.abs(scorer(np.stack([c.image for c in primary])) - stage_scores).max() < 0.01
+
+
+def test_checkpoint_without_a_resize_record_is_scored_without_reencoding_and_says_so(caplog):
+    """Checkpoints written before the resize settings travelled: predict cannot know, so it says so."""
+    from realfake.predict import shaping
+
+    with caplog.at_level("WARNING"):
+        faces, resize = shaping({"size": 32, "faces": PARAMS["faces"]})
+    assert (resize.size, resize.reencode) == (32, "none") and faces.crop_size == PARAMS["faces"]["crop_size"]
+    assert "does not record how training images were re-encoded" in caplog.text
+
+
+# ---------------------------------------------------------------- 6: bad model files
+
+
+class Payload:
+    """Runs a shell command when unpickled unsafely."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def write_bad_model(kind: str, bad: Path, good: Path, marker: Path) -> None:
+    """A model file that is broken, foreign or hostile in the way `kind` names."""
+    bad.parent.mkdir(parents=True, exist_ok=True)
+    data = good.read_bytes()
+    if kind == "empty":
+        bad.write_bytes(b"")
+    elif kind == "truncated":
+        bad.write_bytes(data[: len(data) // 2])
+    elif kind == "text":
+        bad.write_text("definitely not a model\n")
+    elif kind == "png":
+        Image.new("RGB", (8, 8)).save(bad, format="PNG")
+    elif kind == "zip":
+        with zipfile.ZipFile(bad, "w") as zf:
+            zf.writestr("weights.txt", "0.1 0.2")
+    elif kind == "list":
+        torch.save([1, 2, 3], bad)
+    elif kind == "wrong_weights":
+        checkpoint = torch.load(good, weights_only=True)
+        checkpoint["state_dict"] = {k: v.reshape(-1)[:1] for k, v in checkpoint["state_dict"].items()}
+        torch.save(checkpoint, bad)
+    elif kind == "malicious":  # a checkpoint-looking file with code inside
+        torch.save({"format": "realfake-detector/1", "payload": Payload(marker)}, bad)
+    elif kind == "raw_pickle":
+        bad.write_bytes(pickle.dumps(Payload(marker)))
+    elif kind == "directory":
+        bad.mkdir()
+
+
+BAD_MODELS = ["empty", "truncated", "text", "png", "zip", "list", "wrong_weights", "malicious", "raw_pickle",
+              "directory"]
+
+
+@pytest.mark.parametrize("kind", BAD_MODELS)
+def test_bad_model_files_are_refused_in_one_line(kind, sample_model, tmp_path):
+    bad, marker = tmp_path / "detector.pt", tmp_path / "pwned"
+    write_bad_model(kind, bad, sample_model, marker)
+    with pytest.raises(UserError) as refused:
+        load_detector(bad)
+    message = str(refused.value)
+    assert str(bad) in message and "\n" not in message and "weights_only" not in message
+    if kind in ("malicious", "raw_pickle"):
+        assert not marker.exists()
+    if kind == "malicious":
+        assert "refused" in message and "posix.system" in message and "nothing was run" in message
+
+
+@pytest.mark.parametrize("kind", ["empty", "truncated", "malicious"])
+def test_bad_model_file_exits_2_in_predict_and_evaluate(kind, sample_model, photos, tmp_path):
+    bad, marker = tmp_path / "models" / "detector.pt", tmp_path / "pwned"
+    write_bad_model(kind, bad, sample_model, marker)
+    line = one_line_refusal(cli("predict", str(photos["gan"]), "--model", str(bad)))
+    assert str(bad) in line and "weights_only" not in line
+    (tmp_path / "params.yaml").write_text((REPO / "params.yaml").read_text())
+    evaluate = subprocess.run([sys.executable, str(REPO / "stages" / "evaluate.py")], cwd=tmp_path, env=ENV,
+                              capture_output=True, text=True, timeout=300)
+    assert "weights_only" not in one_line_refusal(evaluate)
+    assert not marker.exists()
+
+
+# ---------------------------------------------------------------- 8: missing inputs, --out
+
+
+def test_missing_inputs_exit_2_after_the_others_are_scored_and_written(photos, sample_model, tmp_path):
+    out = tmp_path / "results.csv"
+    empty_dir = tmp_path / "empty"
+    empty_dir.mkdir()
+    proc = cli("predict", str(photos["gan"]), "/no/such/file.jpg", str(tmp_path / "nothing*.jpg"), str(empty_dir),
+               "--model", str(sample_model), "--out", str(out))
+    line = one_line_refusal(proc)
+    assert "3 of 4 inputs named no image file" in line and "/no/such/file.jpg" in line and str(out) in line
+    table = pd.read_csv(out)
+    assert table.loc[table["file"] == str(photos["gan"]), "p_fake"].notna().all()
+    errors = dict(zip(table["file"], table["error"], strict=True))
+    assert errors["/no/such/file.jpg"].startswith("not_found")
+    assert errors[str(tmp_path / "nothing*.jpg")].startswith("no_match")
+    assert errors[str(empty_dir)].startswith("no_images")
+    for only_missing in (["/no/such/file.jpg"], [str(tmp_path / "nothing*.jpg")]):
+        line = one_line_refusal(cli("predict", *only_missing, "--model", str(sample_model)))
+        assert "1 of 1 inputs named no image file" in line and "nothing to score" in line
+
+
+def test_unsupported_out_is_refused_before_any_photo_is_scored(photos, sample_model, tmp_path):
+    proc = cli("predict", str(photos["gan"]), "--model", str(sample_model), "--out", str(tmp_path / "results.txt"))
+    assert "--out must end in .csv or .json" in one_line_refusal(proc)
+    assert "predict:" not in proc.stderr  # no progress line: nothing was scored
+    assert list(tmp_path.iterdir()) == []
+
+
+# ---------------------------------------------------------------- 13: models not fit to judge
+
+
+def test_fitness_rule():
+    rule = FitnessConfig(min_val_auc=0.8, min_val_faces=100)
+    assert assess(0.93, 500, "mirror", rule)["fit"]
+    assert assess(0.93, 500, "sample", rule)["reasons"] == [
+        "trained on the embedded sample (a demo of the pipeline, not a detector)"]
+    assert assess(0.41, 28, "mirror", rule)["reasons"] == [
+        "validation AUC 0.410 < 0.8", "28 validation faces < 100, too few to measure it"]
+    assert not assess(None, 500, None, rule)["fit"]
+    with pytest.raises(UserError):
+        FitnessConfig(min_val_auc=2)
+
+
+def test_model_trained_on_the_sample_warns_and_marks_every_result(photos, sample_model, tmp_path):
+    proc = cli("predict", str(photos["gan"]), str(photos["ffhq"]), "--model", str(sample_model),
+               "--out", str(tmp_path / "r.json"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    warnings = [line for line in proc.stderr.splitlines() if "WARNING" in line and "not fit to judge" in line]
+    assert len(warnings) == 1 and "embedded sample" in warnings[0]
+    rows = json.loads((tmp_path / "r.json").read_text())
+    assert all("not fit to judge" in r["warning"] for r in rows)
+    printed = cli("predict", str(photos["gan"]), "--model", str(sample_model))
+    assert printed.stdout.startswith("WARNING: model not fit to judge")
+
+
+@pytest.mark.slow
+def test_model_that_measures_well_predicts_without_a_warning_and_its_card_says_so(photos, tmp_path):
+    from realfake.detector.model_card import render_model_card
+
+    model = tiny_model(tmp_path, "mirror", epochs=5, size=32, fitness=FitnessConfig(min_val_auc=0.8, min_val_faces=100))
+    fitness = torch.load(model, weights_only=True)["info"]["fitness"]
+    assert fitness["fit"], fitness
+    proc = cli("predict", str(photos["gan"]), "--model", str(model), "--out", str(tmp_path / "r.json"))
+    assert proc.returncode == 0 and "not fit" not in proc.stderr
+    assert all(r["warning"] is None for r in json.loads((tmp_path / "r.json").read_text()))
+    summary = {"data": {"size": 32, "train": {"kept": 1, "real": 1, "fake": 0, "rejected": {}},
+                        "val": {"kept": 1, "real": 1, "fake": 0, "rejected": {}}},
+               "params": 1, "attention_params": 0, "class_weights": None, "epochs_run": 1, "stopped_early": False,
+               "seconds": 1.0, "threads": 1, "images_per_s": 1.0, "best_epoch": 0, "best_val_loss": 0.1,
+               "best_val_auc": 0.9, "best_val_acc": 0.9}
+    assert "**Fit to judge**" in render_model_card({**summary, "fitness": fitness}, TINY, TrainConfig())
+    unfit = assess(0.41, 28, "sample", FitnessConfig())
+    card = render_model_card({**summary, "fitness": unfit}, TINY, TrainConfig())
+    assert "**Not fit to judge photos.**" in card and "validation AUC 0.410 < 0.8" in card
