@@ -194,8 +194,10 @@ def test_cv_on_the_sample_reports_mean_and_std_per_metric(reproduced, tmp_path):
         proc = subprocess.run([cli, "cv", "--epochs", "2", "--out", str(tmp_path / out), *extra], cwd=reproduced,
                               capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr
-        result = json.loads((tmp_path / out).read_text())
-        assert result["folds"] == 5 and len(result["per_fold"]) == 5 and "| ROC-AUC |" in proc.stdout
+        headline = json.loads((tmp_path / out).read_text())
+        result = json.loads((tmp_path / out.replace(".json", ".details.json")).read_text())
+        assert headline["folds"] == result["folds"] == 5 and len(result["per_fold"]) == 5
+        assert "| ROC-AUC |" in proc.stdout and headline["roc_auc_std"] >= 0
         packed = pd.concat(pd.read_parquet(reproduced / "data" / "packed" / f"{s}.parquet") for s in ("train", "val"))
         if not extra:
             assert result["pool"] == len(packed) == sum(f["n"] for f in result["per_fold"])
