@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup repro test test-fast lint bench mirror clean-venv
+.PHONY: setup repro test test-fast lint bench mirror mirror-results clean-venv
 
 setup: $(STAMP)
 
@@ -41,6 +41,15 @@ bench: setup
 # The whole pipeline on the offline mirror, as an experiment (see README)
 mirror: setup
 	dvc exp run -S data.profile=mirror
+
+# After `make mirror`: copy its headline metrics and text reports to results/mirror/default (committed, so the README's
+# figures can be checked against files); pictures stay in the DVC cache
+mirror-results:
+	rm -rf results/mirror/.default.tmp && mkdir -p results/mirror/.default.tmp
+	cp -r metrics params.yaml results/mirror/.default.tmp/
+	cd reports && find . -type f \( -name '*.json' -o -name '*.md' -o -name '*.csv' \) \
+	  -exec install -D -m 644 {} ../results/mirror/.default.tmp/reports/{} \;
+	rm -rf results/mirror/default && mv results/mirror/.default.tmp results/mirror/default
 
 clean-venv:
 	rm -rf $(VENV)
