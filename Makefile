@@ -1,6 +1,7 @@
 # Two commands do everything on a fresh machine with Python 3.11:
 #   make repro   set up .venv and run the whole DVC pipeline on the embedded sample
-#   make test    set up .venv and run the tests
+#   make test    set up .venv and run the tests (the full default suite, what CI runs)
+#   make test-fast  the quick loop while editing: the same minus the tests marked slow (under 3 minutes)
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
@@ -8,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup repro test lint bench mirror clean-venv
+.PHONY: setup repro test test-fast lint bench mirror clean-venv
 
 setup: $(STAMP)
 
@@ -26,6 +27,10 @@ repro: setup
 
 test: setup
 	python -m pytest
+
+# -m replaces the default marker filter of pyproject.toml, so it repeats it
+test-fast: setup
+	python -m pytest -m "not slow and not mirror_full and not chromium"
 
 lint: setup
 	ruff check .

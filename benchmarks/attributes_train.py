@@ -25,7 +25,7 @@ from realfake.attributes.model import (
     split_train_val,
     train_model,
 )
-from realfake.core.params import find_mirror, load_params
+from realfake.core.params import find_mirror, load_params, load_section
 from realfake.ingest.labels import parse_labels
 
 
@@ -36,12 +36,13 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--convs-per-stage", type=int, default=None)
     args = parser.parse_args()
-    section = dict(load_params().get("attributes") or {})
+    params = load_params()
+    section = params["attributes"] = dict(params.get("attributes") or {})
     if args.epochs is not None:
         section["epochs"] = args.epochs
     if args.convs_per_stage is not None:
         section["convs_per_stage"] = args.convs_per_stage
-    cfg = AttributesConfig.from_params(section)
+    cfg = load_section(AttributesConfig, params, "attributes")
     mirror = find_mirror()
     if mirror is None:
         raise SystemExit("no mirror")

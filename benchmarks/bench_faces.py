@@ -22,10 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from realfake.core.atomic import write_bytes, write_json
-from realfake.core.imageio import DecodeError, read_image
+from realfake.core.imageio import DecodeError, encode_png, read_image
 from realfake.core.log import setup_logging
 from realfake.core.params import find_mirror
-from realfake.faces.alignment import encode_png, warp_crop
+from realfake.faces.alignment import warp_crop
 from realfake.faces.crop import FacesConfig, empty_record, judge_face, process_images
 from realfake.faces.detect import Face
 

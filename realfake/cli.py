@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -44,20 +45,19 @@ def cmd_resample(args: argparse.Namespace) -> None:
     """A new balanced draw over the images already in the shards, written as a new manifest (no image rewritten)."""
     import pandas as pd
 
-    from realfake.core.params import load_params
+    from realfake.core.params import load_params, load_section
     from realfake.core.shard_manifest import read_index, write_index
     from realfake.sample.sampling import SampleConfig
     from realfake.sample.shards import resample_index
 
-    section = dict(load_params(args.params).get("sample") or {})
-    section.pop("shards", None)
+    cfg = load_section(SampleConfig, load_params(args.params), "sample")
     if args.seed is not None:
-        section["seed"] = args.seed
+        cfg = dataclasses.replace(cfg, seed=args.seed)
     index = read_index(args.shards, args.index)
     metadata = Path(args.metadata)
     if not metadata.exists():
         raise UserError(f"{metadata} not found: run the metadata stage first")
-    table = resample_index(index, pd.read_parquet(metadata), SampleConfig.from_params(section))
+    table = resample_index(index, pd.read_parquet(metadata), cfg)
     write_index(table, Path(args.out))
     log.info("wrote %s: %s over %d shards (no image rewritten); train from it with "
              "-S train.input=shards -S train.shards.index=%s", args.out,
@@ -87,18 +87,15 @@ def cmd_exp_table(args: argparse.Namespace) -> None:
 
 def cmd_cv(args: argparse.Namespace) -> None:
     """Grouped, stratified k-fold cross-validation over train+val; mean ± std to a metrics file."""
-    from realfake.core.params import load_params
+    from realfake.core.params import load_params, load_section
     from realfake.cv import MARKDOWN_HEADER, CVConfig, apply_overrides, check_overrides, markdown_row, run_cv
 
     check_overrides(args.set or [])
     params = apply_overrides(load_params(args.params), args.set or [])
-    section = {**(params.get("cv") or {}), **{k: v for k, v in (("folds", args.folds), ("seed", args.seed),
-                                                                  ("epochs", args.epochs)) if v is not None}}
-    unknown = sorted(set(section) - {"folds", "seed", "epochs"})
-    if unknown:
-        raise UserError(f"cv: unknown params {unknown}")
+    flags = {k: v for k, v in (("folds", args.folds), ("seed", args.seed), ("epochs", args.epochs)) if v is not None}
+    cv_cfg = load_section(CVConfig, {"cv": {**(params.get("cv") or {}), **flags}}, "cv")
     resample = any(s.startswith("sample.") for s in args.set or [])
-    result = run_cv(params, CVConfig(**section), Path(args.packed), Path(args.out),
+    result = run_cv(params, cv_cfg, Path(args.packed), Path(args.out),
                     resample_from=Path(args.metadata) if resample else None)
     print(MARKDOWN_HEADER)
     print(markdown_row(args.label or ", ".join(args.set or []) or "params.yaml", result))

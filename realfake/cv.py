@@ -5,30 +5,34 @@ train/val/test split: groups ordered by label x stratum x source and each sent t
 label lags most (sampling.allocate_groups). For fold i the model trains on the other folds but one: fold i+1 (mod
 k) is its validation fold (early stopping and the decision threshold, as in the main pipeline), and fold i is scored.
 Every run scores the held-out sources too (params `sample.holdout_sources`), so "held-out real photos called real"
-comes with a spread. Mean ± std over folds are written to metrics/cv.json.
+comes with a spread. Mean and std over folds go to metrics/cv.json, the per-fold figures to reports/cv.json.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import logging
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 import yaml
 
-from realfake.core.atomic import atomic_path, write_json, write_parquet
+from realfake.core.atomic import atomic_path, write_parquet
 from realfake.core.errors import UserError
+from realfake.core.params import load_section
+from realfake.core.stage_metrics import write_stage_metrics
 from realfake.evaluation.metrics import binary_metrics, to_jsonable
 from realfake.sample.packing import PACKED_SCHEMA
 from realfake.sample.sampling import allocate_groups
+
+if TYPE_CHECKING:  # evaluate imports torch: only for the annotation
+    from realfake.evaluation.evaluate import HonestPair
 
 log = logging.getLogger(__name__)
 
@@ -95,11 +99,11 @@ def write_split(images: np.ndarray, meta: pd.DataFrame, rows: np.ndarray, folder
     write_parquet(table.reset_index(drop=True), folder / f"{name}.parquet", schema=PACKED_SCHEMA)
 
 
-def fold_scores(p: np.ndarray, meta: pd.DataFrame, threshold: float, honest: dict[str, str]) -> dict[str, float]:
+def fold_scores(p: np.ndarray, meta: pd.DataFrame, threshold: float, honest: HonestPair) -> dict[str, float]:
     """ROC-AUC, F1 and MCC at the model's threshold, and the honest-pair AUC, on one scored fold."""
     y = meta["y"].to_numpy()
     core = binary_metrics(y, p, threshold)
-    pair = meta["source"].isin([honest["real"], honest["fake"]]).to_numpy()
+    pair = meta["source"].isin([honest.real, honest.fake]).to_numpy()
     pair_auc = binary_metrics(y[pair], p[pair], threshold)["roc_auc"] if pair.any() else float("nan")
     return {"n": int(y.size), "roc_auc": core["roc_auc"], "f1": core["f1"], "mcc": core["mcc"],
             "honest_pair_auc": pair_auc, "n_honest_pair": int(pair.sum())}
@@ -136,22 +140,27 @@ def check_overrides(overrides: list[str]) -> None:
                         "then `realfake cv`")
 
 
-def resample(params: dict[str, Any], metadata: Path, folder: Path) -> Path:
+def resample(params: dict[str, Any], metadata: Path, folder: Path) -> tuple[Path, dict[str, Any]]:
     """Run the sample stage with `params` into `folder` (packed splits and its report), for --set sample.*."""
+    from realfake.core.training_image import image_size
     from realfake.sample.sampling import SampleConfig
     from realfake.sample.stage import run_sample
 
     if not metadata.is_file():
         raise UserError(f"{metadata} not found: run the pipeline up to the metadata stage first")
-    report = run_sample(metadata, SampleConfig.from_params(params.get("sample")), int(params["resize"]["size"]),
-                        folder / "packed", folder / "splits.parquet", folder / "sample.json", folder / "dist.csv")
+    report = run_sample(metadata, load_section(SampleConfig, params, "sample"), image_size(params),
+                        folder / "packed", folder / "splits.parquet", folder / "sample.json", folder / "plots",
+                        folder / "sample-report.json")
     log.info("re-sampled: %s (quality TV after %s)", report["split_sizes"], report["quality"]["tv_after"])
-    return folder / "packed"
+    return folder / "packed", {k: report[k] for k in ("split_sizes", "tv_distance", "quality", "lost_to_balancing")}
 
 
 def run_cv(params: dict[str, Any], cfg: CVConfig, packed_dir: Path, out_path: Path, workdir: Path | None = None,
-           resample_from: Path | None = None) -> dict[str, Any]:
-    """Train and score k folds; write mean ± std and the per-fold figures to `out_path`.
+           resample_from: Path | None = None, report_path: Path | None = None) -> dict[str, Any]:
+    """Train and score k folds; mean and std per metric to `out_path`, the per-fold details to `report_path`.
+
+    `report_path` defaults to `out_path` with its `metrics` folder turned into `reports` (metrics/cv.json ->
+    reports/cv.json), as for the stages' headline and details files.
 
     With `resample_from` (data/metadata.parquet) the sample stage runs first with params' `sample` section, so
     sampling arms (e.g. quality_strata) are compared by one command each.
@@ -159,25 +168,25 @@ def run_cv(params: dict[str, Any], cfg: CVConfig, packed_dir: Path, out_path: Pa
     with tempfile.TemporaryDirectory(prefix="realfake-cv-", dir=workdir) as tmp:
         extra: dict[str, Any] = {}
         if resample_from is not None:
-            packed_dir = resample(params, resample_from, Path(tmp) / "sample")
-            report = json.loads((Path(tmp) / "sample" / "sample.json").read_text())
-            extra["sample_report"] = {k: report[k] for k in ("split_sizes", "tv_distance", "quality",
-                                                             "lost_to_balancing")}
-        return _run_folds(params, cfg, packed_dir, out_path, Path(tmp), extra)
+            packed_dir, extra["sample_report"] = resample(params, resample_from, Path(tmp) / "sample")
+        return _run_folds(params, cfg, packed_dir, out_path, report_path, Path(tmp), extra)
 
 
-def _run_folds(params: dict[str, Any], cfg: CVConfig, packed_dir: Path, out_path: Path, tmp: Path,
-               extra: dict[str, Any]) -> dict[str, Any]:
+def _run_folds(params: dict[str, Any], cfg: CVConfig, packed_dir: Path, out_path: Path, report_path: Path | None,
+               tmp: Path, extra: dict[str, Any]) -> dict[str, Any]:
+    from realfake.core.training_image import image_size
+    from realfake.detector.model import ModelConfig
     from realfake.detector.packed import load_split
     from realfake.detector.scorer import Scorer
-    from realfake.detector.train import load_configs, train
+    from realfake.detector.train import load_train_config, train
     from realfake.evaluation.evaluate import EvaluateConfig, holdout_metrics, score_split
 
     started = time.perf_counter()
-    model_cfg, train_cfg, size = load_configs(params)
+    model_cfg, size = load_section(ModelConfig, params, "model"), image_size(params)
+    train_cfg = load_train_config(params)[0]
     if cfg.epochs is not None:
         train_cfg = dataclasses.replace(train_cfg, epochs=cfg.epochs, min_epochs=min(train_cfg.min_epochs, cfg.epochs))
-    eval_cfg = EvaluateConfig.from_params(params.get("evaluate"))
+    eval_cfg = load_section(EvaluateConfig, params, "evaluate")
     images, meta = load_pool(packed_dir)
     fold = assign_folds(meta, cfg.folds, cfg.seed)
     per_fold = []
@@ -208,5 +217,6 @@ def _run_folds(params: dict[str, Any], cfg: CVConfig, packed_dir: Path, out_path
                                                                             "holdout_source")}},
               **extra, "seconds": round(time.perf_counter() - started, 1)}
     result = to_jsonable(result)
-    write_json(out_path, result)
+    top = {f"{m}_{stat}": result[m][stat] for m in METRICS for stat in ("mean", "std")}
+    write_stage_metrics(out_path, {"folds": cfg.folds, **top}, result, report_path)
     return result

@@ -18,14 +18,15 @@ from realfake.core.atomic import write_json, write_text
 from realfake.core.device import resolve_device
 from realfake.core.errors import UserError
 from realfake.core.imageio import IMAGE_EXTENSIONS, DecodeError, read_image
+from realfake.core.params import load_section
 from realfake.core.progress import tqdm
+from realfake.core.training_image import ResizeConfig, shape_crop
 from realfake.detector.checkpoint import read_checkpoint
 from realfake.detector.fitness import fitness_of, warning_line
 from realfake.detector.scorer import Scorer
 from realfake.faces.alignment import align, warp_crop
 from realfake.faces.crop import FacesConfig
-from realfake.faces.detect import Detector, detect_faces
-from realfake.faces.resize import ResizeConfig, shape_crop
+from realfake.faces.detect import FaceDetector, detect_faces
 
 log = logging.getLogger(__name__)
 
@@ -80,21 +81,23 @@ def expand_inputs(inputs: list[str]) -> Inputs:
 
 def shaping(pre: dict[str, Any]) -> tuple[FacesConfig, ResizeConfig]:
     """How a checkpoint wants a photo cut (faces) and shaped (resize): exactly the training chain."""
-    faces = FacesConfig.from_params(pre.get("faces"))
-    if "resize" not in pre:  # checkpoints written before the resize settings travelled with them
+    faces = load_section(FacesConfig, pre, "faces")
+    recorded = pre.get("resize")
+    if recorded is None:  # checkpoints written before the resize settings travelled with them
         log.warning("the checkpoint does not record how training images were re-encoded (older than this "
                     "version): scoring without re-encoding; retrain for exact preprocessing")
-    resize = ResizeConfig.from_params({**(pre.get("resize") or {}), "size": int(pre["size"])})
+        recorded = {"reencode": "none"}  # what training images were before re-encoding was recorded
+    resize = load_section(ResizeConfig, {"resize": {**recorded, "size": int(pre["size"])}}, "resize")
     return faces, resize
 
 
 def model_input(rgb: np.ndarray, landmarks: np.ndarray, faces: FacesConfig, resize: ResizeConfig) -> np.ndarray:
-    """The aligned crop at crop_size, shaped as every training image was (realfake.faces.resize.shape_crop)."""
+    """The aligned crop at crop_size, shaped as every training image was (realfake.core.training_image.shape_crop)."""
     crop = warp_crop(rgb, align(landmarks, faces.margin, faces.crop_size), faces.crop_size)
     return shape_crop(crop, resize).transpose(2, 0, 1)
 
 
-def crop_faces(paths: list[Path], detector: Detector, faces: FacesConfig, resize: ResizeConfig,
+def crop_faces(paths: list[Path], detector: FaceDetector, faces: FacesConfig, resize: ResizeConfig,
                errors: list[dict[str, Any]]) -> list[FaceCrop]:
     """Every face above faces.min_prob in each readable file; a file that cannot be scored goes to `errors`.
 
@@ -142,7 +145,7 @@ def predict(inputs: list[str], model_path: Path, batch: int = 16, threshold: flo
     faces, resize = shaping(scorer.checkpoint["preprocessing"])
     threshold = float(scorer.checkpoint.get("info", {}).get("threshold", 0.5) if threshold is None else threshold)
     warning = warning_line(fitness_of(scorer.checkpoint))
-    detector = Detector(faces.detect_size, faces.min_face_px, faces.detect_pad)  # as in the faces stage
+    detector = FaceDetector(faces.detect_size, faces.min_face_px, faces.detect_pad)  # as in the faces stage
     named = expand_inputs(inputs)
     paths = named.files
     rows, errors = [], []

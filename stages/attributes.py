@@ -7,7 +7,7 @@ from pathlib import Path
 
 from realfake.attributes.model import AttributesConfig
 from realfake.attributes.stage import run_attributes_stage
-from realfake.core.params import load_params
+from realfake.core.params import load_params, load_section
 from realfake.core.stage import run_stage
 
 
@@ -21,7 +21,7 @@ def main() -> None:
     parser.add_argument("--metrics", default="metrics/attributes.json", type=Path)
     args = parser.parse_args()
     params = load_params()
-    run_attributes_stage(AttributesConfig.from_params(params.get("attributes")),
+    run_attributes_stage(load_section(AttributesConfig, params, "attributes"),
                          sorted((params.get("sources") or {}).keys()), args.faces, args.dedupe, args.out,
                          args.model, args.metrics)
 

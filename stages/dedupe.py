@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from realfake.core.params import load_params
+from realfake.core.params import load_params, load_section
 from realfake.core.stage import run_stage
 from realfake.dedupe.config import DedupeConfig
 from realfake.dedupe.stage import run_dedupe_stage
@@ -17,7 +17,7 @@ from realfake.dedupe.stage import run_dedupe_stage
 def main() -> None:
     """Run the stage from the repository root."""
     params = load_params()
-    run_dedupe_stage(DedupeConfig.from_params(params.get("dedupe")), sorted((params.get("sources") or {}).keys()),
+    run_dedupe_stage(load_section(DedupeConfig, params, "dedupe"), sorted((params.get("sources") or {}).keys()),
                      Path("data/faces"), Path("data/raw"), Path("data/dedupe.parquet"), Path("metrics/dedupe.json"),
                      Path("plots/dedupe/pairs.png"))
 

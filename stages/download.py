@@ -3,7 +3,7 @@
 import argparse
 from pathlib import Path
 
-from realfake.core.params import load_params
+from realfake.core.params import load_params, load_section
 from realfake.core.stage import run_stage
 from realfake.ingest.download import DownloadConfig, run_download
 from realfake.ingest.sources import load_source
@@ -15,7 +15,7 @@ def main() -> None:
     args = parser.parse_args()
     params = load_params()
     source = load_source(params, args.source)
-    cfg = DownloadConfig.from_params(params.get("download"))
+    cfg = load_section(DownloadConfig, params, "download")
     run_download(source, cfg, Path("data/raw"), Path(f"metrics/download/{args.source}.json"))
 
 

@@ -2,8 +2,9 @@
 
 from pathlib import Path
 
-from realfake.core.params import load_params
+from realfake.core.params import load_params, load_section
 from realfake.core.stage import run_stage
+from realfake.core.training_image import image_size
 from realfake.evaluation.evaluate import EvaluateConfig, run_evaluate
 
 
@@ -12,8 +13,8 @@ def main() -> None:
     out = {"metrics": Path("metrics/evaluate.json"), "details": Path("reports/evaluate.json"),
            "breakdowns": Path("reports/evaluate_breakdowns.json"), "plots": Path("plots/evaluate"),
            "report": Path("reports/evaluate.md")}
-    run_evaluate(EvaluateConfig.from_params(params.get("evaluate")), Path("models/detector.pt"),
-                 Path("data/packed"), Path("data/metadata.parquet"), int(params["resize"]["size"]), out)
+    run_evaluate(load_section(EvaluateConfig, params, "evaluate"), Path("models/detector.pt"),
+                 Path("data/packed"), Path("data/metadata.parquet"), image_size(params), out)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 import argparse
 
-from realfake.core.params import load_params
+from realfake.core.params import load_params, load_section
 from realfake.core.stage import run_stage
 from realfake.faces.crop import FacesConfig, run_source
 
@@ -11,7 +11,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--source", required=True, help="source name (data/raw/<source>.parquet)")
     args = parser.parse_args()
-    run_source(args.source, FacesConfig.from_params(load_params().get("faces")))
+    run_source(args.source, load_section(FacesConfig, load_params(), "faces"))
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from realfake.attributes.model import AttributesConfig
-from realfake.core.params import load_params
+from realfake.core.params import load_params, load_section
 from realfake.core.stage import run_stage
 from realfake.metadata.build import MetadataConfig
 from realfake.metadata.stage import run_metadata_stage
@@ -26,8 +26,8 @@ def main() -> None:
     sources = params.get("sources") or {}
     watermarks = {name: spec["watermark"]["box"] for name, spec in sources.items()
                   if isinstance(spec, dict) and isinstance(spec.get("watermark"), dict)}
-    run_metadata_stage(MetadataConfig.from_params(params.get("metadata")), sorted(sources),
-                       AttributesConfig.from_params(params.get("attributes")).age_bins, args.faces, args.dedupe,
+    run_metadata_stage(load_section(MetadataConfig, params, "metadata"), sorted(sources),
+                       load_section(AttributesConfig, params, "attributes").age_bins, args.faces, args.dedupe,
                        args.attributes, args.out, args.metrics_dir, args.report, watermarks=watermarks)
 
 

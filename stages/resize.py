@@ -1,10 +1,12 @@
 """Stage `resize@<source>`: training-size copies of the aligned crops (params.yaml section `resize`)."""
 
 import argparse
+import dataclasses
 
-from realfake.core.params import load_params
+from realfake.core.params import load_params, load_section
 from realfake.core.stage import run_stage
-from realfake.faces.resize import ResizeConfig, run_resize
+from realfake.core.training_image import ResizeConfig
+from realfake.resize.images import run_resize
 
 
 def main() -> None:
@@ -16,10 +18,8 @@ def main() -> None:
     # jpeg_quality) are ordinary params: the run cache keys on them.
     parser.add_argument("--size", type=int, help="override resize.size (dvc.yaml passes it)")
     args = parser.parse_args()
-    section = dict(load_params().get("resize") or {})
-    if args.size is not None:
-        section["size"] = args.size
-    run_resize(args.source, ResizeConfig.from_params(section))
+    cfg = load_section(ResizeConfig, load_params(), "resize")
+    run_resize(args.source, cfg if args.size is None else dataclasses.replace(cfg, size=args.size))
 
 
 if __name__ == "__main__":

@@ -7,10 +7,12 @@ Outputs: models/detector.pt, models/MODEL_CARD.md, metrics/train.json, dvclive/t
 
 import argparse
 
-from realfake.core.params import load_params
+from realfake.core.params import load_params, load_section
 from realfake.core.stage import run_stage
+from realfake.core.training_image import image_size
+from realfake.detector.model import ModelConfig
 from realfake.detector.stage import run_train_stage
-from realfake.detector.train import load_configs, train_section
+from realfake.detector.train import load_train_config
 
 
 def main() -> None:
@@ -23,10 +25,10 @@ def main() -> None:
     parser.add_argument("--live", default="dvclive/train")
     args = parser.parse_args()
     params = load_params(args.params)
-    model_cfg, train_cfg, size = load_configs(params)
-    run_train_stage(model_cfg, train_cfg, size, params.get("faces"), args.packed, args.checkpoint, args.card,
-                    args.metrics, args.live, resize=params.get("resize"),
-                    profile=(params.get("data") or {}).get("profile"), profile_overrides=train_section(params)[1])
+    train_cfg, override = load_train_config(params)
+    run_train_stage(load_section(ModelConfig, params, "model"), train_cfg, image_size(params), params.get("faces"),
+                    args.packed, args.checkpoint, args.card, args.metrics, args.live, resize=params.get("resize"),
+                    profile=(params.get("data") or {}).get("profile"), profile_overrides=override)
 
 
 if __name__ == "__main__":

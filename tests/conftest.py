@@ -1,8 +1,11 @@
-"""Shared fixtures: the repo root, the mirror, and a real HTTP server on 127.0.0.1."""
+"""Shared fixtures and helpers: the repo root, the mirror, a real HTTP server on 127.0.0.1, running stage scripts."""
 
 from __future__ import annotations
 
 import http.server
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -16,6 +19,20 @@ pytest_plugins = ("s3_server",)  # the local S3 server fixtures: s3_server, s3
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data" / "sample"
+
+
+def run_script(cwd: Path, script: str, *args: str, timeout: int = 300, **env: str) -> subprocess.CompletedProcess:
+    """Run `stages/<script>` as DVC would (cwd = a project root), with this checkout's package first on the path."""
+    environ = {**os.environ, "PYTHONPATH": str(REPO), **env}
+    return subprocess.run([sys.executable, str(REPO / "stages" / script), *args], cwd=cwd, env=environ,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def assert_user_error(proc: subprocess.CompletedProcess, *fragments: str) -> None:
+    """A user mistake: exit code 2, one line on stderr naming every fragment, no traceback."""
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr[-2000:]
+    assert all(f in proc.stderr for f in fragments), proc.stderr
 
 
 @pytest.fixture
@@ -115,5 +132,6 @@ def sample_pipeline(tmp_path_factory) -> SampleRun:
     dvc(["repro", "--force"], root)
     lock = (root / "dvc.lock").read_text()
     run(["git", "add", "-A"], root)
-    run(["git", "commit", "-qm", "dvc repro"], root)
+    # empty when the copy's committed dvc.lock and metrics already match the run (they should: reproducible)
+    run(["git", "commit", "-q", "--allow-empty", "-m", "dvc repro"], root)
     return SampleRun(root, lock)

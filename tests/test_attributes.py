@@ -44,6 +44,7 @@ def small_images(images: list[np.ndarray], size: int) -> np.ndarray:
     return np.stack([np.asarray(Image.fromarray(im).resize((size, size))) for im in images])
 
 
+@pytest.mark.slow  # trains the attribute model (~4 s here)
 def test_model_trains_and_predicts_probabilities(utk):
     frame, images = utk
     cfg = AttributesConfig(**SMALL)
@@ -61,6 +62,7 @@ def test_model_trains_and_predicts_probabilities(utk):
         np.testing.assert_allclose(p.sum(1), 1.0, atol=1e-5)
 
 
+@pytest.mark.slow  # trains the attribute model on the sample (~3-5 s here)
 def test_training_lowers_the_loss_on_the_sample(utk):
     frame, images = utk
     cfg = AttributesConfig(**{**SMALL, "epochs": 8, "lr": 5e-3})
@@ -99,6 +101,7 @@ def write_faces(tmp_path: Path, frame: pd.DataFrame, images: list[np.ndarray]) -
     return rows
 
 
+@pytest.mark.slow  # trains and predicts over a stage's inputs (~3 s here)
 @pytest.mark.filterwarnings("ignore:The behavior of DataFrame concatenation:FutureWarning")
 def test_run_attributes_end_to_end(utk, tmp_path):
     frame, images = utk

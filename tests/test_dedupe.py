@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -14,11 +12,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from conftest import assert_user_error, run_script
 from PIL import Image
 
+from realfake.core.components import union_find
 from realfake.core.errors import UserError
-from realfake.core.params import find_mirror
-from realfake.dedupe.clusters import star_keepers, union_find
+from realfake.core.params import find_mirror, load_section
+from realfake.dedupe.clusters import star_keepers
 from realfake.dedupe.config import DedupeConfig
 from realfake.dedupe.hashing import hash_image
 from realfake.dedupe.pipeline import run_dedupe
@@ -89,7 +89,7 @@ def dedupe(tmp_path: Path, rows: list[dict], raw: dict | None = None, **cfg) -> 
         (tmp_path / "data" / "raw" / source).mkdir(parents=True, exist_ok=True)
         img.save(tmp_path / "data" / "raw" / source / path, quality=90)
     raw_dir = tmp_path / "data" / "raw" if raw else None
-    result = run_dedupe(tmp_path / "data" / "faces", sources, DedupeConfig.from_params(cfg), raw_dir)
+    result = run_dedupe(tmp_path / "data" / "faces", sources, load_section(DedupeConfig, {"dedupe": cfg}, "dedupe"), raw_dir)
     return result.table.set_index("face_id")
 
 
@@ -321,11 +321,11 @@ def test_keeper_policy_deterministic_priority_then_resolution(tmp_path):
 
 def test_bad_params_are_user_errors():
     with pytest.raises(UserError):
-        DedupeConfig.from_params({"phash_max": 70})
+        load_section(DedupeConfig, {"dedupe": {"phash_max": 70}}, "dedupe")
     with pytest.raises(UserError):
-        DedupeConfig.from_params({"phash_maxx": 4})
+        load_section(DedupeConfig, {"dedupe": {"phash_maxx": 4}}, "dedupe")
     with pytest.raises(UserError):
-        DedupeConfig.from_params({"calibration": {"negatives": "many"}})
+        load_section(DedupeConfig, {"dedupe": {"calibration": {"negatives": "many"}}}, "dedupe")
 
 
 # ---------------------------------------------------------------- the stage
@@ -366,23 +366,14 @@ def stage_project(root: Path) -> None:
     (root / "params.yaml").write_text(yaml.safe_dump(params))
 
 
-def run_stage(root: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(REPO / "stages" / "dedupe.py")],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
+@pytest.mark.slow  # two stage-script runs (~3 s each here)
 def test_stage_outputs_reconcile_and_are_idempotent(tmp_path):
     stage_project(tmp_path)
     outputs = ["data/dedupe.parquet", "metrics/dedupe.json", "reports/dedupe.json", "plots/dedupe/pairs.png"]
-    first = run_stage(tmp_path)
+    first = run_script(tmp_path, "dedupe.py")
     assert first.returncode == 0, first.stderr
     digests = {p: hashlib.sha256((tmp_path / p).read_bytes()).hexdigest() for p in outputs}
-    second = run_stage(tmp_path)
+    second = run_script(tmp_path, "dedupe.py")
     assert second.returncode == 0, second.stderr
     assert digests == {p: hashlib.sha256((tmp_path / p).read_bytes()).hexdigest() for p in outputs}
 
@@ -408,9 +399,7 @@ def test_stage_outputs_reconcile_and_are_idempotent(tmp_path):
 
 def test_stage_missing_faces_table_is_a_clean_user_error(tmp_path):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({"sources": {"nowhere": {}}}))
-    proc = run_stage(tmp_path)
-    assert proc.returncode == 2
-    assert "run the faces stage first" in proc.stderr and "Traceback" not in proc.stderr
+    assert_user_error(run_script(tmp_path, "dedupe.py"), "run the faces stage for 'nowhere' first")
 
 
 # ---------------------------------------------------------------- real crops from the mirror
@@ -433,6 +422,7 @@ def mirror_crops(member_filter, limit: int, source: str) -> list[tuple[str, Imag
     return out
 
 
+@pytest.mark.slow  # hashes mirror archives (~6 s here)
 @pytest.mark.mirror
 def test_mirror_ffhq_overlap_found_lfw_people_not_merged(tmp_path):
     big = mirror_crops(lambda n: n.endswith(".jpg"), 40, "ffhq-1024")

@@ -15,7 +15,9 @@ from test_train import TINY, write_packed
 
 from realfake.core.device import resolve_device, resolve_precision
 from realfake.core.errors import UserError
+from realfake.core.params import load_section
 from realfake.detector.checkpoint import load_detector, preprocessing_for, save_checkpoint
+from realfake.detector.patches import PatchConfig
 from realfake.detector.scorer import Scorer
 from realfake.detector.train import TrainConfig, train
 
@@ -32,7 +34,7 @@ BEFORE = {
         "history": [[0.6936738193035126, 0.6931471824645996, 0.54296875], [0.694032832980156, 0.6931474208831787, 0.501953125]],
         "weight_sum": 377.73091476149693, "weight_abs_sum": 3370.8564395316525, "threshold": 0.4998408257961273},
 }
-CONFIGS = {"default": {}, "balanced_patch": {"sampler": "source_balanced", "patch": {"size": 16, "count": 4}}}
+CONFIGS = {"default": {}, "balanced_patch": {"sampler": "source_balanced", "patch": PatchConfig(size=16, count=4)}}
 
 
 @pytest.fixture(scope="module")
@@ -74,10 +76,10 @@ def test_device_names():
         with pytest.raises(UserError, match="no CUDA device") as err:
             resolve_device("cuda", "evaluate.device")
         assert "evaluate.device=auto" in str(err.value)
-    with pytest.raises(UserError, match="train.amp"):
-        TrainConfig(amp="fp8")
-    with pytest.raises(UserError, match="train.input"):
-        TrainConfig(input="tfrecord")
+    with pytest.raises(UserError, match="train.amp must be one of bf16, fp16, off"):
+        load_section(TrainConfig, {"train": {"amp": "fp8"}}, "train")
+    with pytest.raises(UserError, match="train.input must be one of packed, shards"):
+        load_section(TrainConfig, {"train": {"input": "tfrecord"}}, "train")
 
 
 def test_the_cpu_never_autocasts():
@@ -123,7 +125,7 @@ def test_scorer_and_predict_take_a_device(checkpoint, tmp_path):
 @pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU")
 @pytest.mark.parametrize("amp", ["bf16", "fp16"])
 def test_gpu_smoke_train_evaluate_predict(packed, tmp_path, amp):
-    patch = {"size": 16, "count": 4} if amp == "fp16" else {}  # the patch-level model's scoring path too
+    patch = PatchConfig(size=16, count=4) if amp == "fp16" else PatchConfig()  # the patch-level model's scoring too
     cfg = TrainConfig(epochs=1, batch_size=16, threads=1, device="cuda", amp=amp, cuda_batch_size=32, patch=patch)
     summary = train(TINY, cfg, packed, tmp_path / "m.pt", tmp_path / "live", size=32)
     assert summary["device"] == "cuda" and summary["precision"] in ("bf16", "fp16")

@@ -5,8 +5,6 @@ from __future__ import annotations
 import hashlib
 import io
 import stat
-import subprocess
-import sys
 import tarfile
 import zipfile
 from pathlib import Path
@@ -14,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import assert_user_error, run_script
 from PIL import Image
 
 from realfake.core.errors import UserError
@@ -52,8 +51,7 @@ def source(uri: str, **fields) -> object:
 
 
 def download(tmp_path: Path, src, **cfg) -> tuple[dict, pd.DataFrame]:
-    config = DownloadConfig(fetch=FetchConfig(cache_dir=str(tmp_path / "cache"), backoff_s=0.01),
-                            limits=ExtractLimits(**cfg))
+    config = DownloadConfig(cache_dir=str(tmp_path / "cache"), backoff_s=0.01, limits=ExtractLimits(**cfg))
     metrics = run_download(src, config, tmp_path / "raw", tmp_path / "metrics.json")
     return metrics, pd.read_parquet(tmp_path / "raw" / "demo.parquet")
 
@@ -210,10 +208,7 @@ def test_missing_mirror_is_a_clear_error(tmp_path, monkeypatch):
 
 def test_stage_script_reports_user_errors_without_a_traceback(tmp_path):
     (tmp_path / "params.yaml").write_text("data: {profile: sample}\nsources: {}\n")
-    proc = subprocess.run([sys.executable, str(REPO / "stages" / "download.py"), "--source", "nope"],
-                          cwd=tmp_path, capture_output=True, text=True)
-    assert proc.returncode == 2
-    assert "unknown source 'nope'" in proc.stderr and "Traceback" not in proc.stderr
+    assert_user_error(run_script(tmp_path, "download.py", "--source", "nope"), "unknown source 'nope'")
 
 
 def test_a_source_reads_several_archives_each_with_its_own_labels(tmp_path):

@@ -5,8 +5,6 @@ from __future__ import annotations
 import io
 import json
 import math
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -15,11 +13,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import assert_user_error, run_script
 from PIL import Image
 
+from realfake.core.params import load_section
 from realfake.faces.alignment import align, pad_fraction, warp_crop
 from realfake.faces.crop import FacesConfig, face_id, process_batch
-from realfake.faces.detect import Detector, Face, choose_primary
+from realfake.faces.detect import Face, FaceDetector, choose_primary
 
 REPO = Path(__file__).resolve().parents[1]
 RAW_SCHEMA = pa.schema([
@@ -88,18 +88,12 @@ def write_raw(root: Path, source: str, files: dict[str, bytes]) -> None:
     pq.write_table(pa.Table.from_pylist(rows, schema=RAW_SCHEMA), root / "data/raw" / f"{source}.parquet")
 
 
-def run_stage(cwd: Path, script: str, source: str) -> subprocess.CompletedProcess:
-    """Run a stage script as DVC would (cwd = repo root)."""
-    return subprocess.run([sys.executable, str(REPO / "stages" / script), "--source", source],
-                          cwd=cwd, capture_output=True, text=True, timeout=300)
-
-
 @pytest.fixture(scope="module")
-def detector() -> Detector:
+def detector() -> FaceDetector:
     import torch
 
     torch.set_num_threads(1)
-    return Detector(detect_size=256, min_face_src=64, pad=0.2)
+    return FaceDetector(detect_size=256, min_face_src=64, pad=0.2)
 
 
 # ---------------------------------------------------------------- geometry, no detector
@@ -156,10 +150,10 @@ def test_config_rejects_bad_params():
     from realfake.core.errors import UserError
 
     with pytest.raises(UserError):
-        FacesConfig.from_params({"primary": "leftmost"})
+        load_section(FacesConfig, {"faces": {"primary": "leftmost"}}, "faces")
     with pytest.raises(UserError):
-        FacesConfig.from_params({"crop_sise": 128})
-    assert FacesConfig.from_params({"crop_size": 128}).crop_size == 128
+        load_section(FacesConfig, {"faces": {"crop_sise": 128}}, "faces")
+    assert load_section(FacesConfig, {"faces": {"crop_size": 128}}, "faces").crop_size == 128
 
 
 # ---------------------------------------------------------------- real MTCNN
@@ -250,6 +244,7 @@ resize:
 """
 
 
+@pytest.mark.slow  # faces and resize stage scripts, real MTCNN (~10 s here)
 def test_stage_end_to_end_reconciles(tmp_path, mirror_or_none):
     files = {name: data for name, (data, _) in bad_files().items()}
     if mirror_or_none is not None:  # real faces too, when the mirror is here
@@ -257,7 +252,7 @@ def test_stage_end_to_end_reconciles(tmp_path, mirror_or_none):
             files[f"faces/{k}.jpg"] = jpeg(mirror_face(mirror_or_none, member))
     write_raw(tmp_path, "x", files)
     (tmp_path / "params.yaml").write_text(PARAMS.format(workers=2))
-    proc = run_stage(tmp_path, "faces.py", "x")
+    proc = run_script(tmp_path, "faces.py", "--source", "x")
     assert proc.returncode == 0, proc.stderr[-2000:]
     df = pd.read_parquet(tmp_path / "data/faces/x.parquet")
     metrics = json.loads((tmp_path / "metrics/faces/x.json").read_text())
@@ -281,7 +276,7 @@ def test_stage_end_to_end_reconciles(tmp_path, mirror_or_none):
     assert all(Image.open(tmp_path / "data/faces/x" / c).size == (96, 96) for c in crops)
     assert Image.open(tmp_path / "plots/faces/x.png").format == "PNG"
 
-    proc = run_stage(tmp_path, "resize.py", "x")
+    proc = run_script(tmp_path, "resize.py", "--source", "x")
     assert proc.returncode == 0, proc.stderr[-2000:]
     resize_metrics = json.loads((tmp_path / "metrics/resize/x.json").read_text())
     assert resize_metrics["in"] == len(kept) == resize_metrics["kept"] + resize_metrics["rejected"]
@@ -291,7 +286,7 @@ def test_stage_end_to_end_reconciles(tmp_path, mirror_or_none):
 def test_stage_empty_source_writes_full_schema(tmp_path):
     write_raw(tmp_path, "off", {})
     (tmp_path / "params.yaml").write_text(PARAMS.format(workers=1))
-    proc = run_stage(tmp_path, "faces.py", "off")
+    proc = run_script(tmp_path, "faces.py", "--source", "off")
     assert proc.returncode == 0, proc.stderr[-2000:]
     table = pq.read_table(tmp_path / "data/faces/off.parquet")
     assert table.num_rows == 0
@@ -304,8 +299,7 @@ def test_stage_empty_source_writes_full_schema(tmp_path):
 
 def test_stage_missing_input_is_a_user_error(tmp_path):
     (tmp_path / "params.yaml").write_text(PARAMS.format(workers=1))
-    proc = run_stage(tmp_path, "faces.py", "nothing")
-    assert proc.returncode == 2 and "download" in proc.stderr and "Traceback" not in proc.stderr
+    assert_user_error(run_script(tmp_path, "faces.py", "--source", "nothing"), "download")
 
 
 @pytest.fixture

@@ -66,6 +66,18 @@ def _handler(server: Misbehaving):
             self.head(206 if rng else 200, {"Content-Length": len(body), **extra})
             self.wfile.write(body)
 
+        def mode_busy(self, rng, start):
+            """503 Service Unavailable, come back at once (Retry-After: 0)."""
+            self.head(503, {"Retry-After": 0, "Content-Length": 0})
+
+        def mode_throttled(self, rng, start):
+            """429 Too Many Requests, without Retry-After: the client's own backoff applies."""
+            self.head(429, {"Content-Length": 0})
+
+        def mode_forbidden(self, rng, start):
+            """403: asking again cannot help."""
+            self.head(403, {"Content-Length": 0})
+
         def mode_no_length_cut(self, rng, start):
             """200 with no Content-Length (the body ends when the connection closes), closed after CUT bytes."""
             self.head(200, {})
@@ -197,3 +209,31 @@ def test_a_file_cut_short_by_an_earlier_run_is_not_reused(tmp_path, server):
     other = server.url.replace("f.bin", "f.bin?v=2")  # another URL, same cache name: not the same file
     fetch_http(other, dest, None, CFG)
     assert len(server.requests) == 3
+
+
+def test_busy_answers_are_asked_again_with_backoff(tmp_path, server):
+    """429/5xx go through urllib3's Retry in the session; they do not use up the resume loop's attempts."""
+    server.script = ["busy", "throttled", "busy"]
+    assert fetch_http(server.url, tmp_path / "f.bin", None, CFG).read_bytes() == PAYLOAD
+    assert [r["mode"] for r in server.requests] == ["busy", "throttled", "busy", "good"]
+
+
+def test_a_resumed_request_that_meets_a_busy_server_keeps_its_range(tmp_path, server):
+    """A cut body, then as many busy answers as `retries`: the resume still has its own attempts left."""
+    server.script = ["no-length-cut", "busy", "busy", "busy"]
+    assert fetch_http(server.url, tmp_path / "f.bin", None, CFG).read_bytes() == PAYLOAD
+    assert server.ranges == [None] + [f"bytes={CUT}-"] * 4
+
+
+def test_a_server_that_stays_busy_is_one_clear_error_after_the_retries(tmp_path, server):
+    server.then = "busy"
+    with pytest.raises(UserError, match=r"HTTP 503 \(still busy after 3 retries\)"):
+        fetch_http(server.url, tmp_path / "f.bin", None, CFG)
+    assert len(server.requests) == CFG.retries + 1 and leftovers(tmp_path) == []
+
+
+def test_a_client_error_is_not_asked_again(tmp_path, server):
+    server.then = "forbidden"
+    with pytest.raises(UserError, match=r"failed: HTTP 403$"):
+        fetch_http(server.url, tmp_path / "f.bin", None, CFG)
+    assert len(server.requests) == 1

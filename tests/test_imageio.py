@@ -10,7 +10,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from realfake.core.imageio import DecodeError, decode_image, is_grayscale, read_image
+from realfake.core.imageio import (
+    DecodeError,
+    decode_image,
+    encode_jpeg,
+    estimate_jpeg_quality,
+    gaussian_blur,
+    is_grayscale,
+    jpeg_roundtrip,
+    read_image,
+)
 
 
 def photo(w: int = 64, h: int = 48, seed: int = 0) -> np.ndarray:
@@ -152,3 +161,31 @@ def test_jpeg_quality_estimate(quality):
 def test_png_has_no_jpeg_quality():
     out = decode_image(encode(Image.fromarray(photo()), "PNG"))
     assert out.orig_format == "PNG" and out.jpeg_quality is None
+
+
+@pytest.mark.parametrize("quality", [30, 75, 100])
+def test_the_one_jpeg_encoder_matches_libjpeg_through_opencv_and_pillows_defaults(quality):
+    """Resize re-encoding, JPEG augmentation and the robustness damage share encode_jpeg: it must be plain libjpeg."""
+    import cv2
+
+    rgb = cv2.GaussianBlur(np.random.default_rng(quality).integers(0, 256, (48, 40, 3), dtype=np.uint8), (5, 5), 1.5)
+    data = encode_jpeg(rgb, quality)
+    ok, opencv = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    pillow_default = io.BytesIO()
+    Image.fromarray(rgb).save(pillow_default, format="JPEG", quality=quality)
+    assert ok and data == opencv.tobytes() == pillow_default.getvalue()
+    decoded = jpeg_roundtrip(rgb, quality)
+    assert decoded.shape == rgb.shape and np.array_equal(decoded, jpeg_roundtrip(rgb, quality))
+    assert estimate_jpeg_quality(Image.open(io.BytesIO(data))) == quality
+
+
+@pytest.mark.parametrize("sigma", [0.5, 1, 1.5, 2, 3])
+def test_the_one_blur_keeps_the_robustness_kernel_rule_on_8_bit_images(sigma):
+    """One Gaussian blur for augmentation and robustness: on uint8 it is the explicit 2·ceil(3σ)+1 kernel."""
+    import cv2
+
+    rgb = np.random.default_rng(1).integers(0, 256, (40, 48, 3), dtype=np.uint8)
+    k = 2 * int(np.ceil(3 * sigma)) + 1
+    explicit = cv2.GaussianBlur(rgb, (k, k), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_REFLECT_101)
+    assert np.array_equal(gaussian_blur(rgb, sigma), explicit)
+    assert gaussian_blur(rgb, 0) is rgb

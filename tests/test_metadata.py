@@ -181,6 +181,7 @@ def test_wrong_dtype_fails_loudly(project, tmp_path):
     assert not (tmp_path / "m.parquet").exists()
 
 
+@pytest.mark.slow  # renders every figure with matplotlib (~4 s here)
 def test_dataset_card_is_written(project, tmp_path):
     meta = build(project)
     (tmp_path / "metrics" / "faces").mkdir(parents=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from realfake.core.params import load_params
+from realfake.core.params import load_params, load_section
 from realfake.ingest.download import DownloadConfig, run_download
 from realfake.ingest.embedded_sample import make_sample
 from realfake.ingest.sources import resolve_source
@@ -46,7 +46,7 @@ def _reconcile(mirror: Path, tmp_path: Path, name: str) -> dict:
     """Download one source from the mirror; check in = kept + rejected against the archives themselves."""
     params = load_params(REPO / "params.yaml")
     src = resolve_source(name, params["sources"][name], "mirror")
-    metrics = run_download(src, DownloadConfig.from_params(params["download"]), tmp_path, tmp_path / "m.json")
+    metrics = run_download(src, load_section(DownloadConfig, params, "download"), tmp_path, tmp_path / "m.json")
     for part, part_metrics in zip(src.parts, metrics["parts"], strict=True):
         with zipfile.ZipFile(mirror / part.uri.removeprefix("mirror://")) as zf:
             files = [i for i in zf.infolist() if not i.is_dir()]

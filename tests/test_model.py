@@ -7,13 +7,13 @@ import torch
 import torch.nn.functional as F
 
 from realfake.core.errors import UserError
+from realfake.core.params import load_section
 from realfake.detector.layers import CBAM, SelfAttention2d, SqueezeExcite
 from realfake.detector.losses import BinaryLoss, class_weights, focal_loss
 from realfake.detector.model import (
     ModelConfig,
     attention_parameters,
     build_model,
-    config_from_dict,
     count_parameters,
 )
 
@@ -61,10 +61,15 @@ def test_attention_placement_defaults():
 
 
 def test_bad_model_params_are_user_errors():
+    def load(section):
+        return load_section(ModelConfig, {"model": section}, "model")
+
     with pytest.raises(UserError, match="attention_type"):
-        ModelConfig(attention_type="transformer")
-    with pytest.raises(UserError, match="unknown key"):
-        config_from_dict(ModelConfig, {"atention": False}, "model")
+        load({"attention_type": "transformer"})
+    with pytest.raises(UserError, match="unknown key 'atention' .did you mean 'attention'"):
+        load({"atention": False})
+    with pytest.raises(UserError, match="model.attention must be true or false, got 'maybe'"):
+        load({"attention": "maybe"})
     with pytest.raises(UserError, match="attention_stages"):
         ModelConfig(attention_stages=[7])
 

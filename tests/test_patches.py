@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from realfake.core.errors import UserError
+from realfake.core.params import load_section
 from realfake.detector.checkpoint import load_detector, to_model_input
 from realfake.detector.model import ModelConfig
 from realfake.detector.packed import PackedSplit
@@ -70,21 +71,22 @@ def test_bad_patch_params_are_user_errors(tmp_path):
     with pytest.raises(UserError):
         PatchConfig(size=16, count=0)
     with pytest.raises(UserError):
-        TrainConfig(patch={"size": 16, "stride": 2})
+        load_section(TrainConfig, {"train": {"patch": {"size": 16, "stride": 2}}}, "train")
     packed = tmp_path / "packed"
     write_packed(packed, "train", 8, 8, 16, seed=0)
     write_packed(packed, "val", 4, 4, 16, seed=1)
     with pytest.raises(UserError, match="larger than"):
-        train(TINY, TrainConfig(epochs=1, threads=1, patch={"size": 24}), packed, tmp_path / "m.pt",
+        train(TINY, TrainConfig(epochs=1, threads=1, patch=PatchConfig(size=24)), packed, tmp_path / "m.pt",
               tmp_path / "live", size=16)
 
 
+@pytest.mark.slow  # trains a model (~6 s here)
 def test_patch_training_learns_and_stores_how_to_score(tmp_path):
     packed = tmp_path / "packed"
     write_packed(packed, "train", 120, 120, 48, seed=0)
     write_packed(packed, "val", 40, 40, 48, seed=1)
     cfg = TrainConfig(epochs=4, batch_size=32, lr=3e-3, warmup_epochs=0.5, min_epochs=4, threads=1,
-                      patch={"size": 16, "count": 6, "seed": 1})
+                      patch=PatchConfig(size=16, count=6, seed=1))
     summary = train(TINY, cfg, packed, tmp_path / "m.pt", tmp_path / "live", size=48)
     assert summary["best_val_auc"] > 0.8  # the period-4 trace is visible in any 16 px window
     model, checkpoint = load_detector(tmp_path / "m.pt")
@@ -122,4 +124,4 @@ def test_shuffle_sees_every_image_once_per_epoch():
     batches = epoch_batches(split, TrainConfig(batch_size=16), torch.Generator().manual_seed(0))
     assert sorted(np.concatenate(batches).tolist()) == list(range(120))
     with pytest.raises(UserError):
-        TrainConfig(sampler="by_size")
+        load_section(TrainConfig, {"train": {"sampler": "by_size"}}, "train")

@@ -124,7 +124,7 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
 def test_predict_reproduces_the_evaluate_scores_on_test_faces(reproduced, monkeypatch):
     """With the default params (JPEG re-encoding included), predict builds the packed pixels from the photo."""
     from realfake.detector.scorer import Scorer
-    from realfake.faces.detect import Detector
+    from realfake.faces.detect import FaceDetector
     from realfake.predict import crop_faces, predict, shaping
 
     monkeypatch.chdir(reproduced)
@@ -139,7 +139,7 @@ def test_predict_reproduces_the_evaluate_scores_on_test_faces(reproduced, monkey
     faces = pd.concat(pd.read_parquet(f"data/faces/{s}.parquet") for s in test["source"].unique())
     boxes = faces.set_index("face_id").loc[test["face_id"], "box"]
     crops = crop_faces([Path(p) for p in meta["raw_path"]],
-                       Detector(faces_cfg.detect_size, faces_cfg.min_face_px, faces_cfg.detect_pad), faces_cfg, resize, [])
+                       FaceDetector(faces_cfg.detect_size, faces_cfg.min_face_px, faces_cfg.detect_pad), faces_cfg, resize, [])
     for raw_path, box, pixels in zip(meta["raw_path"], boxes, packed, strict=True):
         mine = max((c for c in crops if c.file == raw_path), key=lambda c: _iou(c.box, np.asarray(box)))
         assert np.abs(mine.image.astype(int) - pixels.astype(int)).mean() < 0.5, raw_path
@@ -194,8 +194,10 @@ def test_cv_on_the_sample_reports_mean_and_std_per_metric(reproduced, tmp_path):
         proc = subprocess.run([cli, "cv", "--epochs", "2", "--out", str(tmp_path / out), *extra], cwd=reproduced,
                               capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr
-        result = json.loads((tmp_path / out).read_text())
-        assert result["folds"] == 5 and len(result["per_fold"]) == 5 and "| ROC-AUC |" in proc.stdout
+        headline = json.loads((tmp_path / out).read_text())
+        result = json.loads((tmp_path / out.replace(".json", ".details.json")).read_text())
+        assert headline["folds"] == result["folds"] == 5 and len(result["per_fold"]) == 5
+        assert "| ROC-AUC |" in proc.stdout and headline["roc_auc_std"] >= 0
         packed = pd.concat(pd.read_parquet(reproduced / "data" / "packed" / f"{s}.parquet") for s in ("train", "val"))
         if not extra:
             assert result["pool"] == len(packed) == sum(f["n"] for f in result["per_fold"])
@@ -206,11 +208,12 @@ def test_cv_on_the_sample_reports_mean_and_std_per_metric(reproduced, tmp_path):
 
 @pytest.mark.slow
 def test_pixabay_can_be_left_out_as_a_second_unseen_real_source(reproduced):
+    from realfake.core.params import load_section
     from realfake.sample.sampling import SampleConfig
     from realfake.sample.stage import sample_report, split_table
 
     params = yaml.safe_load((reproduced / "params.yaml").read_text())
-    cfg = SampleConfig.from_params({**params["sample"], "holdout_source": "pixabay"})
+    cfg = load_section(SampleConfig, {"sample": {**params["sample"], "holdout_source": "pixabay"}}, "sample")
     meta = pd.read_parquet(reproduced / "data" / "metadata.parquet")
     table, info = split_table(meta, cfg)
     report = sample_report(meta, table, cfg, info)

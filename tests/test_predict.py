@@ -20,13 +20,15 @@ import yaml
 from PIL import Image
 
 from realfake.core.errors import UserError
+from realfake.core.params import load_section
+from realfake.core.training_image import ResizeConfig
 from realfake.detector.checkpoint import load_detector
 from realfake.detector.fitness import FitnessConfig, assess
 from realfake.detector.model import ModelConfig
 from realfake.detector.train import TrainConfig, train
 from realfake.faces.crop import FacesConfig, process_images
-from realfake.faces.detect import Detector, detect_faces
-from realfake.faces.resize import ResizeConfig, training_image
+from realfake.faces.detect import FaceDetector, detect_faces
+from realfake.resize.images import training_image
 from tests.test_train import write_packed
 
 REPO = Path(__file__).resolve().parents[1]
@@ -93,17 +95,17 @@ def test_detector_survives_images_shorter_than_its_smallest_face(photos):
     """MTCNN gave an empty pyramid (torch.cat of nothing) when the image was shorter than min_face_size."""
     rgb = np.asarray(Image.open(photos["tiny36"]).convert("RGB"))
     for min_face, pad in ((0, 0.0), (64, 0.0), (64, 0.2)):
-        found = Detector(192, min_face, pad).detect([rgb, rgb])
+        found = FaceDetector(192, min_face, pad).detect([rgb, rgb])
         assert len(found) == 2 and all(isinstance(f, list) for f in found)
 
 
 def test_detect_faces_answers_tiny_images_and_isolates_a_failing_one(photos):
-    cfg = FacesConfig.from_params(PARAMS["faces"])
+    cfg = load_section(FacesConfig, PARAMS, "faces")
     face = np.asarray(Image.open(photos["gan"]).convert("RGB"))
     rgba = np.dstack([face, np.full(face.shape[:2], 255, np.uint8)])  # same size: shares the face's MTCNN batch
     images = [face, np.asarray(Image.open(photos["tiny36"]).convert("RGB")),
               np.asarray(Image.open(photos["tiny30x40"]).convert("RGB")), rgba]
-    found = detect_faces(Detector(cfg.detect_size, cfg.min_face_px, cfg.detect_pad), images, cfg)
+    found = detect_faces(FaceDetector(cfg.detect_size, cfg.min_face_px, cfg.detect_pad), images, cfg)
     assert found[0].reason is None and max(f.prob for f in found[0].faces) > 0.99
     assert [d.reason for d in found[1:3]] == ["image_too_small", "image_too_small"]
     assert "36x36 px" in found[1].detail and "30x40 px" in found[2].detail
@@ -111,7 +113,7 @@ def test_detect_faces_answers_tiny_images_and_isolates_a_failing_one(photos):
 
 
 def test_faces_stage_keeps_the_batch_around_tiny_images(photos, tmp_path):
-    cfg = FacesConfig.from_params({**PARAMS["faces"], "workers": 1})
+    cfg = load_section(FacesConfig, {"faces": {**PARAMS["faces"], "workers": 1}}, "faces")
     items = [(str(photos[n]), n) for n in ("gan", "tiny36", "tiny16", "ffhq", "tiny30x40")]
     records, _ = process_images(items, tmp_path, cfg, progress=False)
     assert [r["status"] for r in records] == ["kept", "rejected", "rejected", "kept", "rejected"]
@@ -120,6 +122,7 @@ def test_faces_stage_keeps_the_batch_around_tiny_images(photos, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ffhq.png", "gan.png"]
 
 
+@pytest.mark.slow  # trains a model, real MTCNN (~7 s here)
 def test_predict_scores_the_others_around_tiny_images(photos, sample_model, tmp_path):
     """Also (14) progress off a terminal: one log line per update, no carriage returns (they froze at 0%)."""
     out = tmp_path / "results.json"
@@ -142,8 +145,8 @@ def test_predict_scores_the_others_around_tiny_images(photos, sample_model, tmp_
 def test_a_face_is_detected_the_same_alone_or_in_any_batch(photos):
     """The faces stage batches photos of many sizes; predict sees one file at a time. The landmarks (so the crop)
     must not depend on the batch: a 384 px photo's smaller scale used to set a 256 px photo's MTCNN pyramid."""
-    cfg = FacesConfig.from_params(PARAMS["faces"])
-    detector = Detector(cfg.detect_size, cfg.min_face_px, cfg.detect_pad)
+    cfg = load_section(FacesConfig, PARAMS, "faces")
+    detector = FaceDetector(cfg.detect_size, cfg.min_face_px, cfg.detect_pad)
     images = {n: np.asarray(Image.open(photos[n]).convert("RGB")) for n in ("ffhq", "gan", "lfw")}
     assert {img.shape[0] for img in images.values()} == {250, 256, 384}
     together = detector.detect(list(images.values()))
@@ -165,15 +168,15 @@ def test_predict_shapes_faces_exactly_like_training_with_default_params(photos, 
     assert checkpoint["preprocessing"]["resize"] == {"size": PARAMS["resize"]["size"], "reencode": "jpeg",
                                                      "jpeg_quality": PARAMS["resize"]["jpeg_quality"]}
     names = ("gan", "ffhq", "lfw")
-    faces_cfg = FacesConfig.from_params({**PARAMS["faces"], "workers": 1})
+    faces_cfg = load_section(FacesConfig, {"faces": {**PARAMS["faces"], "workers": 1}}, "faces")
     records, _ = process_images([(str(photos[n]), n) for n in names], tmp_path, faces_cfg, progress=False)
     assert all(r["status"] == "kept" for r in records)
-    trained = [training_image(tmp_path / f"{n}.png", ResizeConfig.from_params(PARAMS["resize"])) for n in names]
+    trained = [training_image(tmp_path / f"{n}.png", load_section(ResizeConfig, PARAMS, "resize")) for n in names]
 
     scorer = Scorer(sample_model)
     faces, resize = shaping(scorer.checkpoint["preprocessing"])
     errors: list = []
-    crops = crop_faces([photos[n] for n in names], Detector(faces.detect_size, faces.min_face_px, faces.detect_pad),
+    crops = crop_faces([photos[n] for n in names], FaceDetector(faces.detect_size, faces.min_face_px, faces.detect_pad),
                        faces, resize, errors)
     assert not errors
     for name, expected, rec in zip(names, trained, records, strict=True):
@@ -256,6 +259,7 @@ def test_bad_model_files_are_refused_in_one_line(kind, sample_model, tmp_path):
         assert "refused" in message and "posix.system" in message and "nothing was run" in message
 
 
+@pytest.mark.slow  # predict and evaluate in subprocesses (~8 s each here)
 @pytest.mark.parametrize("kind", ["empty", "truncated", "malicious"])
 def test_bad_model_file_exits_2_in_predict_and_evaluate(kind, sample_model, photos, tmp_path):
     bad, marker = tmp_path / "models" / "detector.pt", tmp_path / "pwned"
@@ -272,6 +276,7 @@ def test_bad_model_file_exits_2_in_predict_and_evaluate(kind, sample_model, phot
 # ---------------------------------------------------------------- 8: missing inputs, --out
 
 
+@pytest.mark.slow  # trains a model, then predict in a subprocess (~15 s here)
 def test_missing_inputs_exit_2_after_the_others_are_scored_and_written(photos, sample_model, tmp_path):
     out = tmp_path / "results.csv"
     empty_dir = tmp_path / "empty"
@@ -291,6 +296,7 @@ def test_missing_inputs_exit_2_after_the_others_are_scored_and_written(photos, s
         assert "1 of 1 inputs named no image file" in line and "nothing to score" in line
 
 
+@pytest.mark.slow  # predict in a subprocess (~4 s here)
 def test_unsupported_out_is_refused_before_any_photo_is_scored(photos, sample_model, tmp_path):
     proc = cli("predict", str(photos["gan"]), "--model", str(sample_model), "--out", str(tmp_path / "results.txt"))
     assert "--out must end in .csv or .json" in one_line_refusal(proc)
@@ -313,6 +319,7 @@ def test_fitness_rule():
         FitnessConfig(min_val_auc=2)
 
 
+@pytest.mark.slow  # trains a model and runs predict (~10 s here)
 def test_model_trained_on_the_sample_warns_and_marks_every_result(photos, sample_model, tmp_path):
     proc = cli("predict", str(photos["gan"]), str(photos["ffhq"]), "--model", str(sample_model),
                "--out", str(tmp_path / "r.json"))

@@ -12,7 +12,7 @@ import torch
 from realfake.core.imageio import decode_image
 from realfake.faces.alignment import align, warp_crop
 from realfake.faces.crop import FacesConfig
-from realfake.faces.detect import GRID, Detector, Face, _to_original, choose_primary, on_grid
+from realfake.faces.detect import GRID, Face, FaceDetector, _to_original, choose_primary, on_grid
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 
@@ -43,7 +43,7 @@ def test_crops_are_identical_under_another_convolution_implementation():
     cfg = FacesConfig()
     images = sample_images(8)
     torch.set_num_threads(1)
-    detector = Detector(cfg.detect_size, cfg.min_face_px, cfg.detect_pad)
+    detector = FaceDetector(cfg.detect_size, cfg.min_face_px, cfg.detect_pad)
     runs = []
     for onednn in (True, False):
         with torch.backends.mkldnn.flags(enabled=onednn):

@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from io import BytesIO
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import assert_user_error, run_script
 from PIL import Image, ImageFilter, JpegImagePlugin
 
 from realfake.core.errors import UserError
-from realfake.faces.resize import ResizeConfig, reencode_jpeg, resize_crop, run_resize
+from realfake.core.imageio import encode_jpeg, jpeg_roundtrip
+from realfake.core.params import load_section
+from realfake.core.training_image import ResizeConfig, shape_crop
+from realfake.resize.images import run_resize
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def resize_crop(path: Path, size: int) -> np.ndarray:
+    """A crop file resized to size x size, without re-encoding (the first half of the training image)."""
+    return shape_crop(np.asarray(Image.open(path).convert("RGB")), ResizeConfig(size=size, reencode="none"))
 
 
 def make_faces(root: Path, source: str, crop_size: int = 96) -> pd.DataFrame:
@@ -70,16 +77,16 @@ def test_reencode_jpeg_gives_every_source_one_encoder(tmp_path):
     faces, metrics = tmp_path / "data/faces", tmp_path / "metrics/resize"
     source_tables = {s: make_jpeg_faces(tmp_path, s, q) for s, q in (("q95", 95), ("q40", 40))}
     assert source_tables["q95"] != source_tables["q40"]  # the two sources really differ in compression
-    jpeg_cfg = ResizeConfig.from_params({"size": 48, "reencode": "jpeg", "jpeg_quality": 75})
+    jpeg_cfg = ResizeConfig(size=48, reencode="jpeg", jpeg_quality=75)
     produced = []
     for source in source_tables:
         m = run_resize(source, jpeg_cfg, faces, tmp_path / "jpeg", metrics, progress=False)
         assert m["reencode"] == "jpeg" and m["jpeg_quality"] == 75 and m["in"] == m["kept"] == 3
-        plain = run_resize(source, ResizeConfig(size=48), faces, tmp_path / "none", metrics, progress=False)
+        plain = run_resize(source, ResizeConfig(size=48, reencode="none"), faces, tmp_path / "none", metrics, progress=False)
         assert plain["reencode"] == "none" and "jpeg_quality" not in plain
         for crop in sorted((faces / source).glob("*.png")):
             resized = resize_crop(crop, 48)
-            data, decoded = reencode_jpeg(resized, 75)
+            data, decoded = encode_jpeg(resized, 75), jpeg_roundtrip(resized, 75)
             with Image.open(BytesIO(data)) as jpg:
                 assert jpg.format == "JPEG" and "progressive" not in jpg.info
                 assert JpegImagePlugin.get_sampling(jpg) == 2  # 4:2:0
@@ -133,42 +140,40 @@ def test_resize_is_lanczos_and_deterministic(tmp_path):
 
 
 def test_resize_config_validation():
-    with pytest.raises(UserError):
-        ResizeConfig.from_params({"size": 3})
-    with pytest.raises(UserError):
-        ResizeConfig.from_params({"sise": 64})
-    assert ResizeConfig.from_params({"size": 80}).size == 80
-    for bad in ({"reencode": "webp"}, {"reencode": None}, {"jpeg_quality": 0}, {"jpeg_quality": 101},
-                {"jpeg_quality": "75"}, {"jpeg_quality": True}, {"reencode": "jpeg", "jpeg_quality": 7.5}):
+    def load(section):
+        return load_section(ResizeConfig, {"resize": section}, "resize")
+
+    for bad in ({"size": 3}, {"sise": 64}, {"reencode": "webp"}, {"reencode": None}, {"jpeg_quality": 0},
+                {"jpeg_quality": 101}, {"jpeg_quality": "75"}, {"jpeg_quality": True},
+                {"reencode": "jpeg", "jpeg_quality": 7.5}):
         with pytest.raises(UserError):
-            ResizeConfig.from_params(bad)
-    cfg = ResizeConfig.from_params({"reencode": "jpeg", "jpeg_quality": 90})
+            load(bad)
+    assert load({"size": 80}).size == 80
+    cfg = load({"reencode": "jpeg", "jpeg_quality": 90})
     assert (cfg.reencode, cfg.jpeg_quality) == ("jpeg", 90)
-    assert ResizeConfig.from_params({}).reencode == "none"  # default: unchanged behaviour
+    assert load({}).reencode == "jpeg"  # the default is params.yaml's
 
 
+@pytest.mark.slow  # three stage-script runs (~2 s each here)
 def test_resize_stage_script(tmp_path):
     make_faces(tmp_path, "s")
     (tmp_path / "params.yaml").write_text("resize:\n  size: 40\n")
-    cmd = [sys.executable, str(REPO / "stages/resize.py"), "--source", "s"]
-    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    proc = run_script(tmp_path, "resize.py", "--source", "s")
     assert proc.returncode == 0, proc.stderr[-2000:]
     first = {p.name: p.read_bytes() for p in (tmp_path / "data/resized/s").iterdir()}
     assert len(first) == 4 and all(Image.open(tmp_path / "data/resized/s" / n).size == (40, 40) for n in first)
-    subprocess.run(cmd, cwd=tmp_path, check=True, capture_output=True, timeout=120)
+    assert run_script(tmp_path, "resize.py", "--source", "s").returncode == 0
     second = {p.name: p.read_bytes() for p in (tmp_path / "data/resized/s").iterdir()}
     assert first == second  # byte-identical rerun: DVC sees no change
-    proc = subprocess.run([sys.executable, str(REPO / "stages/resize.py"), "--source", "none"], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert_user_error(run_script(tmp_path, "resize.py", "--source", "none"), "run the faces stage for 'none' first")
 
 
+@pytest.mark.slow  # a stage-script run (~3 s here)
 def test_resize_stage_size_argument_overrides_params(tmp_path):
     """dvc.yaml passes --size ${resize.size} (DVC's run cache ignores params named `size`)."""
     make_faces(tmp_path, "s")
     (tmp_path / "params.yaml").write_text("resize:\n  size: 40\n  reencode: jpeg\n  jpeg_quality: 60\n")
-    cmd = [sys.executable, str(REPO / "stages/resize.py"), "--source", "s", "--size", "24"]
-    subprocess.run(cmd, cwd=tmp_path, check=True, capture_output=True, timeout=120)
+    assert run_script(tmp_path, "resize.py", "--source", "s", "--size", "24").returncode == 0
     assert {Image.open(p).size for p in (tmp_path / "data/resized/s").iterdir()} == {(24, 24)}
     m = json.loads((tmp_path / "reports/resize/s.json").read_text())
     assert (m["size"], m["reencode"], m["jpeg_quality"]) == (24, "jpeg", 60)  # the other params still come through

@@ -46,7 +46,7 @@ def run(tmp_path: Path, uri: str, sha256: str | None = None, **fetch) -> tuple[d
     """The download stage for one source `demo` at `uri`, with a cache and outputs under tmp_path."""
     src = resolve_source("demo", {"label": "fake", "kind": "gan", "include": ["*"],
                                   "profiles": {"t": {"uri": uri, "sha256": sha256}}}, "t")
-    cfg = DownloadConfig(fetch=FetchConfig(cache_dir=str(tmp_path / "cache"), backoff_s=0.01, **fetch))
+    cfg = DownloadConfig(cache_dir=str(tmp_path / "cache"), backoff_s=0.01, **fetch)
     metrics = run_download(src, cfg, tmp_path / "raw", tmp_path / "metrics.json")
     return metrics, pd.read_parquet(tmp_path / "raw" / "demo.parquet")
 
@@ -71,7 +71,7 @@ def test_archive_object_reads_like_the_same_local_archive(tmp_path, s3):
     local_metrics, local_frame = run(tmp_path / "local", str(tmp_path / "faces.zip"), digest)
     assert metrics["images_kept"] == 4 and metrics["skipped"] == {"not-image": 1}
     assert metrics["files_seen"] == local_metrics["files_seen"] and metrics["skipped"] == local_metrics["skipped"]
-    pd.testing.assert_frame_equal(frame, local_frame)
+    pd.testing.assert_frame_equal(frame.drop(columns="archive"), local_frame.drop(columns="archive"))  # the URIs differ
     cached = tmp_path / "s3" / "cache" / "demo" / "faces.zip"
     assert cached.read_bytes() == data
     assert json.loads(cached.with_name("faces.zip.s3.json").read_text())["sha256"] == digest
@@ -90,7 +90,7 @@ def test_prefix_of_images_reads_like_the_same_directory(tmp_path, s3):
     local_metrics, local_frame = run(tmp_path / "local", str(local))
     assert metrics["images_kept"] == 4 and metrics["files_seen"] == 5 == local_metrics["files_seen"]
     assert metrics["skipped"] == local_metrics["skipped"] == {"not-image": 1}
-    pd.testing.assert_frame_equal(frame, local_frame)
+    pd.testing.assert_frame_equal(frame.drop(columns="archive"), local_frame.drop(columns="archive"))  # the URIs differ
     record = json.loads((tmp_path / "s3" / "cache" / "demo" / f"{PREFIX_DIR}.json").read_text())
     listed = {o["Key"]: o for o in s3.client.list_objects_v2(Bucket=s3.bucket, Prefix=s3.prefix)["Contents"]}
     for rel, obj in record["objects"].items():  # per object: ETag and size as listed, sha256 of the bytes
@@ -98,6 +98,7 @@ def test_prefix_of_images_reads_like_the_same_directory(tmp_path, s3):
         assert obj["sha256"] == hashlib.sha256((local / rel).read_bytes()).hexdigest()
 
 
+@pytest.mark.slow  # three syncs of a prefix (~4 s here)
 def test_prefix_without_trailing_slash_and_resync_after_changes(tmp_path, s3):
     for key, data in IMAGES.items():
         s3.put(f"faces/{key}", data)
@@ -125,6 +126,7 @@ def test_pinned_prefix_digest_is_sha256sum_of_the_listing(tmp_path, s3):
     assert metrics["images_kept"] == 4
 
 
+@pytest.mark.slow  # retries with backoff (~4 s here)
 @pytest.mark.parametrize("key", ["faces.zip", "faces/"])
 def test_wrong_checksum_is_a_clear_error_and_keeps_nothing(tmp_path, s3, key):
     s3.put("faces.zip", zip_bytes(IMAGES))
@@ -214,6 +216,7 @@ def test_parse_s3_uri_rejects_a_malformed_uri():
         parse_s3_uri("s3:///key")
 
 
+@pytest.mark.slow  # uploads a multipart object (~3 s here)
 def test_multipart_object_is_checked_by_its_sha256(tmp_path, s3):
     from boto3.s3.transfer import TransferConfig
 

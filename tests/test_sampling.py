@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 from realfake.core.errors import UserError
+from realfake.core.params import load_section
 from realfake.sample.sampling import (
     SampleConfig,
-    SampleParamsError,
     balanced_sample,
     carve_holdout,
     leakage_counts,
@@ -43,7 +43,7 @@ def crafted(n: int = 1200, seed: int = 0) -> pd.DataFrame:
     return frame
 
 
-CFG = SampleConfig(strata=("gender", "age_group", "race_group"), min_per_stratum=3, seed=7)
+CFG = SampleConfig(strata=("gender", "age_group", "race_group"), min_per_stratum=3, seed=7, holdout_sources=())
 
 
 def test_balancing_within_strata_removes_the_skew():
@@ -138,7 +138,7 @@ def test_sample_stage_packs_arrays_that_match_the_images_bit_for_bit(tmp_path, m
         paths.append(str(path))
     frame["resized_path"] = paths
     frame.to_parquet("metadata.parquet")
-    cfg = SampleConfig(strata=("gender", "age_group"), min_per_stratum=2, seed=0)
+    cfg = SampleConfig(strata=("gender", "age_group"), min_per_stratum=2, seed=0, holdout_sources=())
     report = run_sample(Path("metadata.parquet"), cfg, 16, Path("packed"), Path("splits.parquet"),
                         Path("sample.json"), Path("plots"))
     assert report["leakage"]["split_group"] == 0 and report["in"] == 240
@@ -173,6 +173,7 @@ def tiny_pngs(frame: pd.DataFrame, folder: Path) -> list[str]:
     return [str(folder / f"{f}.png") for f in frame["face_id"]]
 
 
+@pytest.mark.slow  # builds and reads back a ZIP of images (~4 s here)
 def test_export_mini_is_balanced_complete_and_round_trips(tmp_path, monkeypatch):
     import io
     import zipfile
@@ -325,14 +326,23 @@ def test_holdout_sources_from_params_and_bad_names():
     from realfake.core.errors import UserError
     from realfake.sample.stage import split_table
 
-    cfg = SampleConfig.from_params({"holdout_sources": "lfw", "holdout_source": "lfw"})
-    assert cfg.held_out == ("lfw",)
-    assert SampleConfig.from_params({"holdout_sources": ["lfw", "tpdne"], "holdout_source": None}).held_out == (
-        "lfw", "tpdne")
+    def load(section):
+        return load_section(SampleConfig, {"sample": section}, "sample")
+
+    assert load({"holdout_sources": ["lfw"], "holdout_source": "lfw"}).held_out == ("lfw",)
+    assert load({"holdout_sources": ["lfw", "tpdne"], "holdout_source": None}).held_out == ("lfw", "tpdne")
+    with pytest.raises(UserError, match="sample.holdout_sources must be a list of strings"):
+        load({"holdout_sources": "lfw"})  # validated, not coerced: a bare name is not a list
     with pytest.raises(ValueError, match="no-such-source"):
         split_table(crafted(200), SampleConfig(**{**CFG.__dict__, "holdout_sources": ("lfw", "no-such-source")}))
+    with pytest.raises(UserError, match="must be a list of strings"):
+        load({"holdout_sources": [3]})
     with pytest.raises(UserError, match="must be source names"):
-        SampleConfig.from_params({"holdout_sources": [3]})
+        load({"holdout_sources": [""]})
+    with pytest.raises(UserError, match="summing to 1"):
+        load({"fractions": {"train": 0.8, "val": 0.15, "test": 0.15}})
+    with pytest.raises(UserError, match="unknown key 'vall'"):
+        load({"fractions": {"train": 0.7, "vall": 0.15, "test": 0.15}})
 
 
 def test_sample_stage_packs_the_holdout_with_its_sources_and_reconciles(tmp_path, monkeypatch):
@@ -403,10 +413,10 @@ def test_quality_params_are_validated():
                          ({"quality_bins": {"sharpness": 1}}, "quantile bands"),
                          ({"quality_bins": {"sharpness": [3, 2]}}, "increasing"),
                          ({"quality_bins": {"mood": 3}}, "unknown measure"),
-                         ({"quality_position": "middle"}, "first or last")]:
-        with pytest.raises(SampleParamsError, match=message):
-            SampleConfig.from_params({**base, **bad})
-    cfg = SampleConfig.from_params({**base, "quality_strata": "sharpness"})
+                         ({"quality_position": "middle"}, "one of first, last")]:
+        with pytest.raises(UserError, match=message):
+            load_section(SampleConfig, {"sample": {**base, **bad}}, "sample")
+    cfg = load_section(SampleConfig, {"sample": {**base, "quality_strata": ["sharpness"]}}, "sample")
     assert cfg.all_strata == ("gender", "sharpness_band")
     with pytest.raises(UserError, match="no .sharpness. column"):
         balanced_sample(crafted(100), cfg)

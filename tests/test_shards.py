@@ -19,6 +19,7 @@ import torch
 from PIL import Image
 
 from realfake.core.errors import UserError
+from realfake.core.params import load_section
 from realfake.core.shard_manifest import INDEX_NAME, read_index, write_index
 from realfake.detector.packed import load_split
 from realfake.detector.shard_stream import ShardInputConfig, load_shard_split
@@ -170,7 +171,7 @@ def test_bad_files_are_rejected_with_reasons_and_disabled_writes_an_empty_index(
         read_index(str(tmp_path / "off"))
     for bad in ({"max_count": 0}, {"enabled": "yes"}, {"max_bytes": 1.5}, {"maxcount": 3}):
         with pytest.raises(UserError, match="sample.shards"):
-            ShardsConfig.from_params(bad)
+            load_section(SampleConfig, {"sample": {"shards": bad}}, "sample")
 
 
 # ---------------------------------------------------------------- streaming
@@ -208,7 +209,7 @@ def test_npy_encoding_streams_the_same_pixels(staged, tmp_path):
     streamed = [h for images, _ in load_shard_split(cfg.shards, "val", SIZE).eval_batches(64) for h in digest(images)]
     assert sorted(streamed) == sorted(digest(torch.from_numpy(np.asarray(packed.images[packed.rows]))))
     with pytest.raises(UserError, match="encoding"):
-        ShardsConfig.from_params({"encoding": "jpeg"})
+        load_section(SampleConfig, {"sample": {"shards": {"encoding": "jpeg"}}}, "sample")
 
 
 def test_stream_order_is_seeded_and_shuffled_across_shards(staged):
@@ -294,6 +295,7 @@ def test_resample_is_a_new_manifest_over_untouched_shards(staged, tmp_path):
     assert delivered == sorted(new.loc[new["split"] == "train", "face_id"])
 
 
+@pytest.mark.slow  # the realfake CLI in a subprocess (~3 s here)
 def test_resample_command(staged, tmp_path):
     import yaml
 

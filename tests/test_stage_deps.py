@@ -110,6 +110,21 @@ def test_stage_deps_cover_every_package_module_its_script_imports(name):
 
 
 @pytest.mark.parametrize("name", sorted(STAGES))
+def test_stage_deps_name_no_package_the_stage_does_not_run(name):
+    """A package dep the script never imports re-runs the stage for nothing (resize once re-ran with every MTCNN edit)."""
+    stage = STAGES[name]
+    closure = package_closure(REPO / SCRIPT.search(stage["cmd"]).group(1))
+    extra = [d for d in dep_paths(stage) if d.startswith(PACKAGE + "/") and (REPO / d).is_dir()
+             and not any(covered(p, [d]) for p in closure)]
+    assert not extra, f"stage {name}: deps list {extra} but its script imports nothing from there"
+
+
+def test_editing_resize_does_not_rerun_faces_and_editing_faces_does_not_rerun_resize():
+    deps = {name: dep_paths(STAGES[name]) for name in ("faces", "resize")}
+    assert "realfake/resize" not in deps["faces"] and "realfake/faces" not in deps["resize"]
+
+
+@pytest.mark.parametrize("name", sorted(STAGES))
 def test_stage_code_deps_exist(name):
     code = [d for d in dep_paths(STAGES[name]) if d.split("/")[0] in (PACKAGE, "stages") and "${" not in d]
     missing = [d for d in code if not (REPO / d).exists()]
@@ -138,6 +153,7 @@ ALLOWED = {
     "core": set(),
     "ingest": set(),
     "faces": set(),
+    "resize": set(),
     "dedupe": set(),
     "attributes": set(),
     "metadata": {"attributes"},  # face measures

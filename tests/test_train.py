@@ -5,10 +5,7 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
 import random
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +14,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 import yaml
+from conftest import assert_user_error, run_script
 from PIL import Image
 
 from realfake.core.atomic import write_parquet
@@ -271,6 +269,7 @@ def test_checkpoint_roundtrip_weights_only(tmp_path):
 # ---------------------------------------------------------------- training runs
 
 
+@pytest.mark.slow  # trains a model (~4 s here)
 def test_short_training_beats_chance(tmp_path):
     packed = tmp_path / "packed"
     write_packed(packed, "train", 160, 80, 32, seed=0)  # imbalanced 2:1, so class weights switch on
@@ -309,12 +308,7 @@ def test_training_is_deterministic(tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def run_stage(cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, str(REPO / "stages" / "train.py")], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
-
-
+@pytest.mark.slow  # two runs of the train stage script (~30 s here)
 def test_stage_writes_outputs_and_reports_bad_input(tmp_path):
     params = {
         "data": {"profile": "sample"},
@@ -324,11 +318,10 @@ def test_stage_writes_outputs_and_reports_bad_input(tmp_path):
                   "profile_overrides": {"sample": {"batch_size": 8}, "mirror": {"batch_size": 64}}},
     }
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    missing = run_stage(tmp_path)
-    assert missing.returncode == 2 and "sample stage" in missing.stderr and "Traceback" not in missing.stderr
+    assert_user_error(run_script(tmp_path, "train.py"), "sample stage")
     write_packed(tmp_path / "data" / "packed", "train", 32, 32, 32, seed=0)
     write_packed(tmp_path / "data" / "packed", "val", 16, 16, 32, seed=1)
-    done = run_stage(tmp_path)
+    done = run_script(tmp_path, "train.py")
     assert done.returncode == 0, done.stderr[-2000:]
     headline = json.loads((tmp_path / "metrics" / "train.json").read_text())
     metrics = json.loads((tmp_path / "reports" / "train.json").read_text())
@@ -371,15 +364,15 @@ def test_reads_what_the_sample_stage_packs(tmp_path):
 
 
 def test_profile_overrides_apply_to_their_profile_only():
-    from realfake.detector.train import load_configs
+    from realfake.detector.train import load_train_config
 
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     override = params["train"]["profile_overrides"]["sample"]
-    _, sample, _ = load_configs({**params, "data": {"profile": "sample"}})
-    _, mirror, _ = load_configs({**params, "data": {"profile": "mirror"}})
+    sample, _ = load_train_config({**params, "data": {"profile": "sample"}})
+    mirror, _ = load_train_config({**params, "data": {"profile": "mirror"}})
     for key, value in override.items():
         assert getattr(sample, key) == value and getattr(mirror, key) == params["train"][key], key
     bad = {**params, "data": {"profile": "sample"},
            "train": {**params["train"], "profile_overrides": {"sample": {"batch_sise": 8}}}}
     with pytest.raises(UserError, match="batch_sise"):
-        load_configs(bad)
+        load_train_config(bad)

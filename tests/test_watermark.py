@@ -14,7 +14,7 @@ from PIL import Image
 
 from realfake.core.errors import UserError
 from realfake.core.imageio import read_image
-from realfake.core.params import load_params
+from realfake.core.params import load_params, load_section
 from realfake.core.watermark import Watermark, crop_reads_box, measure_box, stroke_share
 from realfake.faces.alignment import align, warp_crop
 from realfake.faces.crop import FacesConfig, run_source
@@ -24,7 +24,7 @@ from realfake.ingest.sources import resolve_source
 
 REPO = Path(__file__).resolve().parents[1]
 PARAMS = load_params(REPO / "params.yaml")
-FACES = FacesConfig.from_params({**PARAMS["faces"], "workers": 1})
+FACES = load_section(FacesConfig, {"faces": {**PARAMS["faces"], "workers": 1}}, "faces")
 
 
 def declared() -> Watermark:
@@ -51,7 +51,7 @@ def test_declared_box_holds_the_watermark_measured_on_the_mirror(mirror):
 def faces_of(tmp_path: Path, spec: dict, profile: str) -> tuple[pd.DataFrame, dict]:
     """Download and crop one source with the project's params (real MTCNN)."""
     src = resolve_source("pollinations", spec, profile)
-    run_download(src, DownloadConfig.from_params(PARAMS["download"]), tmp_path / "raw", tmp_path / "d.json")
+    run_download(src, load_section(DownloadConfig, PARAMS, "download"), tmp_path / "raw", tmp_path / "d.json")
     metrics = run_source("pollinations", FACES, tmp_path / "raw", tmp_path / "faces", tmp_path / "m", tmp_path / "p",
                          progress=False)
     return pd.read_parquet(tmp_path / "faces" / "pollinations.parquet"), metrics

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,17 +47,6 @@ class AttributesConfig:
     dropout: float = 0.2
     threads: int = 1  # torch CPU threads: 2 ran 6x slower than 1 on a busy 2-core machine (spin-waiting)
 
-    @classmethod
-    def from_params(cls, section: dict[str, Any] | None) -> AttributesConfig:
-        """Build from a params.yaml section; unknown keys and bad values are user errors."""
-        section = dict(section or {})
-        unknown = sorted(set(section) - {f.name for f in fields(cls)})
-        if unknown:
-            raise UserError(f"attributes: unknown params {unknown}")
-        cfg = cls(**section)
-        cfg.validate()
-        return cfg
-
     def validate(self) -> None:
         """Raise UserError on values that cannot work."""
         bins = list(self.age_bins)
@@ -83,7 +72,7 @@ class AttributesConfig:
 
 # ---------------------------------------------------------------- the model
 
-def build_model(cfg: AttributesConfig):
+def build_attribute_net(cfg: AttributesConfig):
     """A plain conv net (conv-BN-ReLU-pool stages, global average pool) with one linear head per attribute."""
     import torch.nn as nn
 
@@ -150,7 +139,7 @@ def train_model(images: np.ndarray, targets: dict[str, np.ndarray], cfg: Attribu
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
-    model = build_model(cfg)
+    model = build_attribute_net(cfg)
     x_all = to_tensor(images)
     y_all = {h: torch.from_numpy(t) for h, t in targets.items()}
     n = len(x_all)
@@ -308,7 +297,7 @@ def load_model(path: str | Path):
 
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     cfg = AttributesConfig(**ckpt["config"])
-    model = build_model(cfg)
+    model = build_attribute_net(cfg)
     model.load_state_dict(ckpt["state_dict"])
     model.eval()
     return model, cfg

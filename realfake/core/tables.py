@@ -15,42 +15,43 @@ from realfake.core.errors import UserError
 log = logging.getLogger(__name__)
 
 
-def read_faces(faces_dir: Path, sources: list[str]) -> pd.DataFrame:
-    """Every row of the faces tables of `sources` (kept and rejected), raw columns included."""
+def read_faces(faces_dir: Path, sources: list[str], required: tuple[str, ...] = ("face_id",)) -> pd.DataFrame:
+    """Every row of the faces tables of `sources` (kept and rejected), raw columns included.
+
+    A source disabled in the active profile has an empty table: it adds no rows, whatever its columns.
+    """
     frames = []
     for name in sources:
         path = faces_dir / f"{name}.parquet"
         if not path.is_file():
             raise UserError(f"{path} not found: run the faces stage for {name!r} first")
         df = pd.read_parquet(path)
-        if len(df) and "face_id" not in df:
-            raise UserError(f"{path} has no face_id column: is it a faces-stage table?")
+        missing = [c for c in required if c not in df]
+        if len(df) and missing:
+            raise UserError(f"{path} lacks column(s) {missing}: is it a faces-stage table?")
         frames.append(df)
     frames = [f for f in frames if len(f)]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["face_id", "source"])
 
 
+DEDUPE_COLUMNS = ("face_id", "source", "group", "cluster_id", "reason")
+
+
 def read_dedupe(path: Path) -> pd.DataFrame:
-    """The dedupe table as face_id, source, group, cluster_id and `survived` (no drop reason)."""
+    """The dedupe table as face_id, source, group, cluster_id (-1: unreadable) and `survived` (no drop reason)."""
     if not path.is_file():
         raise UserError(f"{path} not found: run the dedupe stage first")
     df = pd.read_parquet(path)
-    reason_col = "drop_reason" if "drop_reason" in df else "reason" if "reason" in df else None
-    if reason_col is not None:
-        survived = df[reason_col].isna()
-    elif "is_keeper" in df:
-        survived = df["is_keeper"].astype(bool)
-    else:
-        raise UserError(f"{path} has neither drop_reason/reason nor is_keeper: is it a dedupe table?")
-    out = pd.DataFrame({
+    missing = [c for c in DEDUPE_COLUMNS if c not in df]
+    if missing:
+        raise UserError(f"{path} lacks column(s) {missing}: is it a dedupe-stage table?")
+    return pd.DataFrame({
         "face_id": df["face_id"].astype(str),
-        "source": df["source"].astype(str) if "source" in df else None,
-        "group": df["group"].astype("object") if "group" in df else None,
-        "cluster_id": pd.to_numeric(df.get("cluster_id", pd.Series(-1, index=df.index)), errors="coerce")
-        .fillna(-1).astype(np.int64),
-        "survived": survived.to_numpy(bool),
+        "source": df["source"].astype(str),
+        "group": df["group"].astype("object"),
+        "cluster_id": pd.to_numeric(df["cluster_id"], errors="coerce").fillna(-1).astype(np.int64),
+        "survived": df["reason"].isna().to_numpy(bool),
     })
-    return out
 
 
 def surviving_faces(faces: pd.DataFrame, dedupe: pd.DataFrame) -> pd.DataFrame:

@@ -27,17 +27,11 @@ class Watermark:
 
     box: tuple[float, float, float, float]
 
-    @classmethod
-    def from_params(cls, spec: Any, where: str) -> Watermark | None:
-        """`watermark: {box: [x1, y1, x2, y2]}` (fractions, 0 <= x1 < x2 <= 1) or null."""
-        if spec is None:
-            return None
-        box = spec.get("box") if isinstance(spec, dict) else None
-        if (not isinstance(box, list) or len(box) != 4 or not all(isinstance(v, (int, float)) for v in box)
-                or not (0 <= box[0] < box[2] <= 1 and 0 <= box[1] < box[3] <= 1) or set(spec) != {"box"}):
-            raise UserError(f"{where}.watermark must be {{box: [x1, y1, x2, y2]}} in fractions of the image, "
-                            f"0 <= x1 < x2 <= 1 and 0 <= y1 < y2 <= 1; got {spec!r}")
-        return cls(tuple(float(v) for v in box))
+    def __post_init__(self) -> None:
+        x1, y1, x2, y2 = self.box
+        if not (0 <= x1 < x2 <= 1 and 0 <= y1 < y2 <= 1):
+            raise UserError(f"watermark.box must be [x1, y1, x2, y2] in fractions of the image, 0 <= x1 < x2 <= 1 "
+                            f"and 0 <= y1 < y2 <= 1; got {list(self.box)}")
 
     def pixels(self, width: int, height: int) -> tuple[float, float, float, float]:
         """The box in pixel coordinates of a width x height image."""

@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from realfake.core.errors import UserError
+from realfake.core.components import union_find
 from realfake.core.progress import tqdm
-from realfake.dedupe.clusters import conflict_roots, keeper_order, star_keepers, union_find
+from realfake.core.tables import read_faces
+from realfake.dedupe.clusters import conflict_roots, keeper_order, star_keepers
 from realfake.dedupe.config import DedupeConfig
 from realfake.dedupe.hashing import FaceHashes, hash_file
 from realfake.dedupe.search import near_pairs, popcount
@@ -50,22 +51,12 @@ class Edges:
 
 def load_faces(faces_dir: Path, sources: Iterable[str]) -> tuple[pd.DataFrame, dict[str, int]]:
     """The kept faces of every source, sorted by (source, face_id); plus how many rows were not kept."""
-    frames, not_kept = [], {}
-    for name in sources:
-        path = faces_dir / f"{name}.parquet"
-        if not path.exists():
-            raise UserError(f"{path} not found: run the faces stage first (dvc repro faces)")
-        df = pd.read_parquet(path)
-        if df.empty:  # a source disabled in the active profile: nothing to read, whatever the columns
-            not_kept[name] = 0
-            continue
-        missing = [c for c in REQUIRED if c not in df.columns]
-        if missing:
-            raise UserError(f"{path} lacks column(s) {missing}: is it a faces-stage table?")
-        kept = df["status"] == "kept"
-        not_kept[name] = int((~kept).sum())
-        frames.append(df.loc[kept, [c for c in FACE_COLUMNS if c in df.columns]])
-    faces = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=FACE_COLUMNS)
+    sources = list(sources)
+    table = read_faces(faces_dir, sources, required=tuple(REQUIRED))
+    kept = table["status"] == "kept" if len(table) else pd.Series(False, index=table.index)
+    source = table["source"].astype(str)
+    not_kept = {name: int(((source == name) & ~kept).sum()) for name in sources}
+    faces = table.loc[kept, [c for c in FACE_COLUMNS if c in table.columns]]
     for col in FACE_COLUMNS:
         if col not in faces.columns:
             faces[col] = None

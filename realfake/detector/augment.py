@@ -15,12 +15,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from realfake.core.errors import UserError
+from realfake.core.imageio import gaussian_blur as blur_image
+from realfake.core.imageio import jpeg_roundtrip
 
 GRAY_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R BT.601 luma, as PIL's convert("L")
 
@@ -49,9 +50,9 @@ class AugmentConfig:
             if not 0.0 <= value <= 1.0:
                 raise UserError(f"train.augment.{name} must be a probability in [0, 1], got {value!r}")
         for name in ("crop_scale", "crop_ratio", "blur_sigma", "jpeg_quality"):
-            low, high = getattr(self, name)
-            if low > high or low < 0:
-                raise UserError(f"train.augment.{name} must be [low, high] with 0 <= low <= high")
+            bounds = getattr(self, name)
+            if len(bounds) != 2 or not 0 <= bounds[0] <= bounds[1]:
+                raise UserError(f"train.augment.{name} must be [low, high] with 0 <= low <= high, got {bounds!r}")
         if not 1 <= self.jpeg_quality[0] <= self.jpeg_quality[1] <= 100:
             raise UserError("train.augment.jpeg_quality must lie within [1, 100]")
         if self.crop_scale[1] > 1.0:
@@ -116,22 +117,16 @@ def gaussian_blur(x: torch.Tensor, sigmas: torch.Tensor) -> torch.Tensor:
     """Gaussian blur of float images with one sigma per image (sigma 0 leaves an image as it is)."""
     out = x.clone()
     for i, sigma in enumerate(sigmas.tolist()):
-        if sigma > 1e-3:  # OpenCV picks the kernel size from sigma (about 6 sigma + 1)
-            blurred = cv2.GaussianBlur(_hwc(x[i]), (0, 0), sigma, borderType=cv2.BORDER_REFLECT_101)
-            out[i] = torch.from_numpy(blurred).permute(2, 0, 1)
+        if sigma > 1e-3:
+            out[i] = torch.from_numpy(blur_image(_hwc(x[i]), sigma)).permute(2, 0, 1)
     return out
 
 
-def jpeg_roundtrip(x: torch.Tensor, qualities: torch.Tensor) -> torch.Tensor:
-    """Really encode and decode each uint8 RGB image as JPEG at its own quality (libjpeg via OpenCV)."""
+def jpeg_batch(x: torch.Tensor, qualities: torch.Tensor) -> torch.Tensor:
+    """Really encode and decode each uint8 RGB image as JPEG at its own quality (realfake.core.imageio's encoder)."""
     out = x.clone()
     for i, quality in enumerate(qualities.tolist()):
-        bgr = cv2.cvtColor(_hwc(x[i]), cv2.COLOR_RGB2BGR)  # OpenCV's JPEG codec assumes BGR order
-        ok, encoded = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
-        if not ok:
-            raise RuntimeError("OpenCV failed to encode a JPEG")
-        decoded = cv2.cvtColor(cv2.imdecode(encoded, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-        out[i] = torch.from_numpy(decoded).permute(2, 0, 1)
+        out[i] = torch.from_numpy(jpeg_roundtrip(_hwc(x[i]), quality)).permute(2, 0, 1)
     return out
 
 
@@ -158,7 +153,7 @@ def augment_batch(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> 
     idx = _pick(n, cfg.jpeg_p, gen)
     if len(idx):
         qualities = torch.randint(int(cfg.jpeg_quality[0]), int(cfg.jpeg_quality[1]) + 1, (len(idx),), generator=gen)
-        out[idx] = jpeg_roundtrip(to_uint8(out[idx]), qualities).float().div(255.0)
+        out[idx] = jpeg_batch(to_uint8(out[idx]), qualities).float().div(255.0)
     return to_uint8(out) if is_uint8 else out
 
 

@@ -12,7 +12,8 @@ from torch import nn
 
 from realfake.core.atomic import write_torch
 from realfake.core.errors import UserError
-from realfake.detector.model import ModelConfig, build_model, config_from_dict, config_to_dict
+from realfake.core.params import load_section
+from realfake.detector.model import ModelConfig, build_model, config_to_dict
 from realfake.detector.patches import PatchConfig
 
 CHECKPOINT_FORMAT = "realfake-detector/1"
@@ -78,7 +79,7 @@ def load_detector(path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild the model from a checkpoint (safe load: weights_only=True); returns (model in eval mode, checkpoint)."""
     checkpoint = read_checkpoint(path)
     try:
-        model = build_model(config_from_dict(ModelConfig, checkpoint["model_config"], "model_config"))
+        model = build_model(load_section(ModelConfig, {"model_config": checkpoint["model_config"]}, "model_config"))
         model.load_state_dict(checkpoint["state_dict"])
         PatchConfig.from_preprocessing(checkpoint["preprocessing"])
     except (KeyError, TypeError, ValueError, RuntimeError, UserError) as exc:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-LOSSES = ("bce", "focal")
+Loss = Literal["bce", "focal"]  # the type of params.yaml `train.loss`
+LOSSES = get_args(Loss)
 
 
 def focal_loss(
@@ -58,7 +60,7 @@ class BinaryLoss(nn.Module):
 
     def __init__(
         self,
-        kind: str = "bce",
+        kind: Loss = "bce",
         gamma: float = 2.0,
         alpha: float | None = None,
         weights: Sequence[float] | None = None,

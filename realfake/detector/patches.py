@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from realfake.core.errors import UserError
+from realfake.core.params import load_section
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ class PatchConfig:
     @classmethod
     def from_preprocessing(cls, preprocessing: dict) -> PatchConfig:
         """The patch settings a checkpoint's preprocessing stores (whole images when it stores none)."""
-        return cls(**preprocessing.get("patch", {}))
+        return load_section(cls, preprocessing, "patch")
 
     @property
     def enabled(self) -> bool:

@@ -1,13 +1,15 @@
-"""Score uint8 image batches with a saved detector exactly as it was trained."""
+"""Score uint8 image batches with a saved detector exactly as it was trained, a batch at a time."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from realfake.core.device import resolve_device
+from realfake.core.progress import tqdm
 from realfake.detector.checkpoint import load_detector, to_model_input
 from realfake.detector.patches import PatchConfig, image_logits
 
@@ -28,3 +30,19 @@ class Scorer:
         x = to_model_input(torch.from_numpy(np.array(images, dtype=np.uint8)), self.pre, channels_last=True,
                            device=self.device)
         return torch.sigmoid(image_logits(self.model, x, self.patch)).cpu().numpy().astype(np.float64)
+
+
+def score_in_batches(score_fn: Callable[[np.ndarray], np.ndarray], images: np.ndarray, batch_size: int,
+                     rows: np.ndarray | None = None, transform: Callable[[np.ndarray], np.ndarray] | None = None,
+                     desc: str | None = None) -> np.ndarray:
+    """`score_fn` over `images` (only `rows`, in order, when given), `batch_size` at a time, optionally damaged first.
+
+    Reading one batch at a time keeps a memory-mapped array on disk; the scores keep score_fn's dtype. Used by
+    training (validation logits), evaluation (every split) and the robustness table.
+    """
+    n = len(images) if rows is None else len(rows)
+    out = []
+    for start in tqdm(range(0, n, batch_size), desc=desc, unit="batch", leave=False, disable=desc is None):
+        chunk = np.asarray(images[start:start + batch_size] if rows is None else images[rows[start:start + batch_size]])
+        out.append(score_fn(transform(chunk) if transform else chunk))
+    return np.concatenate(out) if out else np.zeros(0)

@@ -22,8 +22,8 @@ import random
 import statistics
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any, Literal
 
 import cv2
 import numpy as np
@@ -32,18 +32,19 @@ from sklearn.metrics import roc_auc_score
 from torch import nn
 
 from realfake.core.atomic import atomic_dir
-from realfake.core.device import AMP_MODES, Precision, resolve_device, resolve_precision
+from realfake.core.device import Precision, resolve_device, resolve_precision
 from realfake.core.errors import UserError
+from realfake.core.params import load_section
 from realfake.core.progress import tqdm
+from realfake.core.training_image import ResizeConfig
 from realfake.detector.augment import AugmentConfig, augment_batch
 from realfake.detector.checkpoint import preprocessing_for, save_checkpoint, to_model_input
 from realfake.detector.fitness import FitnessConfig, assess
-from realfake.detector.losses import LOSSES, BinaryLoss, class_weights
+from realfake.detector.losses import BinaryLoss, Loss, class_weights
 from realfake.detector.model import (
     ModelConfig,
     attention_parameters,
     build_model,
-    config_from_dict,
     config_to_dict,
     count_parameters,
 )
@@ -60,10 +61,6 @@ from realfake.detector.threshold import choose_threshold
 
 log = logging.getLogger(__name__)
 
-SCHEDULES = ("cosine", "onecycle", "none")
-SAMPLERS = ("shuffle", "source_balanced")
-CLASS_WEIGHTING = ("auto", "on", "off")
-INPUTS = ("packed", "shards")
 MIN_CUDA_STEPS = 20  # the CUDA batch is used only when an epoch still has this many steps
 
 
@@ -77,13 +74,13 @@ class TrainConfig:
     eval_batch_size: int = 256
     lr: float = 2e-3
     weight_decay: float = 0.05
-    schedule: str = "cosine"  # cosine | onecycle | none
+    schedule: Literal["cosine", "onecycle", "none"] = "cosine"
     warmup_epochs: float = 1.0
     min_lr_ratio: float = 0.01  # cosine ends at lr * min_lr_ratio
-    loss: str = "bce"  # bce | focal
+    loss: Loss = "bce"
     focal_gamma: float = 2.0
     focal_alpha: float | None = None  # weight of the fake class in the focal loss; None: no alpha
-    class_weighting: str = "auto"  # auto: weight classes only when max/min count > imbalance_ratio
+    class_weighting: Literal["auto", "on", "off"] = "auto"  # auto: weight classes only when max/min count > imbalance_ratio
     imbalance_ratio: float = 1.2
     patience: int = 5  # epochs without improvement of the smoothed val loss before stopping
     smooth_window: int = 3  # running median over this many epochs of val loss
@@ -93,33 +90,19 @@ class TrainConfig:
     channels_last: bool = True
     # shuffle: every train image once per epoch. source_balanced: draw with replacement so each class is half of
     # the draws and each source an equal share of its class, so no one source defines what "real" looks like
-    sampler: str = "shuffle"
+    sampler: Literal["shuffle", "source_balanced"] = "shuffle"
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     patch: PatchConfig = field(default_factory=PatchConfig)
-    input: str = "packed"  # packed: data/packed arrays | shards: stream WebDataset shards (train.shards)
+    input: Literal["packed", "shards"] = "packed"  # packed: data/packed arrays | shards: stream WebDataset shards
     shards: ShardInputConfig = field(default_factory=ShardInputConfig)
-    device: str = "auto"  # auto | cpu | cuda (auto: CUDA when torch sees one)
-    amp: str = "bf16"  # bf16 | fp16 | off: autocast on CUDA (never on the CPU)
+    device: str = "auto"  # auto | cpu | cuda | cuda:N (auto: CUDA when torch sees one; resolve_device checks it)
+    amp: Literal["bf16", "fp16", "off"] = "bf16"  # autocast on CUDA (never on the CPU)
     # on CUDA: this batch (lr scaled by sqrt(cuda_batch_size / batch_size)) when an epoch keeps >= 20 steps
     cuda_batch_size: int | None = 256
     fitness: FitnessConfig = field(default_factory=FitnessConfig)  # when the model may judge photos (fitness.py)
 
     def __post_init__(self) -> None:
-        if isinstance(self.augment, dict):
-            self.augment = config_from_dict(AugmentConfig, self.augment, "train.augment")
-        if isinstance(self.patch, dict):
-            self.patch = config_from_dict(PatchConfig, self.patch, "train.patch")
-        if isinstance(self.shards, dict):
-            self.shards = config_from_dict(ShardInputConfig, self.shards, "train.shards")
-        if isinstance(self.fitness, dict):
-            self.fitness = config_from_dict(FitnessConfig, self.fitness, "train.fitness")
         checks = {
-            "schedule": (self.schedule in SCHEDULES, f"one of {SCHEDULES}"),
-            "loss": (self.loss in LOSSES, f"one of {LOSSES}"),
-            "class_weighting": (self.class_weighting in CLASS_WEIGHTING, f"one of {CLASS_WEIGHTING}"),
-            "sampler": (self.sampler in SAMPLERS, f"one of {SAMPLERS}"),
-            "input": (self.input in INPUTS, f"one of {INPUTS}"),
-            "amp": (self.amp in AMP_MODES, f"one of {AMP_MODES}"),
             "cuda_batch_size": (self.cuda_batch_size is None or self.cuda_batch_size >= 2, "null or >= 2"),
             "epochs": (self.epochs >= 1, ">= 1"),
             "batch_size": (self.batch_size >= 2, ">= 2 (batch norm needs two images)"),
@@ -333,8 +316,12 @@ def predict_logits(model: nn.Module, split: Split, batch_size: int, preprocessin
     return out
 
 
-def binary_metrics(logits: np.ndarray, y: np.ndarray) -> dict[str, float | None]:
-    """Unweighted BCE, accuracy at p=0.5, and ROC AUC (None when only one class is present)."""
+def logit_metrics(y: np.ndarray, logits: np.ndarray) -> dict[str, float | None]:
+    """Validation figures on raw logits: unweighted BCE, accuracy at logit 0 (p = 0.5), ROC AUC (None with one class).
+
+    Arguments in sklearn's order, as realfake.evaluation.metrics.binary_metrics(y_true, p_fake), which reports the
+    full set on probabilities; AUC is taken on the logits here because sigmoid ties saturated scores.
+    """
     logits_t, y_t = torch.from_numpy(logits).float(), torch.from_numpy(y).float()
     loss = float(nn.functional.binary_cross_entropy_with_logits(logits_t, y_t)) if len(y) else math.nan
     acc = float(((logits > 0) == (y == 1)).mean()) if len(y) else math.nan
@@ -343,9 +330,12 @@ def binary_metrics(logits: np.ndarray, y: np.ndarray) -> dict[str, float | None]
 
 
 def resize_record(resize_params: dict[str, Any] | None, size: int) -> dict[str, Any]:
-    """How the packed images were shaped from the crops (params.yaml `resize`, validated by the resize stage)."""
-    section = resize_params or {}
-    return {"size": int(size), "reencode": section.get("reencode", "none"), "jpeg_quality": section.get("jpeg_quality", 75)}
+    """How the packed images were shaped from the crops: params.yaml `resize` read as the resize stage reads it.
+
+    None (a caller that packed its own arrays, as the tests do) means nothing was re-encoded.
+    """
+    section = {"reencode": "none"} if resize_params is None else dict(resize_params)
+    return asdict(load_section(ResizeConfig, {"resize": {**section, "size": int(size)}}, "resize"))
 
 
 # ---------------------------------------------------------------- the whole run
@@ -413,8 +403,8 @@ def train(
             lr = optimizer.param_groups[0]["lr"]
             stats = train_one_epoch(model, train_split, loss_fn, optimizer, scheduler, cfg, preprocessing, gen,
                                     runtime, steps_per_epoch)
-            val = binary_metrics(predict_logits(model, val_split, cfg.eval_batch_size, preprocessing,
-                                                cfg.channels_last, runtime), val_split.y)
+            val = logit_metrics(val_split.y, predict_logits(model, val_split, cfg.eval_batch_size, preprocessing,
+                                                            cfg.channels_last, runtime))
             train_images, train_seconds = train_images + stats["images"], train_seconds + stats["seconds"]
             if stopper.step(val["loss"]):
                 best_state, best_val = copy.deepcopy(model.state_dict()), {**val, "epoch": epoch}
@@ -522,18 +512,6 @@ def fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4f}"
 
 
-def load_configs(params: dict[str, Any]) -> tuple[ModelConfig, TrainConfig, int | None]:
-    """ModelConfig, TrainConfig (with the data profile's `train.profile_overrides` applied) and resize.size."""
-    model_cfg = config_from_dict(ModelConfig, params.get("model"), "model")
-    section, override = train_section(params)
-    train_cfg = config_from_dict(TrainConfig, section, "train")
-    if override:
-        log.info("data.profile=%s: train.profile_overrides sets %s", (params.get("data") or {}).get("profile"),
-                 ", ".join(f"{k}={v}" for k, v in override.items()))
-    size = (params.get("resize") or {}).get("size")
-    return model_cfg, train_cfg, int(size) if size is not None else None
-
-
 def train_section(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """params.yaml `train` with `profile_overrides.<data.profile>` merged over it (top-level keys); and that override.
 
@@ -550,3 +528,13 @@ def train_section(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any
     if unknown:
         raise UserError(f"unknown key(s) in train.profile_overrides: {unknown}")
     return {**section, **override}, override
+
+
+def load_train_config(params: dict[str, Any]) -> tuple[TrainConfig, dict[str, Any]]:
+    """TrainConfig from params.yaml `train` (realfake.core.params.load_section rules) with the data profile's
+    `train.profile_overrides` applied; and that override."""
+    section, override = train_section(params)
+    if override:
+        log.info("data.profile=%s: train.profile_overrides sets %s", (params.get("data") or {}).get("profile"),
+                 ", ".join(f"{k}={v}" for k, v in override.items()))
+    return load_section(TrainConfig, {"train": section}, "train"), override

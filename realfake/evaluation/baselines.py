@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -123,14 +123,14 @@ AUDIT_FEATURES = ("width", "height", "bytes_per_pixel", "jpeg_quality", "face_px
 class AuditConfig:
     """Audit model: `logistic` (standardised logistic regression) or `gbm` (small histogram boosting)."""
 
-    model: str = "logistic"
+    model: Literal["logistic", "gbm"] = "logistic"
     C: float = 1.0
     max_iter: int = 2000
     gbm_max_iter: int = 100
     gbm_max_depth: int = 3
     seed: int = 0
     margin: float = 0.03  # "about as well as the CNN": audit AUC within this of the CNN's
-    cols: AuditColumns = AuditColumns()
+    cols: AuditColumns = field(default=AuditColumns(), init=False)  # the metadata schema's names, not a param
 
 
 def _numeric(frame: pd.DataFrame, col: str) -> np.ndarray:

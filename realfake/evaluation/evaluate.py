@@ -17,7 +17,7 @@ from realfake.core.stage_metrics import write_stage_metrics
 from realfake.core.tables import markdown_table
 from realfake.detector.checkpoint import to_model_input
 from realfake.detector.packed import PackedSplit, load_split
-from realfake.detector.scorer import Scorer
+from realfake.detector.scorer import Scorer, score_in_batches
 from realfake.evaluation.baselines import (
     AuditConfig,
     SpectralConfig,
@@ -47,45 +47,44 @@ from realfake.evaluation.robustness import robustness_table
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class HonestPair:
+    """The two sources of the honest-pair figure: same size, compression and alignment, one real and one fake."""
+
+    real: str = "ffhq"
+    fake: str = "stylegan-140k"
+
+
 @dataclass
 class EvaluateConfig:
-    """The `evaluate` params section."""
+    """The `evaluate` params section (read with realfake.core.params.load_section)."""
 
     calibration_bins: int = 15
     curve_points: int = 200
     min_group: int = 20
     yaw_edges: tuple[float, ...] = (0, 15, 30, 45, 180)
     quality_quantiles: int = 4
-    honest_pair: dict[str, str] = field(default_factory=lambda: {"real": "ffhq", "fake": "stylegan-140k"})
+    honest_pair: HonestPair = field(default_factory=HonestPair)
     robustness: tuple[str, ...] = ("jpeg:75", "jpeg:50", "jpeg:30", "blur:1", "blur:2", "downscale:0.5", "crop:0.9")
-    spectral: dict[str, Any] = field(default_factory=dict)
-    audit: dict[str, Any] = field(default_factory=dict)
+    spectral: SpectralConfig = field(default_factory=SpectralConfig)
+    audit: AuditConfig = field(default_factory=AuditConfig)
     batch_size: int = 256
     gallery: int = 8  # most confidently wrong test faces per error type
     threads: int = 2
     device: str = "auto"  # auto | cpu | cuda: where the detector scores (float32 everywhere)
 
-    @classmethod
-    def from_params(cls, section: dict[str, Any] | None) -> EvaluateConfig:
-        section = dict(section or {})
-        for key in ("yaw_edges", "robustness"):
-            if key in section:
-                section[key] = tuple(section[key])
-        return cls(**section)
-
 
 def score_split(scorer: Scorer, split: PackedSplit, batch_size: int) -> np.ndarray:
     """p_fake for every kept row of a packed split, in order."""
-    out = [scorer(split.images[split.rows[i:i + batch_size]]) for i in range(0, len(split), batch_size)]
-    return np.concatenate(out) if out else np.zeros(0)
+    return score_in_batches(scorer, split.images, batch_size, rows=split.rows)
 
 
 def baselines(train: PackedSplit, test: PackedSplit, meta: pd.DataFrame, cfg: EvaluateConfig) -> dict[str, np.ndarray]:
     """Test scores of the spectral (Durall et al.) and file-level audit models, both trained on the train split."""
-    spectral = fit_spectral(np.asarray(train.images[train.rows]), train.y, SpectralConfig(**cfg.spectral))
+    spectral = fit_spectral(np.asarray(train.images[train.rows]), train.y, cfg.spectral)
     meta = meta.assign(bytes=file_bytes(meta)) if "bytes" not in meta else meta
     by_id = meta.set_index("face_id")
-    audit = fit_audit(by_id.loc[train.meta["face_id"]], train.y, AuditConfig(**cfg.audit))
+    audit = fit_audit(by_id.loc[train.meta["face_id"]], train.y, cfg.audit)
     return {"spectral": score_spectral(spectral, np.asarray(test.images[test.rows])),
             "audit": score_audit(audit, by_id.loc[test.meta["face_id"]])}
 
@@ -172,13 +171,13 @@ def run_evaluate(cfg: EvaluateConfig, model_path: Path, packed_dir: Path, metada
     scored = scored.assign(p_spectral=extra["spectral"], p_audit=extra["audit"])
     joined, missing = attach_metadata(scored, meta)
     bd_cfg = BreakdownConfig(yaw_edges=cfg.yaw_edges, quality_quantiles=cfg.quality_quantiles,
-                             min_group=cfg.min_group, honest_real=cfg.honest_pair["real"],
-                             honest_fake=cfg.honest_pair["fake"])
+                             min_group=cfg.min_group, honest_real=cfg.honest_pair.real,
+                             honest_fake=cfg.honest_pair.fake)
     bd = breakdowns(joined, threshold, bd_cfg)
     spectral_t = 0.5
     per_source = side_by_side(joined, {"cnn": ("p_fake", threshold), "spectral": ("p_spectral", spectral_t),
                                        "audit": ("p_audit", 0.5)})
-    verdicts = [shortcut_verdict(test.y, p_test, extra[k], name, cfg.audit.get("margin", 0.03), sees)
+    verdicts = [shortcut_verdict(test.y, p_test, extra[k], name, cfg.audit.margin, sees)
                 for k, name, sees in (("audit", "file-level audit model", "no face pixels"),
                                       ("spectral", "spectral baseline", "only the crop's power spectrum"))]
     test_images = np.asarray(test.images[test.rows])

@@ -6,16 +6,16 @@ list them. Each returns a new uint8 array of the same shape; none uses randomnes
 
 from __future__ import annotations
 
-import io
 import logging
 from collections.abc import Callable
 
 import cv2
 import numpy as np
-from PIL import Image
 
 from realfake.core.errors import UserError
-from realfake.core.progress import tqdm
+from realfake.core.imageio import gaussian_blur as blur_image
+from realfake.core.imageio import jpeg_roundtrip
+from realfake.detector.scorer import score_in_batches
 from realfake.evaluation.metrics import binary_metrics
 
 log = logging.getLogger(__name__)
@@ -42,19 +42,13 @@ def _per_image(batch: np.ndarray, fn: Callable[[np.ndarray], np.ndarray]) -> np.
 
 
 def jpeg(batch: np.ndarray, quality: int) -> np.ndarray:
-    """Encode each image as JPEG at `quality` (PIL, 4:2:0) and decode it back."""
-    def one(hwc: np.ndarray) -> np.ndarray:
-        buf = io.BytesIO()
-        Image.fromarray(hwc).save(buf, format="JPEG", quality=int(quality))
-        return np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
-    return _per_image(batch, one)
+    """Encode each image as JPEG at `quality` (the pipeline's one encoder, realfake.core.imageio) and decode it back."""
+    return _per_image(batch, lambda hwc: jpeg_roundtrip(hwc, quality))
 
 
 def gaussian_blur(batch: np.ndarray, sigma: float) -> np.ndarray:
-    """Gaussian blur with standard deviation `sigma` px (kernel 2·ceil(3σ)+1, reflected borders)."""
-    k = 2 * int(np.ceil(3 * sigma)) + 1
-    return _per_image(batch, lambda hwc: cv2.GaussianBlur(hwc, (k, k), sigmaX=sigma, sigmaY=sigma,
-                                                          borderType=cv2.BORDER_REFLECT_101))
+    """Gaussian blur with standard deviation `sigma` px (realfake.core.imageio.gaussian_blur, reflected borders)."""
+    return _per_image(batch, lambda hwc: blur_image(hwc, sigma))
 
 
 def downscale(batch: np.ndarray, factor: float) -> np.ndarray:
@@ -94,16 +88,6 @@ def parse_transform(spec: str) -> Transform:
     return lambda batch: fn(batch, arg)
 
 
-def score_under(images: np.ndarray, score_fn: Callable[[np.ndarray], np.ndarray], transform: Transform | None,
-                batch_size: int = 256, desc: str = "score") -> np.ndarray:
-    """Scores of `score_fn` on (optionally damaged) images, in chunks so memory-mapped arrays stay on disk."""
-    out = np.empty(len(images), dtype=np.float64)
-    for start in tqdm(range(0, len(images), batch_size), desc=desc, unit="batch", leave=False):
-        chunk = np.asarray(images[start:start + batch_size])
-        out[start:start + len(chunk)] = score_fn(transform(chunk) if transform else chunk)
-    return out
-
-
 def robustness_table(images: np.ndarray, y: np.ndarray, score_fn: Callable[[np.ndarray], np.ndarray],
                      specs: tuple[str, ...] | list[str] = DEFAULT_SPECS, threshold: float = 0.5,
                      batch_size: int = 256) -> list[dict]:
@@ -111,7 +95,7 @@ def robustness_table(images: np.ndarray, y: np.ndarray, score_fn: Callable[[np.n
     rows = []
     for spec in ["none", *specs]:
         transform = None if spec == "none" else parse_transform(spec)
-        m = binary_metrics(y, score_under(images, score_fn, transform, batch_size, desc=spec), threshold)
+        m = binary_metrics(y, score_in_batches(score_fn, images, batch_size, transform=transform, desc=spec), threshold)
         rows.append({"transform": spec, "roc_auc": m["roc_auc"], "accuracy": m["accuracy"], "n": m["n"]})
         log.info("robustness %s: AUC %.4f", spec, m["roc_auc"])
     return rows

@@ -1,1 +1,1 @@
-"""Stages faces@<source> and resize@<source>: detect, align and crop faces; training-size copies."""
+"""Stage faces@<source>: detect, align and crop one face per raw image (MTCNN)."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import math
 from dataclasses import dataclass
 
@@ -10,8 +9,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-# One resampling filter for every scale change in the pipeline (antialiased when shrinking).
-RESAMPLE = Image.Resampling.LANCZOS
+from realfake.core.imageio import RESAMPLE
 
 
 @dataclass
@@ -71,10 +69,3 @@ def warp_crop(rgb: np.ndarray, al: Alignment, crop_size: int) -> np.ndarray:
     )
     lo, hi = (n - al.side) / 2.0, (n + al.side) / 2.0
     return np.asarray(Image.fromarray(roi).resize((crop_size, crop_size), RESAMPLE, box=(lo, lo, hi, hi)))
-
-
-def encode_png(rgb: np.ndarray) -> bytes:
-    """Lossless PNG without metadata, fast zlib level: identical pixels give identical bytes."""
-    buf = io.BytesIO()
-    Image.fromarray(rgb).save(buf, format="PNG", compress_level=1)  # 5x faster than 6 for +14 % bytes
-    return buf.getvalue()

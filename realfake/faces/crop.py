@@ -7,25 +7,22 @@ import logging
 import multiprocessing
 import os
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import cv2
 import numpy as np
 
 from realfake.core.atomic import write_bytes
 from realfake.core.errors import UserError, without_addresses
-from realfake.core.imageio import DEFAULT_MAX_PIXELS, DecodedImage, DecodeError, read_image
+from realfake.core.imageio import DEFAULT_MAX_PIXELS, DecodedImage, DecodeError, encode_png, read_image
 from realfake.core.watermark import crop_reads_box
-from realfake.faces.alignment import Alignment, align, encode_png, pad_fraction, warp_crop
-from realfake.faces.detect import Detector, Face, choose_primary, detect_faces
+from realfake.faces.alignment import Alignment, align, pad_fraction, warp_crop
+from realfake.faces.detect import Face, FaceDetector, choose_primary, detect_faces
 from realfake.faces.worker_pool import orphan_safe_pool
 
 log = logging.getLogger(__name__)
-
-PRIMARY_RULES = ("center", "largest", "prob")
-
 
 @dataclass
 class FacesConfig:
@@ -36,7 +33,7 @@ class FacesConfig:
     min_prob: float = 0.9  # faces below this MTCNN probability are ignored
     min_face_px: int = 64  # reject when the crop side measured in source px (face_px) is smaller
     max_pad_fraction: float = 0.05  # reject when more of the crop than this lies outside the image
-    primary: str = "center"  # which face is the subject: center | largest | prob
+    primary: Literal["center", "largest", "prob"] = "center"  # which face is the subject
     detect_size: int = 192  # long side of the (bordered) downscaled copy MTCNN runs on
     detect_pad: float = 0.2  # grey border around the detection copy, share of the long side
     batch_size: int = 16  # images per MTCNN call
@@ -44,22 +41,8 @@ class FacesConfig:
     max_pixels: int = DEFAULT_MAX_PIXELS  # decompression-bomb guard
     seed: int = 0  # contact-sheet sampling
 
-    @classmethod
-    def from_params(cls, section: dict[str, Any] | None) -> FacesConfig:
-        """Build from a params.yaml section; unknown keys and bad values are user errors."""
-        section = dict(section or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(section) - known)
-        if unknown:
-            raise UserError(f"faces: unknown params {unknown}; known: {sorted(known)}")
-        cfg = cls(**section)
-        cfg.validate()
-        return cfg
-
     def validate(self) -> None:
-        """Raise UserError on values that cannot work."""
-        if self.primary not in PRIMARY_RULES:
-            raise UserError(f"faces.primary must be one of {PRIMARY_RULES}, got {self.primary!r}")
+        """Raise UserError on values that cannot work (load_section checked the types)."""
         checks = {
             "crop_size": self.crop_size >= 16,
             "margin": self.margin > 0,
@@ -142,7 +125,7 @@ def judge_face(rec: dict[str, Any], img: DecodedImage, faces: list[Face], cfg: F
 
 
 def process_batch(
-    items: list[tuple], out_dir: str, cfg: FacesConfig, detector: Detector
+    items: list[tuple], out_dir: str, cfg: FacesConfig, detector: FaceDetector
 ) -> list[tuple[int, dict[str, Any]]]:
     """Decode, detect, align and write crops for (index, image path, face_id[, watermark box]) items; one record each."""
     records: dict[int, dict[str, Any]] = {}
@@ -187,7 +170,7 @@ def _init_worker(cfg: FacesConfig) -> None:
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
     _WORKER["cfg"] = cfg
-    _WORKER["detector"] = Detector(cfg.detect_size, cfg.min_face_px, cfg.detect_pad)
+    _WORKER["detector"] = FaceDetector(cfg.detect_size, cfg.min_face_px, cfg.detect_pad)
 
 
 def _work(items: list[tuple], out_dir: str) -> list[tuple[int, dict[str, Any]]]:

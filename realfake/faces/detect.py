@@ -34,7 +34,7 @@ class Face:
     landmarks: np.ndarray  # (5, 2): left eye, right eye, nose, mouth left, mouth right (image left/right)
 
 
-class Detector:
+class FaceDetector:
     """MTCNN on bounded-size, border-padded, downscaled copies, batched; results mapped back to original coords.
 
     The grey border matters: on tight crops (UTKFace, DFDC) the face runs off the frame and MTCNN then
@@ -162,7 +162,7 @@ def too_small(width: int, height: int, cfg: FacesConfig) -> str | None:
     return f"{width}x{height} px: too small to hold a face of faces.min_face_px={cfg.min_face_px}"
 
 
-def _detect_isolated(detector: Detector, images: list[np.ndarray], pad: float | None) -> list[list[Face] | str]:
+def _detect_isolated(detector: FaceDetector, images: list[np.ndarray], pad: float | None) -> list[list[Face] | str]:
     """detector.detect, but a failure costs only the image that caused it (found by retrying one by one)."""
     try:
         return list(detector.detect(images, pad=pad))
@@ -173,7 +173,7 @@ def _detect_isolated(detector: Detector, images: list[np.ndarray], pad: float | 
         return [result for img in images for result in _detect_isolated(detector, [img], pad)]
 
 
-def detect_faces(detector: Detector, images: list[np.ndarray], cfg: FacesConfig) -> list[Detection]:
+def detect_faces(detector: FaceDetector, images: list[np.ndarray], cfg: FacesConfig) -> list[Detection]:
     """Faces in each RGB image, as the faces stage and `realfake predict` both see them, one image never costing another.
 
     Too-small images are answered without MTCNN; images MTCNN misses (no face >= min_prob) get a second look

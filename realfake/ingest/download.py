@@ -50,18 +50,11 @@ RAW_SCHEMA = pa.schema([
 INT_LABELS = ("age_source", "age_min_source", "age_max_source")
 
 
-@dataclass
-class DownloadConfig:
-    """The `download` params section."""
+@dataclass(frozen=True)
+class DownloadConfig(FetchConfig):
+    """The `download` params section: the fetcher's settings, plus the archive-bomb guards under `limits`."""
 
-    fetch: FetchConfig = field(default_factory=FetchConfig)
     limits: ExtractLimits = field(default_factory=ExtractLimits)
-
-    @classmethod
-    def from_params(cls, section: dict[str, Any] | None) -> DownloadConfig:
-        section = dict(section or {})
-        limits = ExtractLimits(**(section.pop("limits", None) or {}))
-        return cls(fetch=FetchConfig(**section), limits=limits)
 
 
 @dataclass
@@ -175,7 +168,7 @@ def run_download(source: Source, cfg: DownloadConfig, raw_root: Path, metrics_pa
             frames.append(describe_files(source, None, tmp_dir, Extracted())[0])
         writer = EntryWriter(tmp_dir)
         for part in source.parts:
-            local = fetch(part.uri, source.name, part.sha256, cfg.fetch)
+            local = fetch(part.uri, source.name, part.sha256, cfg)
             extracted = extract_part(local, part, source.name, tmp_dir, cfg.limits, writer)
             if not extracted.paths:
                 raise UserError(f"{source.name}: no images in {local} matched include={list(part.include)} "

@@ -18,6 +18,7 @@ from realfake.core.params import MIRROR_ENV, find_mirror
 log = logging.getLogger(__name__)
 
 CHUNK = 1 << 16  # small enough that a dropped connection loses little of the part file
+BUSY = (429, 500, 502, 503, 504)  # answers urllib3's Retry asks again, after its backoff or the server's Retry-After
 
 
 @dataclass(frozen=True)
@@ -30,13 +31,15 @@ class FetchConfig:
     cache_dir: str = "data/downloads"
 
 
-def sha256_file(path: str | os.PathLike) -> str:
-    """SHA-256 of a file, read in chunks."""
-    digest = hashlib.sha256()
+def file_hexdigest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
+    """Hex digest of a file (hashlib.file_digest reads it in chunks); md5 is only ever an integrity check here."""
     with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(fh, lambda: hashlib.new(algorithm, usedforsecurity=False)).hexdigest()
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """SHA-256 of a file."""
+    return file_hexdigest(path, "sha256")
 
 
 def verify_sha256(path: Path, expected: str | None) -> None:
@@ -85,6 +88,10 @@ def resolve_local(uri: str) -> Path:
 def fetch_http(url: str, dest: Path, sha256: str | None, cfg: FetchConfig) -> Path:
     """Download `url` to `dest` via a `.part` file, resuming and retrying; keep it only once proven complete.
 
+    Two kinds of retry: a busy answer (429, 5xx) is asked again by urllib3's Retry in the session (exponential
+    backoff, Retry-After honoured, `download.retries` times); a connection that drops or a body cut short is
+    resumed here with a Range request from the end of the part file (`download.retries` times, backoff_s x 2^n).
+
     Proof is the checksum when one is given; otherwise the length the server declared (Content-Length, or the
     total in Content-Range), the normal end of a chunked body, or a 416 to a Range request starting where the
     bytes end. `<dest>.complete.json` records that proof: a later run reuses `dest` only with a record that
@@ -101,21 +108,22 @@ def fetch_http(url: str, dest: Path, sha256: str | None, cfg: FetchConfig) -> Pa
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     proof = None
-    for attempt in range(cfg.retries + 1):
-        try:
-            proof = _download_into(url, part, cfg.timeout_s, checksum=bool(sha256))
-        except _retryable() as exc:
-            if attempt == cfg.retries:
-                raise UserError(f"download of {url} failed after {cfg.retries + 1} attempts: {exc}") from exc
-            wait = cfg.backoff_s * 2**attempt
-            log.warning("download of %s interrupted (%s); resuming in %.1fs", url, exc, wait)
-            time.sleep(wait)
-            continue
-        if proof is None and sha256 and sha256_file(part).lower() == sha256.lower():
-            proof = "sha256"
-        if proof is not None:
-            break
-        log.info("%s: the body ended with no declared length; asking whether more follows", url)
+    with _session(cfg) as session:
+        for attempt in range(cfg.retries + 1):
+            try:
+                proof = _download_into(session, url, part, cfg.timeout_s, checksum=bool(sha256))
+            except _retryable() as exc:
+                if attempt == cfg.retries:
+                    raise UserError(f"download of {url} failed after {cfg.retries + 1} attempts: {exc}") from exc
+                wait = cfg.backoff_s * 2**attempt
+                log.warning("download of %s interrupted (%s); resuming in %.1fs", url, exc, wait)
+                time.sleep(wait)
+                continue
+            if proof is None and sha256 and sha256_file(part).lower() == sha256.lower():
+                proof = "sha256"
+            if proof is not None:
+                break
+            log.info("%s: the body ended with no declared length; asking whether more follows", url)
     if proof is None and not sha256:
         part.unlink(missing_ok=True)
         raise UserError(f"download of {url}: could not tell whether it arrived whole after {cfg.retries + 1} "
@@ -148,28 +156,40 @@ def _retryable() -> tuple[type[BaseException], ...]:
     import requests
     import urllib3
 
-    return (_ServerBusy, _Truncated, _BadRange, requests.ConnectionError, requests.Timeout,
+    return (_Truncated, _BadRange, requests.ConnectionError, requests.Timeout,
             requests.exceptions.ChunkedEncodingError, urllib3.exceptions.ProtocolError,
             urllib3.exceptions.TimeoutError)
 
 
-def _download_into(url: str, part: Path, timeout_s: float, checksum: bool = False) -> str | None:
+def _session(cfg: FetchConfig):
+    """A requests session that asks again after a busy answer; connection errors are left to the resume loop."""
+    import requests
+    from requests.adapters import HTTPAdapter
+    from urllib3.util.retry import Retry
+
+    retry = Retry(total=None, connect=0, read=0, other=0, status=cfg.retries, status_forcelist=BUSY,
+                  allowed_methods=frozenset({"GET"}), backoff_factor=cfg.backoff_s, raise_on_status=False,
+                  respect_retry_after_header=True)
+    session = requests.Session()
+    for scheme in ("http://", "https://"):
+        session.mount(scheme, HTTPAdapter(max_retries=retry))
+    return session
+
+
+def _download_into(session, url: str, part: Path, timeout_s: float, checksum: bool = False) -> str | None:
     """One HTTP attempt that continues `part`; return how the file is known complete, or None if not known.
 
     `checksum`: a checksum will judge the result, so a server that gives no way to tell is still usable.
     """
-    import requests
-
     have = part.stat().st_size if part.exists() else 0
     # identity: store the bytes as published, which the declared lengths and checksums describe
     headers = {"Accept-Encoding": "identity", **({"Range": f"bytes={have}-"} if have else {})}
-    with requests.get(url, headers=headers, stream=True, timeout=(timeout_s, timeout_s)) as resp:
+    with session.get(url, headers=headers, stream=True, timeout=(timeout_s, timeout_s)) as resp:
         if resp.status_code == 416 and have:
             return _confirm_end(resp, part, have)
-        if resp.status_code >= 500 or resp.status_code == 429:
-            raise _ServerBusy(f"HTTP {resp.status_code}")
         if resp.status_code >= 400:
-            raise UserError(f"download of {url} failed: HTTP {resp.status_code}")
+            busy = f" (still busy after {len(resp.raw.retries.history)} retries)" if resp.status_code in BUSY else ""
+            raise UserError(f"download of {url} failed: HTTP {resp.status_code}{busy}")
         if resp.status_code == 206:
             start, end, total = _content_range(resp, part, have)
         else:
@@ -230,10 +250,6 @@ def _judge(part: Path, end: int | None, total: int | None, ended_whole: bool) ->
             raise _Truncated(f"have {got} of {total} bytes")
         return "length"
     return "chunked" if ended_whole else None
-
-
-class _ServerBusy(Exception):
-    """A 5xx/429 answer worth retrying."""
 
 
 class _Truncated(Exception):

@@ -11,14 +11,12 @@ from pathlib import PurePosixPath
 
 import pandas as pd
 
+from realfake.core.vocab import ETHNICITY_TO_RACE, GENDERS, RACE_GROUPS
 from realfake.ingest.prompt_labels import prompt_labels
 
 LABEL_COLUMNS = ("age_source", "age_min_source", "age_max_source", "gender_source", "race_source",
                  "ethnicity_source", "label_note", "file_label", "dfdc_original")
 INT_COLUMNS = ("age_source", "age_min_source", "age_max_source")
-UTK_RACES = ("white", "black", "asian", "indian", "others")
-GENDERS = ("male", "female")
-FOLDER_ETHNICITIES = ("white", "latino", "asian", "black", "indian", "middle-eastern", "others")
 FOLDER_GENDERS = {"man": "male", "men": "male", "male": "male", "woman": "female", "women": "female",
                   "female": "female"}
 _UTK_NAME = re.compile(r"^(\d+)_(\d+)_(\d+)_\d+")
@@ -46,9 +44,9 @@ def _utk_row(name: str) -> Row:
     if not match:
         return {"label_note": f"utkface: malformed name {name!r} (expected age_gender_race_datetime)"}
     age, gender, race = (int(g) for g in match.groups())
-    if not (0 <= age <= 120 and gender in (0, 1) and 0 <= race < len(UTK_RACES)):
+    if not (0 <= age <= 120 and gender in (0, 1) and 0 <= race < len(RACE_GROUPS)):
         return {"label_note": f"utkface: out-of-range fields in {name!r}"}
-    return {"age_source": age, "gender_source": GENDERS[gender], "race_source": UTK_RACES[race]}
+    return {"age_source": age, "gender_source": GENDERS[gender], "race_source": RACE_GROUPS[race]}
 
 
 def ffhq_features_json(paths: list[str], sidecars: dict[str, bytes]) -> list[Row]:
@@ -107,7 +105,7 @@ def folder_names(paths: list[str], sidecars: dict[str, bytes]) -> list[Row]:
         parts = [s.lower() for s in PurePosixPath(p).parts[:-1]]
         gender = parts[-2] if len(parts) >= 2 else None
         ethnicity = parts[-1] if parts else None
-        if gender in GENDERS and ethnicity in FOLDER_ETHNICITIES:
+        if gender in GENDERS and ethnicity in ETHNICITY_TO_RACE:
             rows.append({"gender_source": gender, "ethnicity_source": ethnicity})
         else:
             rows.append({"label_note": f"folder-names: unexpected folders {'/'.join(parts)!r}"})

@@ -26,7 +26,7 @@ from realfake.core.atomic import write_json
 from realfake.core.errors import UserError
 from realfake.core.progress import tqdm
 from realfake.ingest.extract import safe_relpath
-from realfake.ingest.fetch import CHUNK, FetchConfig, sha256_file, verify_sha256
+from realfake.ingest.fetch import CHUNK, FetchConfig, file_hexdigest, sha256_file, verify_sha256
 from realfake.ingest.s3_errors import s3_errors
 
 log = logging.getLogger(__name__)
@@ -244,7 +244,7 @@ def _is_current(path: Path, obj: S3Object, previous: dict[str, Any] | None) -> b
         return False
     if previous is not None and previous.get("etag") == obj.etag:
         return True
-    return bool(_MD5_ETAG.match(obj.etag)) and _md5_file(path) == obj.etag
+    return bool(_MD5_ETAG.match(obj.etag)) and file_hexdigest(path, "md5") == obj.etag
 
 
 def _download_file(client, bucket: str, obj: S3Object, dest: Path, cfg: FetchConfig) -> None:
@@ -304,17 +304,9 @@ def _verify_md5(path: Path, response: dict[str, Any], loc: S3Location) -> None:
     """Where the ETag is the object's MD5 (single-part upload, no KMS/customer key), compare it."""
     etag = response.get("ETag", "").strip('"')
     encrypted = response.get("SSECustomerAlgorithm") or response.get("ServerSideEncryption") == "aws:kms"
-    if _MD5_ETAG.match(etag) and not encrypted and (actual := _md5_file(path)) != etag:
+    if _MD5_ETAG.match(etag) and not encrypted and (actual := file_hexdigest(path, "md5")) != etag:
         raise UserError(f"{loc}: the downloaded bytes do not match the object's MD5 ETag {etag} (got {actual}); "
                         "run again")
-
-
-def _md5_file(path: Path) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _safe_etag(etag: str) -> str:

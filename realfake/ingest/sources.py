@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from realfake.core.errors import UserError
+from realfake.core.params import load_section
 from realfake.core.vocab import KINDS, LABELS
 from realfake.core.watermark import Watermark
 
@@ -14,6 +15,19 @@ LABEL_PARSERS = ("ffhq-features-json", "lfw-gender-lists", "utkface-filename", "
 GROUP_RULES = ("file", "lfw-person", "dfdc-original", "ffhq-id")
 PART_KEYS = ("uri", "sha256", "include", "label_files", "labels")
 PROFILE_KEYS = (*PART_KEYS, "parts")
+SOURCE_KEYS = ("label", "kind", "group", "profiles", "watermark", *PART_KEYS)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """The `data` params section: which profile (where the sources come from) is active."""
+
+    profile: str = "sample"
+    profiles: tuple[str, ...] = ("sample", "mirror", "kaggle")
+
+    def __post_init__(self) -> None:
+        if self.profile not in self.profiles:
+            raise UserError(f"data.profile={self.profile!r} is not one of {list(self.profiles)}")
 
 
 @dataclass(frozen=True)
@@ -63,6 +77,9 @@ def resolve_source(name: str, spec: dict[str, Any], profile: str) -> Source:
     """
     if not isinstance(spec, dict):
         raise UserError(f"sources.{name} must be a mapping")
+    unknown = [key for key in spec if key not in SOURCE_KEYS]
+    if unknown:
+        raise UserError(f"sources.{name}: unknown key {unknown[0]!r}; known keys: {', '.join(SOURCE_KEYS)}")
     label = spec.get("label")
     if label not in LABELS:
         raise UserError(f"sources.{name}.label must be one of {LABELS}, got {label!r}")
@@ -88,7 +105,8 @@ def resolve_source(name: str, spec: dict[str, Any], profile: str) -> Source:
                 raise UserError(f"{where}.parts must be a non-empty list of {{uri, sha256, include, ...}}")
             parts = tuple(_part(_merge(base, _mapping(p, f"{where}.parts[{i}]", PART_KEYS)), f"{where}.parts[{i}]")
                           for i, p in enumerate(raw_parts))
-    watermark = Watermark.from_params(spec.get("watermark"), f"sources.{name}")
+    watermark = (None if spec.get("watermark") is None
+                 else load_section(Watermark, {"sources": {name: spec}}, f"sources.{name}.watermark"))
     return Source(name=name, label=label, kind=kind, parts=parts, group=group, profile=profile, watermark=watermark)
 
 
@@ -127,12 +145,7 @@ def _part(fields: dict[str, Any], where: str) -> Part:
 
 def active_profile(params: dict[str, Any]) -> str:
     """The data profile named in params (`data.profile`), validated against `data.profiles`."""
-    data = params.get("data") or {}
-    profile = data.get("profile", "sample")
-    known = data.get("profiles") or ["sample", "mirror", "kaggle"]
-    if profile not in known:
-        raise UserError(f"data.profile={profile!r} is not one of {known}")
-    return profile
+    return load_section(DataConfig, params, "data").profile
 
 
 def load_source(params: dict[str, Any], name: str) -> Source:

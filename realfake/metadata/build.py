@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ import pandas as pd
 from PIL import Image
 
 from realfake.attributes.face_measures import measure_crop, pose_from_landmarks, skin_tone
+from realfake.core.components import union_find
 from realfake.core.errors import UserError
 from realfake.core.progress import tqdm
 from realfake.core.tables import surviving_faces
@@ -80,6 +81,12 @@ def face_geometry(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def first_member(keys) -> np.ndarray:
+    """For each position, the first position with the same key: linking the two joins every key's members."""
+    codes, _ = pd.factorize(pd.Series(keys))
+    return np.unique(codes, return_index=True)[1][codes]
+
+
 def split_groups(dedupe: pd.DataFrame, faces: pd.DataFrame) -> pd.Series:
     """Per face_id, the connected component joining source groups and dedupe clusters (named by its min group).
 
@@ -89,25 +96,10 @@ def split_groups(dedupe: pd.DataFrame, faces: pd.DataFrame) -> pd.Series:
     ids = dedupe["face_id"].tolist()
     groups = [g if isinstance(g, str) else group_of.get(f) or f"face:{f}"
               for f, g in zip(ids, dedupe["group"].tolist(), strict=True)]
-    parent = list(range(len(ids)))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    def link(members: list[int]) -> None:
-        root = find(members[0])
-        for m in members[1:]:
-            parent[find(m)] = root
-
     clusters = dedupe["cluster_id"].to_numpy()
-    for keys in (pd.Series(groups), pd.Series(np.where(clusters >= 0, clusters, -1 - np.arange(len(ids))))):
-        for members in keys.groupby(keys.to_numpy()).indices.values():
-            if len(members) > 1:
-                link([int(m) for m in members])
-    roots = [find(i) for i in range(len(ids))]
+    edges = [first_member(groups), first_member(np.where(clusters >= 0, clusters, -1 - np.arange(len(ids))))]
+    everyone = np.arange(len(ids))
+    roots = union_find(len(ids), np.concatenate(edges), np.concatenate([everyone, everyone])).tolist()
     name = {}
     for r, g in zip(roots, groups, strict=True):
         name[r] = min(name.get(r, g), g)
@@ -145,17 +137,9 @@ class MetadataConfig:
 
     workers: int = 2  # threads measuring crops (PIL and OpenCV release the GIL)
 
-    @classmethod
-    def from_params(cls, section: dict[str, Any] | None) -> MetadataConfig:
-        """Build from a params.yaml section; unknown keys are user errors."""
-        section = dict(section or {})
-        unknown = sorted(set(section) - {f.name for f in fields(cls)})
-        if unknown:
-            raise UserError(f"metadata: unknown params {unknown}")
-        cfg = cls(**section)
-        if cfg.workers < 1:
+    def __post_init__(self) -> None:
+        if self.workers < 1:
             raise UserError("metadata.workers must be >= 1")
-        return cfg
 
 
 def final_column(source: pd.Series, pred: pd.Series) -> tuple[pd.Series, pd.Series]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -93,11 +92,6 @@ def write_metadata(df: pd.DataFrame, path: Path, sources: list[str], age_bins) -
         raise SchemaError(f"arrow schema mismatch after conversion:\n{table.schema}")
     with atomic_path(path, suffix=".parquet") as tmp:
         pq.write_table(table, tmp)
-
-
-def read_metadata(path: str | os.PathLike) -> pd.DataFrame:
-    """Read data/metadata.parquet (plain pandas.read_parquet gives the same dtypes)."""
-    return pd.read_parquet(path)
 
 
 def coerce(df: pd.DataFrame, sources: list[str], age_bins) -> pd.DataFrame:

@@ -12,14 +12,15 @@ by level; what is still too small at the top level is dropped and reported.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import astuple, dataclass, field
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
 from realfake.core.errors import UserError
 from realfake.sample.quality_cells import DEFAULT_BINS, add_bands, band_column, band_edges, validate_bins
+from realfake.sample.shards import ShardsConfig
 
 log = logging.getLogger(__name__)
 
@@ -32,50 +33,45 @@ class SampleParamsError(UserError, ValueError):
 
 
 @dataclass(frozen=True)
+class SplitFractions:
+    """Shares of each class's split groups that go to train, val and test (params.yaml `sample.fractions`)."""
+
+    train: float = 0.70
+    val: float = 0.15
+    test: float = 0.15
+
+    def __post_init__(self) -> None:
+        shares = astuple(self)
+        if abs(sum(shares) - 1) > 1e-6 or min(shares) <= 0:
+            raise SampleParamsError(f"sample.fractions must be three positive numbers summing to 1, got {shares}")
+
+
+@dataclass(frozen=True)
 class SampleConfig:
-    """The `sample` params section."""
+    """The `sample` params section (read with realfake.core.params.load_section)."""
 
     strata: tuple[str, ...] = ("gender", "age_group", "race_group")
     min_per_stratum: int = 2
     max_source_share: float | None = None  # cap on one source's share inside a class
     max_per_class: int | None = None  # optional overall cap, drawn uniformly across strata
-    fractions: tuple[float, float, float] = (0.70, 0.15, 0.15)
+    fractions: SplitFractions = SplitFractions()
     seed: int = 0
     exclude_sources: tuple[str, ...] = ()
-    holdout_sources: tuple[str, ...] = ()  # never trained on: always held out, each scored in the holdout split
+    holdout_sources: tuple[str, ...] = ("ciplab-real",)  # never trained on: always held out, scored on their own
     holdout_source: str | None = None  # the one-off leave-one-source-out switch; joins holdout_sources
     quality_strata: tuple[str, ...] = ()  # quality measures whose bands join the strata (realfake.quality_cells)
     quality_bins: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_BINS))
-    quality_position: str = "last"  # last: bands split demographic cells and merge away first; first: the reverse
+    quality_position: Literal["first", "last"] = "last"  # last: bands split demographic cells and merge away first
+    shards: ShardsConfig = field(default_factory=ShardsConfig)  # WebDataset shards of every face (sample/shards.py)
 
-    @classmethod
-    def from_params(cls, section: dict[str, Any] | None) -> SampleConfig:
-        section = dict(section or {})
-        section.pop("shards", None)  # sample.shards: read by realfake.sample.shards.ShardsConfig
-        fr = section.pop("fractions", None)
-        if isinstance(fr, dict):
-            fr = tuple(fr[s] for s in SPLITS)
-        for key in ("strata", "exclude_sources", "holdout_sources", "quality_strata"):
-            if key in section:
-                value = section[key] or ()
-                # a bare string (`holdout_sources: ciplab-real`) is one name, not a sequence of letters
-                section[key] = (value,) if isinstance(value, str) else tuple(value)
-        cfg = cls(**section, **({"fractions": tuple(fr)} if fr else {}))
-        if abs(sum(cfg.fractions) - 1) > 1e-6 or min(cfg.fractions) <= 0:
-            raise SampleParamsError(
-                f"sample.fractions must be three positive numbers summing to 1, got {cfg.fractions}")
-        bad = [name for name in cfg.held_out if not isinstance(name, str) or not name]
+    def __post_init__(self) -> None:
+        bad = [name for name in self.held_out if not name]
         if bad:
             raise SampleParamsError(f"sample.holdout_sources/holdout_source must be source names, got {bad}")
-        if not isinstance(cfg.quality_bins, dict):
-            raise SampleParamsError(f"sample.quality_bins must map measures to bins, got {cfg.quality_bins!r}")
         try:
-            validate_bins(cfg.quality_bins, cfg.quality_strata)
+            validate_bins(self.quality_bins, self.quality_strata)
         except UserError as exc:
             raise SampleParamsError(str(exc)) from exc
-        if cfg.quality_position not in ("first", "last"):
-            raise SampleParamsError(f"sample.quality_position must be first or last, got {cfg.quality_position!r}")
-        return cfg
 
     @property
     def all_strata(self) -> tuple[str, ...]:
@@ -259,7 +255,7 @@ def tv_distance(df: pd.DataFrame, key: pd.Series) -> float:
 
 def assign_splits(df: pd.DataFrame, cfg: SampleConfig) -> pd.Series:
     """Split whole groups 70/15/15, stratified by label × stratum × source (systematic allocation, allocate_groups)."""
-    bins = allocate_groups(df, cfg.fractions, np.random.default_rng(cfg.seed + 1))
+    bins = allocate_groups(df, astuple(cfg.fractions), np.random.default_rng(cfg.seed + 1))
     return bins.map(dict(enumerate(SPLITS))).astype("string")
 
 

@@ -16,9 +16,9 @@ import io
 import json
 import logging
 from collections import Counter
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -33,7 +33,6 @@ log = logging.getLogger(__name__)
 
 SHARD_PATTERN = "shard-%06d.tar"
 SPLIT_ORDER = ("train", "val", "test", "holdout")
-ENCODINGS = ("file", "npy")
 
 
 @dataclass
@@ -43,24 +42,12 @@ class ShardsConfig:
     enabled: bool = False
     max_count: int = 10000  # images per shard
     max_bytes: int = 256 * 2**20  # bytes per shard (WebDataset suggests 100 MB - 1 GB for object stores)
-    encoding: str = "file"  # file: the resized PNG as is | npy: the decoded uint8 array (no decoding to stream)
+    encoding: Literal["file", "npy"] = "file"  # file: the resized PNG as is | npy: decoded uint8 (nothing to decode)
 
-    @classmethod
-    def from_params(cls, section: dict[str, Any] | None) -> ShardsConfig:
-        section = dict(section or {})
-        unknown = sorted(set(section) - {f.name for f in fields(cls)})
-        if unknown:
-            raise UserError(f"unknown key(s) in params.yaml `sample.shards`: {unknown}")
-        cfg = cls(**section)
-        if not isinstance(cfg.enabled, bool):
-            raise UserError(f"sample.shards.enabled must be true or false, got {cfg.enabled!r}")
-        if cfg.encoding not in ENCODINGS:
-            raise UserError(f"sample.shards.encoding must be one of {ENCODINGS}, got {cfg.encoding!r}")
+    def __post_init__(self) -> None:
         for name in ("max_count", "max_bytes"):
-            value = getattr(cfg, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise UserError(f"sample.shards.{name} must be a positive integer, got {value!r}")
-        return cfg
+            if getattr(self, name) < 1:
+                raise UserError(f"sample.shards.{name} must be a positive integer, got {getattr(self, name)!r}")
 
 
 def shard_order(rows: pd.DataFrame, seed: int) -> pd.DataFrame:

@@ -1,16 +1,9 @@
-"""Training-size images from the aligned crops, with the same filter (Lanczos) and encoding (PNG).
-
-With `reencode: jpeg`, every training image also goes through one JPEG encoder before it is stored, so every
-source carries the same quantization tables and 8x8 grid, whatever its own compression: the detector has to
-learn the generation, not the source's encoder.
-"""
+"""Stage `resize@<source>`: every kept crop as its training image (realfake.core.training_image), counted by reason."""
 
 from __future__ import annotations
 
-import io
 import logging
 import time
-from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -19,75 +12,12 @@ from PIL import Image
 
 from realfake.core.atomic import atomic_dir, write_bytes
 from realfake.core.errors import UserError
+from realfake.core.imageio import encode_png
 from realfake.core.stage_metrics import counts, write_stage_metrics
 from realfake.core.timings import record_timing
-from realfake.faces.alignment import RESAMPLE, encode_png
+from realfake.core.training_image import ResizeConfig, shape_crop
 
 log = logging.getLogger(__name__)
-
-REENCODE = ("none", "jpeg")
-JPEG_SUBSAMPLING = 2  # Pillow's code for 4:2:0, set explicitly so a Pillow default change cannot alter it
-
-
-@dataclass
-class ResizeConfig:
-    """Params of the resize stage (params.yaml section `resize`)."""
-
-    size: int = 64  # side of the training images, px
-    reencode: str = "none"  # "jpeg": every training image goes through one JPEG encoder (see module doc)
-    jpeg_quality: int = 75  # IJG quality of that encoder, 1..100
-
-    @classmethod
-    def from_params(cls, section: dict[str, Any] | None) -> ResizeConfig:
-        """Build from a params.yaml section; unknown keys and bad values are user errors."""
-        section = dict(section or {})
-        unknown = sorted(set(section) - {f.name for f in fields(cls)})
-        if unknown:
-            raise UserError(f"resize: unknown params {unknown}")
-        cfg = cls(**section)
-        if not isinstance(cfg.size, int) or not 8 <= cfg.size <= 1024:
-            raise UserError(f"resize.size must be an integer in 8..1024, got {cfg.size!r}")
-        if cfg.reencode not in REENCODE:
-            raise UserError(f"resize.reencode must be one of {list(REENCODE)}, got {cfg.reencode!r}")
-        quality = cfg.jpeg_quality
-        if not isinstance(quality, int) or isinstance(quality, bool) or not 1 <= quality <= 100:
-            raise UserError(f"resize.jpeg_quality must be an integer in 1..100, got {quality!r}")
-        return cfg
-
-
-def resize_crop(path: Path, size: int) -> np.ndarray:
-    """Read an aligned crop and resize it to size x size (raises OSError/ValueError on a bad crop)."""
-    with Image.open(path) as img:
-        img.load()
-        if img.width != img.height:
-            raise ValueError(f"crop is not square: {img.width}x{img.height}")
-        rgb = img.convert("RGB")
-    if rgb.width == size:
-        return np.asarray(rgb)
-    return np.asarray(rgb.resize((size, size), RESAMPLE))
-
-
-def reencode_jpeg(rgb: np.ndarray, quality: int) -> tuple[bytes, np.ndarray]:
-    """Encode RGB with the one fixed JPEG encoder (baseline, 4:2:0, standard tables); return the bytes and decoded RGB."""
-    buf = io.BytesIO()
-    Image.fromarray(rgb).save(buf, format="JPEG", quality=quality, subsampling=JPEG_SUBSAMPLING,
-                              optimize=False, progressive=False)
-    data = buf.getvalue()
-    with Image.open(io.BytesIO(data)) as img:
-        return data, np.asarray(img.convert("RGB"))
-
-
-def shape_crop(rgb: np.ndarray, cfg: ResizeConfig) -> np.ndarray:
-    """An aligned square RGB crop as the model sees it: resized to cfg.size, then re-encoded when cfg.reencode says so.
-
-    The one definition of the training image, shared by the resize stage and `realfake predict`.
-    """
-    if rgb.shape[0] != rgb.shape[1]:
-        raise ValueError(f"crop is not square: {rgb.shape[1]}x{rgb.shape[0]}")
-    out = rgb if rgb.shape[0] == cfg.size else np.asarray(Image.fromarray(rgb).resize((cfg.size, cfg.size), RESAMPLE))
-    if cfg.reencode == "jpeg":
-        out = reencode_jpeg(out, cfg.jpeg_quality)[1]
-    return out
 
 
 def training_image(path: Path, cfg: ResizeConfig) -> np.ndarray:

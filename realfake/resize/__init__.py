@@ -1,0 +1,1 @@
+"""Stage `resize@<source>`: training-size images from the aligned crops (params.yaml section `resize`)."""

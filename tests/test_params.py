@@ -1,0 +1,172 @@
+"""One config loader for every params.yaml section: unknown keys and wrong types are one clear line (exit 2)."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import assert_user_error, run_script
+
+from realfake.attributes.model import AttributesConfig
+from realfake.core.errors import UserError
+from realfake.core.params import load_section
+from realfake.core.training_image import ResizeConfig, image_size
+from realfake.cv import CVConfig
+from realfake.dedupe.config import DedupeConfig
+from realfake.detector.model import ModelConfig
+from realfake.detector.train import TrainConfig, load_train_config
+from realfake.evaluation.evaluate import EvaluateConfig
+from realfake.faces.crop import FacesConfig
+from realfake.ingest.download import DownloadConfig
+from realfake.ingest.sources import DataConfig, load_source
+from realfake.metadata.build import MetadataConfig
+from realfake.sample.sampling import SampleConfig
+
+REPO = Path(__file__).resolve().parents[1]
+PARAMS = yaml.safe_load((REPO / "params.yaml").read_text())
+# Every section of params.yaml and the dataclass that reads it (`sources` is the registry: realfake.ingest.sources).
+SECTIONS = {
+    "data": DataConfig, "download": DownloadConfig, "faces": FacesConfig, "resize": ResizeConfig,
+    "dedupe": DedupeConfig, "attributes": AttributesConfig, "metadata": MetadataConfig, "sample": SampleConfig,
+    "cv": CVConfig, "model": ModelConfig, "train": TrainConfig, "evaluate": EvaluateConfig,
+}
+
+
+def section_of(name: str) -> dict:
+    """A params.yaml section as its dataclass reads it (`train.profile_overrides` is applied before, not a field)."""
+    return {k: v for k, v in PARAMS[name].items() if not (name == "train" and k == "profile_overrides")}
+
+
+def load(name: str, params: dict):
+    """Read section `name` of `params` as its stage does (train through load_train_config: profile overrides)."""
+    return load_train_config(params)[0] if name == "train" else load_section(SECTIONS[name], params, name)
+
+
+def params_with(path: str, value) -> dict:
+    """A copy of params.yaml with the dotted key `path` set to `value`."""
+    params = copy.deepcopy(PARAMS)
+    *parents, leaf = path.split(".")
+    node = params
+    for key in parents:
+        node = node[key]
+    node[leaf] = value
+    return params
+
+
+def plain(value):
+    """A config value as YAML would spell it: dataclasses as mappings of their params, tuples as lists."""
+    if dataclasses.is_dataclass(value):
+        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value) if f.init}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    return value
+
+
+def test_every_section_has_a_config_and_params_yaml_loads():
+    assert set(PARAMS) == set(SECTIONS) | {"sources"}, "a new params.yaml section needs its dataclass here"
+    for name, cls in SECTIONS.items():
+        assert isinstance(load_section(cls, {name: section_of(name)}, name), cls)
+    assert isinstance(load_train_config(PARAMS)[0], TrainConfig)
+    for name in PARAMS["sources"]:
+        load_source(PARAMS, name)
+
+
+@pytest.mark.parametrize("name", sorted(SECTIONS))
+def test_dataclass_defaults_are_params_yaml(name):
+    """Defaults live in params.yaml; a code default may only repeat it (ResizeConfig.reencode once drifted)."""
+    default, configured = plain(SECTIONS[name]()), section_of(name)
+    assert default == configured, f"{name}: dataclass defaults differ from params.yaml"
+
+
+@pytest.mark.parametrize("name", sorted(SECTIONS))
+def test_a_misspelt_key_names_itself_and_the_known_ones(name):
+    key = next(iter(PARAMS[name]))
+    typo = key[:-1] + key[-1] * 2  # e.g. "size" -> "sizee"
+    with pytest.raises(UserError) as err:
+        load(name, params_with(f"{name}.{typo}", PARAMS[name][key]))
+    message = str(err.value)
+    assert f"{name}: unknown key {typo!r} (did you mean {key!r}?)" in message and "\n" not in message
+    assert all(known in message for known in section_of(name))
+
+
+@pytest.mark.parametrize("path", ["train.augment.jpeg_pp", "train.patch.sise", "evaluate.spectral.c",
+                                  "evaluate.honest_pair.reel", "sample.fractions.vall", "download.limits.max_file",
+                                  "dedupe.calibration.negative"])
+def test_a_misspelt_key_in_a_nested_section_names_its_full_path(path):
+    section = path.split(".")[0]
+    *parent, typo = path.split(".")
+    with pytest.raises(UserError, match=rf"^{'.'.join(parent)}: unknown key {typo!r}"):
+        load(section, params_with(path, 1))
+
+
+def test_a_misspelt_key_of_a_source_or_profile_is_a_user_error():
+    with pytest.raises(UserError, match=r"sources.lfw: unknown key 'lable'"):
+        load_source(params_with("sources.lfw.lable", "real"), "lfw")
+    with pytest.raises(UserError, match=r"data.profile='mirrror' is not one of"):
+        load_source(params_with("data.profile", "mirrror"), "lfw")
+
+
+@pytest.mark.parametrize("path,value,message", [
+    ("model.attention", "maybe", "model.attention must be true or false, got 'maybe'"),
+    ("dedupe.match_flips", 1, "dedupe.match_flips must be true or false, got 1"),
+    ("train.epochs", "30", "train.epochs must be an integer, got '30'"),
+    ("train.epochs", 30.0, "train.epochs must be an integer, got 30.0"),
+    ("train.eval_batch_size", True, "train.eval_batch_size must be an integer, got True"),
+    ("train.lr", "fast", "train.lr must be a number, got 'fast'"),
+    ("train.schedule", "linear", "train.schedule must be one of cosine, onecycle, none, got 'linear'"),
+    ("train.focal_alpha", "half", "train.focal_alpha must be a number or null, got 'half'"),
+    ("train.augment.crop_scale", 0.8, "train.augment.crop_scale must be a list of numbers, got 0.8"),
+    ("train.patch", [16], "train.patch must be a mapping of keys to values, got [16]"),
+    ("sample.strata", "gender", "sample.strata must be a list of strings, got 'gender'"),
+    ("evaluate.robustness", ["jpeg:75", 50], "evaluate.robustness must be a list of strings"),
+    ("evaluate.audit.model", "forest", "evaluate.audit.model must be one of logistic, gbm, got 'forest'"),
+    ("faces.primary", "leftmost", "faces.primary must be one of center, largest, prob, got 'leftmost'"),
+    ("resize.reencode", "webp", "resize.reencode must be one of none, jpeg, got 'webp'"),
+    ("data.profiles", "sample", "data.profiles must be a list of strings, got 'sample'"),
+])
+def test_values_are_validated_not_coerced(path, value, message):
+    section = path.split(".")[0]
+    with pytest.raises(UserError) as err:
+        load(section, params_with(path, value))
+    assert message in str(err.value)
+
+
+def test_values_keep_their_meaning():
+    train = load("train", params_with("train.lr", 1))
+    assert train.lr == 1 and train.augment.crop_scale == [0.8, 1.0] and train.patch.size is None  # an int is a number
+    sample = load_section(SampleConfig, PARAMS, "sample")
+    assert sample.holdout_sources == ("ciplab-real",) and dataclasses.astuple(sample.fractions) == (0.70, 0.15, 0.15)
+    assert load_section(EvaluateConfig, PARAMS, "evaluate").audit.margin == 0.03
+    assert load_section(ModelConfig, {}, "model") == ModelConfig()  # a missing section: all defaults
+
+
+def test_resize_size_is_read_in_one_place():
+    assert image_size(PARAMS) == PARAMS["resize"]["size"]
+    assert image_size({"resize": {}}) == ResizeConfig().size == PARAMS["resize"]["size"]
+    for bad, message in ((params_with("resize.size", "64"), "resize.size must be an integer, got '64'"),
+                         (params_with("resize.size", 4), "resize.size must be an integer in 8..1024, got 4")):
+        with pytest.raises(UserError, match=message):
+            image_size(bad)
+    stages = "\n".join(p.read_text() for p in sorted((REPO / "stages").glob("*.py")))
+    assert '["size"]' not in stages and "['size']" not in stages
+
+
+# ---------------------------------------------------------------- through the real stage scripts
+
+
+@pytest.mark.parametrize("script,path,value,message", [
+    (("resize.py", "--source", "lfw"), "resize.sise", 64, "resize: unknown key 'sise' (did you mean 'size'?)"),
+    pytest.param(("train.py",), "model.attention", "maybe", "model.attention must be true or false, got 'maybe'",
+                 marks=pytest.mark.slow),  # torch's import alone takes seconds
+    (("sample.py",), "sample.seed", "zero", "sample.seed must be an integer, got 'zero'"),
+    pytest.param(("evaluate.py",), "evaluate.spectral.maxiter", 10, "evaluate.spectral: unknown key 'maxiter'",
+                 marks=pytest.mark.slow),
+    pytest.param(("download.py", "--source", "lfw"), "download.retires", 3, "download: unknown key 'retires'",
+                 marks=pytest.mark.slow),
+])
+def test_stage_scripts_answer_bad_params_with_one_line_and_exit_2(tmp_path, script, path, value, message):
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params_with(path, value)))
+    assert_user_error(run_script(tmp_path, *script), message)
