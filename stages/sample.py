@@ -16,7 +16,7 @@ def main() -> None:
     run_sample(Path("data/metadata.parquet"), cfg, size, Path("data/packed"), Path("data/splits.parquet"),
                Path("metrics/sample.json"), Path("plots/sample"))
     write_stage_shards(Path("data/metadata.parquet"), Path("data/splits.parquet"), Path("data/shards"), cfg.shards,
-                       cfg.seed, size, Path("metrics/shards.json"))
+                       cfg.seed, size, Path("reports/shards.json"))
 
 
 if __name__ == "__main__":

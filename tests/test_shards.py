@@ -73,7 +73,7 @@ def staged(tmp_path_factory) -> Path:
                    Path("metrics/sample.json"), Path("plots/sample/distributions.csv"))
         cfg = ShardsConfig(enabled=True, max_count=40)
         write_stage_shards(Path("data/metadata.parquet"), Path("data/splits.parquet"), Path("data/shards"), cfg,
-                           SAMPLE_CFG.seed, SIZE, Path("metrics/shards.json"))
+                           SAMPLE_CFG.seed, SIZE, Path("reports/shards.json"))
     finally:
         os.chdir(old)
     return root
@@ -108,7 +108,7 @@ def file_states(folder: Path) -> dict[str, tuple[int, int, str]]:
 def test_stage_writes_every_face_once_with_the_packed_pixels(staged):
     import json
 
-    report = json.loads((staged / "metrics" / "shards.json").read_text())
+    report = json.loads((staged / "reports" / "shards.json").read_text())
     metadata = pd.read_parquet(staged / "data" / "metadata.parquet")
     index = pd.read_parquet(staged / "data" / "shards" / INDEX_NAME)
     assert report["in"] == len(metadata) == report["written"] + sum(report["rejected"].values())
