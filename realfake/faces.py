@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image
 
 from realfake.atomic import write_bytes
+from realfake.engine import ComputeConfig, engine_session
 from realfake.errors import UserError
 from realfake.imageio import DEFAULT_MAX_PIXELS, DecodedImage, DecodeError, read_image
 
@@ -29,6 +30,7 @@ PRIMARY_RULES = ("center", "largest", "prob")
 RESAMPLE = Image.Resampling.LANCZOS
 # MTCNN never finds faces below its 12 px window; below 20 px its recall drops (its own default).
 MTCNN_MIN_FACE = 20
+DEVICES = ("auto", "cpu", "cuda")
 
 
 @dataclass
@@ -47,6 +49,7 @@ class FacesConfig:
     workers: int = 2  # processes; 1 runs in-process
     max_pixels: int = DEFAULT_MAX_PIXELS  # decompression-bomb guard
     seed: int = 0  # contact-sheet sampling
+    device: str = "auto"  # MTCNN on auto | cpu | cuda (auto: CUDA where torch, or the Ray cluster, has one)
 
     @classmethod
     def from_params(cls, section: dict[str, Any] | None) -> FacesConfig:
@@ -64,6 +67,8 @@ class FacesConfig:
         """Raise UserError on values that cannot work."""
         if self.primary not in PRIMARY_RULES:
             raise UserError(f"faces.primary must be one of {PRIMARY_RULES}, got {self.primary!r}")
+        if self.device not in DEVICES:
+            raise UserError(f"faces.device must be one of {DEVICES}, got {self.device!r}")
         checks = {
             "crop_size": self.crop_size >= 16,
             "margin": self.margin > 0,
@@ -113,12 +118,12 @@ class Detector:
     returns shifted boxes and landmarks, which in turn made the aligned crop run off the image (padding).
     """
 
-    def __init__(self, detect_size: int = 192, min_face_src: float = 0.0, pad: float = 0.2):
+    def __init__(self, detect_size: int = 192, min_face_src: float = 0.0, pad: float = 0.2, device: str = "cpu"):
         import torch
         from facenet_pytorch import MTCNN
 
         self.torch = torch
-        self.mtcnn = MTCNN(keep_all=True, device="cpu", select_largest=False)
+        self.mtcnn = MTCNN(keep_all=True, device=device, select_largest=False)
         self.detect_size = detect_size
         self.min_face_src = min_face_src  # faces smaller than this (source px) need not be found
         self.pad = pad  # grey border added on each side, as a share of the long side
@@ -293,11 +298,16 @@ def judge_face(rec: dict[str, Any], img: DecodedImage, faces: list[Face], cfg: F
     return al
 
 
-def process_batch(
-    items: list[tuple[int, str, str]], out_dir: str, cfg: FacesConfig, detector: Detector
-) -> list[tuple[int, dict[str, Any]]]:
-    """Decode, detect, align and write crops for (index, image path, face_id) items; one record each."""
+def crop_batch(
+    items: list[tuple[int, str, str]], cfg: FacesConfig, detector: Detector
+) -> list[tuple[int, dict[str, Any], bytes | None]]:
+    """Decode, detect, align and PNG-encode crops for (index, image path, face_id) items; writes nothing.
+
+    The one per-batch function of the stage: the local pool and the Ray actors both call it on the same
+    batches, so both engines give the same records and the same crop bytes.
+    """
     records: dict[int, dict[str, Any]] = {}
+    crops: dict[int, bytes] = {}
     decoded: list[tuple[int, str, DecodedImage]] = []
     for index, path, fid in items:
         rec = records[index] = empty_record()
@@ -330,12 +340,34 @@ def process_batch(
         try:
             al = judge_face(rec, img, all_faces[k], cfg)
             if al is not None:
-                crop = warp_crop(img.rgb, al, cfg.crop_size)
-                write_bytes(Path(out_dir) / f"{fid}.png", encode_png(crop))
+                crops[index] = encode_png(warp_crop(img.rgb, al, cfg.crop_size))
                 rec.update(status="kept", reason=None, reason_detail=None, crop_path=f"{fid}.png")
         except Exception as exc:  # keep the row, with a reason, whatever went wrong
             rec.update(status="rejected", crop_path=None, reason="crop_error", reason_detail=f"{type(exc).__name__}: {exc}"[:200])
-    return sorted(records.items())
+    return [(index, rec, crops.get(index)) for index, rec in sorted(records.items())]
+
+
+def write_crops(
+    results: list[tuple[int, dict[str, Any], bytes | None]], out_dir: str | os.PathLike
+) -> list[tuple[int, dict[str, Any]]]:
+    """Write crop_batch's crops into out_dir; a crop that cannot be written rejects its row (crop_error)."""
+    out = []
+    for index, rec, png in results:
+        if png is not None:
+            try:
+                write_bytes(Path(out_dir) / rec["crop_path"], png)
+            except OSError as exc:
+                rec.update(status="rejected", crop_path=None, reason="crop_error",
+                           reason_detail=f"{type(exc).__name__}: {exc}"[:200])
+        out.append((index, rec))
+    return out
+
+
+def process_batch(
+    items: list[tuple[int, str, str]], out_dir: str, cfg: FacesConfig, detector: Detector
+) -> list[tuple[int, dict[str, Any]]]:
+    """crop_batch, then write the crops into out_dir; one record per item."""
+    return write_crops(crop_batch(items, cfg, detector), out_dir)
 
 
 # ---------------------------------------------------------------- the process pool
@@ -343,14 +375,29 @@ def process_batch(
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(cfg: FacesConfig) -> None:
-    """Per-process setup: one torch thread (the processes are the parallelism) and one MTCNN."""
+def resolve_device(name: str) -> str:
+    """`auto` -> cuda when torch sees a GPU, else cpu; asking for cuda without one is a user error."""
+    import torch
+
+    has_cuda = torch.cuda.is_available()
+    if name == "cuda" and not has_cuda:
+        raise UserError("faces.device is cuda but torch sees no CUDA device (use auto or cpu)")
+    return "cuda" if name == "cuda" or (name == "auto" and has_cuda) else "cpu"
+
+
+def make_detector(cfg: FacesConfig) -> Detector:
+    """One process's (or actor's) MTCNN with one torch and one OpenCV thread: the processes are the parallelism."""
     import torch
 
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
+    return Detector(cfg.detect_size, cfg.min_face_px, cfg.detect_pad, device=resolve_device(cfg.device))
+
+
+def _init_worker(cfg: FacesConfig) -> None:
+    """Per-process setup: one MTCNN (make_detector)."""
     _WORKER["cfg"] = cfg
-    _WORKER["detector"] = Detector(cfg.detect_size, cfg.min_face_px, cfg.detect_pad)
+    _WORKER["detector"] = make_detector(cfg)
 
 
 def _work(items: list[tuple[int, str, str]], out_dir: str) -> list[tuple[int, dict[str, Any]]]:
@@ -359,7 +406,8 @@ def _work(items: list[tuple[int, str, str]], out_dir: str) -> list[tuple[int, di
 
 
 def process_images(
-    items: list[tuple[str, str]], out_dir: str | os.PathLike, cfg: FacesConfig, progress: bool = True
+    items: list[tuple[str, str]], out_dir: str | os.PathLike, cfg: FacesConfig, progress: bool = True,
+    compute: ComputeConfig | None = None,
 ) -> tuple[list[dict[str, Any]], float]:
     """Run (image path, face_id) items through the pipeline; return records in input order and seconds taken."""
     from tqdm import tqdm
@@ -371,12 +419,18 @@ def process_images(
     bar = tqdm(total=len(items), unit="img", disable=not progress or not items, desc="faces")
     if not batches:
         pass  # nothing to do: do not pay for loading torch and MTCNN
+    elif compute is not None and compute.engine == "ray":
+        from realfake.faces_ray import ray_crop_batches
+
+        for result in ray_crop_batches(batches, cfg, compute):
+            _collect(write_crops(result, out_dir), records, bar)
     elif cfg.workers == 1 or len(batches) <= 1:
         _init_worker(cfg)
         results = (_work(b, os.fspath(out_dir)) for b in batches)
         for result in results:
             _collect(result, records, bar)
     else:
+        resolve_device(cfg.device)  # a missing GPU is one clear line here, not an error in every worker
         # forkserver: children never inherit a parent that may already have run torch ops (fork + OpenMP
         # can deadlock), yet torch is imported once in the server and not once per worker as with spawn
         ctx = multiprocessing.get_context("forkserver")
@@ -472,6 +526,7 @@ def summarize(source: str, records: list[dict[str, Any]], seconds: float, cfg: F
 def run_source(
     source: str, cfg: FacesConfig, raw_root: Path = Path("data/raw"), faces_root: Path = Path("data/faces"),
     metrics_root: Path = Path("metrics/faces"), plots_root: Path = Path("plots/faces"), progress: bool = True,
+    compute: ComputeConfig | None = None,
 ) -> dict[str, Any]:
     """The faces stage for one source: crops dir, parquet, metrics JSON and contact sheet."""
     import pyarrow as pa
@@ -487,8 +542,8 @@ def run_source(
     items, ids, early = plan_items(source, raw, raw_root / source)
     todo = [i for i in range(len(items)) if i not in early]
     log.info("%s: %d rows, %d to process, %d rejected before decoding", source, len(items), len(todo), len(early))
-    with atomic_dir(faces_root / source) as tmp:
-        done, seconds = process_images([items[i] for i in todo], tmp, cfg, progress=progress)
+    with engine_session(compute, bool(todo)), atomic_dir(faces_root / source) as tmp:
+        done, seconds = process_images([items[i] for i in todo], tmp, cfg, progress=progress, compute=compute)
     records: list[dict[str, Any]] = [{}] * len(items)
     for i, reason in early.items():
         records[i] = {**empty_record(), "reason": reason}
@@ -502,6 +557,7 @@ def run_source(
     with atomic_path(faces_root / f"{source}.parquet", suffix=".parquet") as tmp_parquet:
         pq.write_table(table, tmp_parquet)
     metrics = summarize(source, records, seconds, cfg)
+    metrics["engine"] = compute.engine if compute else "local"
     write_json(metrics_root / f"{source}.json", metrics)
     title = f"{source}: kept {metrics['kept']} of {metrics['in']}; rejected {metrics['rejected_by_reason']}"
     contact_sheet(records, items, faces_root / source, plots_root / f"{source}.png", seed=cfg.seed, title=title)

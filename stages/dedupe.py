@@ -15,6 +15,7 @@ from realfake.dedupe.calibrate import calibrate
 from realfake.dedupe.config import DedupeConfig
 from realfake.dedupe.pipeline import run_dedupe
 from realfake.dedupe.report import SCHEMA, build_metrics, gallery
+from realfake.engine import ComputeConfig
 from realfake.errors import UserError
 from realfake.params import load_params
 
@@ -34,7 +35,7 @@ def main() -> None:
     sources = sorted((params.get("sources") or {}).keys())
     if not sources:
         raise UserError("params.yaml has no `sources:`: nothing to dedupe")
-    result = run_dedupe(FACES_DIR, sources, cfg, RAW_DIR)
+    result = run_dedupe(FACES_DIR, sources, cfg, RAW_DIR, ComputeConfig.from_params(params.get("compute")))
     calibration = calibrate(result.table, result.hashes, result.roots, cfg)
     metrics = build_metrics(result.table, result.edges, result.not_kept, cfg, calibration)
     write_parquet(result.table, OUT_TABLE, schema=SCHEMA)

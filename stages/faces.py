@@ -3,6 +3,7 @@
 import argparse
 
 from realfake.cli import run_stage
+from realfake.engine import ComputeConfig
 from realfake.faces import FacesConfig, run_source
 from realfake.params import load_params
 
@@ -11,7 +12,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--source", required=True, help="source name (data/raw/<source>.parquet)")
     args = parser.parse_args()
-    run_source(args.source, FacesConfig.from_params(load_params().get("faces")))
+    params = load_params()
+    cfg = FacesConfig.from_params(params.get("faces"))
+    run_source(args.source, cfg, compute=ComputeConfig.from_params(params.get("compute")))
 
 
 if __name__ == "__main__":

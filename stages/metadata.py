@@ -13,6 +13,7 @@ from realfake.atomic import write_json
 from realfake.attributes import AttributesConfig
 from realfake.cli import run_stage
 from realfake.dataset_card import write_card
+from realfake.engine import ComputeConfig
 from realfake.metadata import (
     MetadataConfig,
     build_metadata,
@@ -46,7 +47,7 @@ def main() -> None:
     if attributes is None:
         log.warning("%s not found: *_pred columns stay null", args.attributes)
     meta = build_metadata(faces, dedupe, attributes, sources, age_bins, args.faces, Path("data/resized"),
-                          Path("data/raw"), cfg)
+                          Path("data/raw"), cfg, compute=ComputeConfig.from_params(params.get("compute")))
     write_metadata(meta, args.out, sources, age_bins)
     attr_metrics_path = args.metrics_dir / "attributes.json"
     attr_metrics = json.loads(attr_metrics_path.read_text()) if attr_metrics_path.is_file() else None

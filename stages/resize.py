@@ -3,6 +3,7 @@
 import argparse
 
 from realfake.cli import run_stage
+from realfake.engine import ComputeConfig
 from realfake.params import load_params
 from realfake.resize import ResizeConfig, run_resize
 
@@ -16,10 +17,11 @@ def main() -> None:
     # jpeg_quality) are ordinary params: the run cache keys on them.
     parser.add_argument("--size", type=int, help="override resize.size (dvc.yaml passes it)")
     args = parser.parse_args()
-    section = dict(load_params().get("resize") or {})
+    params = load_params()
+    section = dict(params.get("resize") or {})
     if args.size is not None:
         section["size"] = args.size
-    run_resize(args.source, ResizeConfig.from_params(section))
+    run_resize(args.source, ResizeConfig.from_params(section), compute=ComputeConfig.from_params(params.get("compute")))
 
 
 if __name__ == "__main__":

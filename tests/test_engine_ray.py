@@ -1,0 +1,161 @@
+"""The ray engine against the local one on the embedded sample (a real local Ray), and its failure modes."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from PIL import Image
+
+from realfake.dedupe.pipeline import hash_faces
+from realfake.download import DownloadConfig, run_download
+from realfake.engine import ComputeConfig, ray_session
+from realfake.errors import UserError
+from realfake.faces import FacesConfig, face_id, process_images, run_source
+from realfake.metadata import measure_faces
+from realfake.params import load_params
+from realfake.resize import ResizeConfig, run_resize
+from realfake.sources import load_source
+
+REPO = Path(__file__).resolve().parents[1]
+LOCAL = ComputeConfig(engine="local")
+RAY = ComputeConfig(engine="ray", actors=2)
+# timing and engine columns differ by design; everything else must be equal
+RUN_METRICS = {"seconds", "images_per_s", "engine"}
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def sample_raw(tmp_path_factory) -> Path:
+    """data/raw for every source of the embedded sample, through the download stage's code."""
+    root = tmp_path_factory.mktemp("sample") / "data" / "raw"
+    params = load_params(REPO / "params.yaml")
+    params["data"]["profile"] = "sample"
+    cfg = DownloadConfig.from_params(params.get("download"))
+    for name in params["sources"]:
+        source = load_source(params, name)
+        if source.uri:
+            source = dataclasses.replace(source, uri=os.fspath(REPO / source.uri))
+        run_download(source, cfg, root, root.parent / "metrics" / f"{name}.json")
+    return root
+
+
+@pytest.fixture(scope="module")
+def ray_running():
+    """One private Ray for the module: the engine's sessions reuse it instead of starting one per call."""
+    with ray_session(RAY):
+        yield
+
+
+def sample_items(raw: Path) -> list[tuple[str, str]]:
+    """(image path, face_id) for every image of the sample, all sources."""
+    items = []
+    for table in sorted(raw.glob("*.parquet")):
+        for rel in pd.read_parquet(table, columns=["path"])["path"]:
+            items.append((os.fspath(raw / table.stem / rel), face_id(table.stem, rel)))
+    return items
+
+
+def bad_items(root: Path) -> list[tuple[str, str]]:
+    """Files that must be rejected with other reasons than the sample's: empty, truncated, not an image, no face."""
+    root.mkdir()
+    sky = Image.fromarray(np.tile(np.linspace(60, 220, 160, dtype=np.uint8)[:, None, None], (1, 200, 3)))
+    buf = io.BytesIO()
+    sky.save(buf, format="JPEG", quality=90)
+    files = {"empty.jpg": b"", "truncated.jpg": buf.getvalue()[:300], "text.jpg": b"not an image\n" * 20,
+             "sky.jpg": buf.getvalue()}
+    for name, data in files.items():
+        (root / name).write_bytes(data)
+    return [(os.fspath(root / name), face_id("bad", name)) for name in files]
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    """Relative path -> bytes of every file under root."""
+    return {os.fspath(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_compute_params_are_checked():
+    assert ComputeConfig.from_params(None) == LOCAL
+    with pytest.raises(UserError, match="compute.engine"):
+        ComputeConfig.from_params({"engine": "spark"})
+    with pytest.raises(UserError, match="unknown params"):
+        ComputeConfig.from_params({"workers": 2})
+    with pytest.raises(UserError, match="cpus_per_actor"):
+        ComputeConfig.from_params({"cpus_per_actor": 0})
+    with pytest.raises(UserError, match="faces.device"):
+        FacesConfig.from_params({"device": "tpu"})
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1:{port}", "ray://127.0.0.1:{port}", "not-an-address"])
+def test_a_cluster_that_is_not_there_is_one_line_and_nothing_written(tmp_path, sample_raw, address):
+    """The faces stage with compute.address pointing nowhere: exit 2, one clear line, no outputs, no temp dirs."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["compute"].update(engine="ray", address=address.format(port=free_port()))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    shutil.copytree(sample_raw, tmp_path / "data" / "raw", ignore=shutil.ignore_patterns("metrics"))
+    before = set(tmp_path.rglob("*"))
+    proc = subprocess.run([sys.executable, os.fspath(REPO / "stages" / "faces.py"), "--source", "ffhq-1024"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if "ERROR" in line]
+    assert len(errors) == 1 and "compute.address" in errors[0], proc.stderr
+    assert set(tmp_path.rglob("*")) == before  # no crops, no parquet, no metrics, no half-built temp dir
+
+
+@pytest.mark.slow
+def test_ray_and_local_engines_give_the_same_dataset(tmp_path, sample_raw, ray_running):
+    """Every sample image: same keep/reject decisions, reasons and columns, byte-identical crops; then the
+    same resized images, hashes and measures from those crops."""
+    items = sample_items(sample_raw) + bad_items(tmp_path / "bad")
+    assert len(items) > 300
+    cfg = FacesConfig.from_params(load_params(REPO / "params.yaml")["faces"])
+    local, _ = process_images(items, tmp_path / "local", cfg, progress=False, compute=LOCAL)
+    ray, _ = process_images(items, tmp_path / "ray", cfg, progress=False, compute=RAY)
+    kept = sum(r["status"] == "kept" for r in local)
+    assert 0 < kept < len(items)  # the sample has rejections to compare, with several reasons
+    assert {"empty_file", "truncated", "not_an_image", "no_face"} < {r["reason"] for r in local}
+    assert pd.DataFrame(ray).equals(pd.DataFrame(local))
+    assert tree(tmp_path / "ray") == tree(tmp_path / "local")
+    assert len(tree(tmp_path / "local")) == kept
+
+    crops = [tmp_path / "local" / r["crop_path"] for r in local if r["status"] == "kept"]
+    assert measure_faces(crops, progress=False, compute=RAY).equals(measure_faces(crops, progress=False, compute=LOCAL))
+    faces = pd.DataFrame({"source": ["local"] * len(crops), "crop_path": [p.name for p in crops]})
+    assert hash_faces(faces, tmp_path, compute=RAY).equals(hash_faces(faces, tmp_path, compute=LOCAL))
+
+
+@pytest.mark.slow
+def test_the_stages_write_the_same_outputs_on_either_engine(tmp_path, sample_raw, ray_running):
+    """run_source and run_resize for one source: identical parquet bytes, crops and resized images."""
+    out = {}
+    for compute in (LOCAL, RAY):
+        root = tmp_path / compute.engine
+        faces = run_source("utkface", FacesConfig(), sample_raw, root / "faces", root / "metrics/faces",
+                           root / "plots", progress=False, compute=compute)
+        resize = run_resize("utkface", ResizeConfig(reencode="jpeg"), root / "faces", root / "resized",
+                            root / "metrics/resize", progress=False, compute=compute)
+        assert faces["engine"] == resize["engine"] == compute.engine
+        out[compute.engine] = {
+            "crops": tree(root / "faces"), "resized": tree(root / "resized"), "sheet": tree(root / "plots"),
+            "faces": {k: v for k, v in faces.items() if k not in RUN_METRICS},
+            "resize": {k: v for k, v in resize.items() if k not in RUN_METRICS},
+        }
+    assert out["ray"] == out["local"]
+    assert len(out["local"]["resized"]) == out["local"]["resize"]["kept"] > 0
