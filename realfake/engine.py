@@ -4,8 +4,8 @@ Both engines call the same per-batch functions (faces.crop_batch, resize.resize_
 face_measures.measure_batch) on the same batches, so their results are identical by construction; only
 where a batch runs differs. Ray actors never write the stage's outputs: they return the bytes and the
 driver writes them into the stage's atomic output directory, so a cluster needs no shared output disk and
-an interrupted run leaves nothing behind. Inputs are read by the actors, so on a multi-node cluster the
-input paths must be readable on every node (a shared filesystem).
+an interrupted run leaves nothing behind. Inputs are read by the actors, in the driver's working directory,
+so on a multi-node cluster the repository must be on a filesystem mounted at the same path on every node.
 
 Caveat (ray-project/ray#44687): actors that reserve whole CPUs can leave Ray Data's own tasks without one
 and hang on a small machine; actors here reserve `cpus_per_actor` (0.5 by default).
@@ -130,9 +130,18 @@ class StatelessWorker:
 
 
 class _BatchActor:
-    """The Ray Data callable class: one per actor, built once (an MTCNN per actor), called once per batch."""
+    """The Ray Data callable class: one per actor, built once (an MTCNN per actor), called once per batch.
 
-    def __init__(self, factory: Callable[[], Callable[[Any], Any]]):
+    It works in the driver's directory, so the stages' relative paths (data/raw/..., and error messages that
+    quote them) are the same as on the local engine; on a multi-node cluster that directory must exist at
+    the same path on every node (a shared filesystem).
+    """
+
+    def __init__(self, factory: Callable[[], Callable[[Any], Any]], cwd: str):
+        if not os.path.isdir(cwd):
+            raise RuntimeError(f"the driver's directory {cwd} does not exist on this Ray node: the inputs must be "
+                               "on a filesystem mounted at the same path on every node")
+        os.chdir(cwd)
         self.fn = factory()
 
     def __call__(self, rows: dict[str, Any]) -> dict[str, Any]:
@@ -255,7 +264,7 @@ def ray_map(batches: Sequence[Any], factory: Callable[[], Callable[[Any], Any]],
         # Ray 2.60 flags actor options passed as keywords as deprecated but offers no other way to set them
         warnings.filterwarnings("ignore", message=".*ray_remote_args.*", category=DeprecationWarning)
         out = ds.map_batches(
-            _BatchActor, fn_constructor_args=(factory,), batch_size=1, batch_format="numpy",
+            _BatchActor, fn_constructor_args=(factory, os.getcwd()), batch_size=1, batch_format="numpy",
             compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=compute.cpus_per_actor,
             num_gpus=num_gpus or None, **remote_args,
         )

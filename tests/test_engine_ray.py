@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -159,3 +163,54 @@ def test_the_stages_write_the_same_outputs_on_either_engine(tmp_path, sample_raw
         }
     assert out["ray"] == out["local"]
     assert len(out["local"]["resized"]) == out["local"]["resize"]["kept"] > 0
+
+
+@pytest.fixture
+def ray_cluster(tmp_path_factory):
+    """A real Ray cluster (`ray start --head --block`) on 127.0.0.1; stopped by its PID, never `ray stop`
+    (that kills every Ray on the machine)."""
+    port = free_port()
+    temp_dir = tempfile.mkdtemp(prefix="rf-ray-", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
+    env = {**os.environ, "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0", "RAY_USAGE_STATS_ENABLED": "0"}
+    cmd = [os.fspath(Path(sys.executable).with_name("ray")), "start", "--head", "--block", f"--port={port}",
+           "--num-cpus=2", "--object-store-memory=200000000", f"--temp-dir={temp_dir}", "--include-dashboard=false",
+           "--node-ip-address=127.0.0.1"]
+    log = tmp_path_factory.mktemp("ray-head") / "head.log"
+    with log.open("wb") as out:
+        head = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 90
+        while "Ray runtime started" not in log.read_text(errors="replace"):
+            assert head.poll() is None and time.monotonic() < deadline, log.read_text(errors="replace")[-2000:]
+            time.sleep(0.5)
+        yield f"127.0.0.1:{port}"
+    finally:
+        head.terminate()
+        try:
+            head.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)
+            head.wait()
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_a_stage_joins_a_running_cluster_and_writes_the_same_outputs(tmp_path, sample_raw, ray_cluster):
+    """stages/resize.py with compute.address: it joins the cluster (this package shipped to it), the actors work
+    in the stage's directory, and the outputs equal the local engine's."""
+    run_source("ffhq-1024", FacesConfig(), sample_raw, tmp_path / "data/faces", tmp_path / "metrics/faces",
+               tmp_path / "plots", progress=False, compute=LOCAL)
+    local = run_resize("ffhq-1024", ResizeConfig(reencode="jpeg"), tmp_path / "data/faces", tmp_path / "local",
+                       tmp_path / "metrics/local", progress=False, compute=LOCAL)
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["compute"].update(engine="ray", address=ray_cluster)
+    params["resize"].update(reencode="jpeg")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    proc = subprocess.run([sys.executable, os.fspath(REPO / "stages" / "resize.py"), "--source", "ffhq-1024",
+                           "--size", str(ResizeConfig().size)], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"the Ray cluster at {ray_cluster}" in proc.stderr
+    metrics = json.loads((tmp_path / "metrics/resize/ffhq-1024.json").read_text())
+    assert metrics["engine"] == "ray" and metrics["kept"] == local["kept"] > 0
+    assert tree(tmp_path / "data/resized") == tree(tmp_path / "local")
