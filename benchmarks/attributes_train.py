@@ -18,9 +18,15 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from realfake.attributes import AttributesConfig, encode_targets, predict_probs, split_train_val, train_model
-from realfake.labels import parse_labels
-from realfake.params import find_mirror, load_params
+from realfake.attributes.model import (
+    AttributesConfig,
+    encode_targets,
+    predict_probs,
+    split_train_val,
+    train_model,
+)
+from realfake.core.params import find_mirror, load_params
+from realfake.ingest.labels import parse_labels
 
 
 def main() -> None:

@@ -21,11 +21,13 @@ from pathlib import Path
 
 import numpy as np
 
-from realfake.atomic import write_bytes, write_json
-from realfake.faces import Face, FacesConfig, empty_record, encode_png, judge_face, process_images, warp_crop
-from realfake.imageio import DecodeError, read_image
-from realfake.log import setup_logging
-from realfake.params import find_mirror
+from realfake.core.atomic import write_bytes, write_json
+from realfake.core.imageio import DecodeError, read_image
+from realfake.core.log import setup_logging
+from realfake.core.params import find_mirror
+from realfake.faces.alignment import encode_png, warp_crop
+from realfake.faces.crop import FacesConfig, empty_record, judge_face, process_images
+from realfake.faces.detect import Face
 
 log = logging.getLogger("bench_faces")
 RESULTS_DIR = Path(__file__).resolve().parent / "results"

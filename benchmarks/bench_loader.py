@@ -22,8 +22,8 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from realfake.packing import open_packed, pack_split
-from realfake.params import find_mirror
+from realfake.core.params import find_mirror
+from realfake.sample.packing import open_packed, pack_split
 
 
 def make_images(root: Path, n: int, size: int) -> pd.DataFrame:

@@ -15,7 +15,7 @@ import time
 import zipfile
 from pathlib import Path
 
-from realfake.params import find_mirror
+from realfake.core.params import find_mirror
 from realfake.predict import predict
 
 

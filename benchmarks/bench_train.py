@@ -45,9 +45,10 @@ def child(args: argparse.Namespace) -> None:
     import torch
     import torch.nn.functional as F
 
-    from realfake.augment import AugmentConfig, augment_batch
-    from realfake.model import ModelConfig, build_model
-    from realfake.train import TrainConfig, make_optimizer, preprocessing_for, set_threads, to_model_input
+    from realfake.detector.augment import AugmentConfig, augment_batch
+    from realfake.detector.checkpoint import preprocessing_for, to_model_input
+    from realfake.detector.model import ModelConfig, build_model
+    from realfake.detector.train import TrainConfig, make_optimizer, set_threads
 
     threads = set_threads(args.threads) if args.threads else torch.get_num_threads()
     torch.manual_seed(0)
@@ -131,7 +132,7 @@ def main() -> None:
         "speedup_vs_baseline": {name: max(v) / baseline for name, v in runs.items()},
     }
     sys.path.insert(0, str(ROOT))
-    from realfake.atomic import write_json
+    from realfake.core.atomic import write_json
 
     write_json(args.out, result)
     print(f"\nwrote {args.out}")

@@ -4,33 +4,18 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
-from collections.abc import Callable
 from pathlib import Path
 
-from realfake.errors import UserError
-from realfake.log import setup_logging
+from realfake.core.errors import UserError
+from realfake.core.stage import run_stage
 
 log = logging.getLogger("realfake")
 
 
-def run_stage(main: Callable[[], None]) -> None:
-    """Run a stage or command: user mistakes print one clear line and exit 2, not a traceback."""
-    setup_logging()
-    try:
-        main()
-    except UserError as exc:
-        log.error("%s", exc)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        log.error("interrupted; outputs are written atomically, so re-running is safe")
-        sys.exit(130)
-
-
 def cmd_make_sample(args: argparse.Namespace) -> None:
     """Build the embedded sample (a mini-mirror) from the offline mirror."""
-    from realfake.embedded_sample import make_sample
-    from realfake.params import find_mirror
+    from realfake.core.params import find_mirror
+    from realfake.ingest.embedded_sample import make_sample
 
     mirror = Path(args.mirror) if args.mirror else find_mirror()
     if mirror is None or not mirror.is_dir():
@@ -42,7 +27,7 @@ def cmd_make_sample(args: argparse.Namespace) -> None:
 
 def cmd_export_mini(args: argparse.Namespace) -> None:
     """Write a balanced, stratified mini-dataset ZIP."""
-    from realfake.export_mini import export_mini
+    from realfake.sample.export_mini import export_mini
 
     mini = export_mini(Path(args.metadata), Path(args.out), args.per_class, tuple(args.strata), args.seed)
     log.info("wrote %s: %d faces (%s)", args.out, len(mini), mini["label"].value_counts().to_dict())
@@ -57,8 +42,13 @@ def cmd_predict(args: argparse.Namespace) -> None:
 
 def cmd_exp_table(args: argparse.Namespace) -> None:
     """Print mean ± std of experiment metrics grouped by params (markdown)."""
-    from realfake.breakdowns import markdown_table
-    from realfake.experiments import DEFAULT_METRICS, exp_show_json, experiment_frame, mean_std_table
+    from realfake.core.tables import markdown_table
+    from realfake.evaluation.experiments import (
+        DEFAULT_METRICS,
+        exp_show_json,
+        experiment_frame,
+        mean_std_table,
+    )
 
     metrics = tuple(args.metric or DEFAULT_METRICS)
     frame = experiment_frame(exp_show_json(), tuple(args.group) + ("train.seed",), metrics, args.prefix)

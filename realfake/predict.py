@@ -15,12 +15,13 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from realfake.atomic import write_json, write_text
-from realfake.download import IMAGE_EXTENSIONS
-from realfake.errors import UserError
-from realfake.evaluate import Scorer
-from realfake.faces import RESAMPLE, Detector, FacesConfig, align, warp_crop
-from realfake.imageio import DecodeError, read_image
+from realfake.core.atomic import write_json, write_text
+from realfake.core.errors import UserError
+from realfake.core.imageio import IMAGE_EXTENSIONS, DecodeError, read_image
+from realfake.detector.scorer import Scorer
+from realfake.faces.alignment import RESAMPLE, align, warp_crop
+from realfake.faces.crop import FacesConfig
+from realfake.faces.detect import Detector
 
 log = logging.getLogger(__name__)
 

@@ -3,22 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
 
-import torch
-
-from realfake.atomic import atomic_path, write_json, write_parquet
-from realfake.attributes import AttributesConfig, run_attributes
-from realfake.cli import run_stage
-from realfake.metadata import read_dedupe, read_faces, surviving_faces
-from realfake.params import load_params
-
-log = logging.getLogger("stages.attributes")
+from realfake.attributes.model import AttributesConfig
+from realfake.attributes.stage import run_attributes_stage
+from realfake.core.params import load_params
+from realfake.core.stage import run_stage
 
 
 def main() -> None:
-    """Read params and the upstream tables, run the model, write the table, weights and metrics."""
+    """Read params and the paths, run the stage."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--faces", default="data/faces", type=Path)
     parser.add_argument("--dedupe", default="data/dedupe.parquet", type=Path)
@@ -27,15 +21,9 @@ def main() -> None:
     parser.add_argument("--metrics", default="metrics/attributes.json", type=Path)
     args = parser.parse_args()
     params = load_params()
-    cfg = AttributesConfig.from_params(params.get("attributes"))
-    sources = sorted((params.get("sources") or {}).keys())
-    faces = surviving_faces(read_faces(args.faces, sources), read_dedupe(args.dedupe))
-    table, metrics, ckpt = run_attributes(cfg, faces, args.faces)
-    write_parquet(table, args.out)
-    with atomic_path(args.model, suffix=".pt") as tmp:
-        torch.save(ckpt, tmp)
-    write_json(args.metrics, metrics)
-    log.info("attributes: held-out %s", {h: v["accuracy"] for h, v in metrics["held_out"].items()})
+    run_attributes_stage(AttributesConfig.from_params(params.get("attributes")),
+                         sorted((params.get("sources") or {}).keys()), args.faces, args.dedupe, args.out,
+                         args.model, args.metrics)
 
 
 if __name__ == "__main__":

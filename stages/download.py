@@ -3,10 +3,10 @@
 import argparse
 from pathlib import Path
 
-from realfake.cli import run_stage
-from realfake.download import DownloadConfig, run_download
-from realfake.params import load_params
-from realfake.sources import load_source
+from realfake.core.params import load_params
+from realfake.core.stage import run_stage
+from realfake.ingest.download import DownloadConfig, run_download
+from realfake.ingest.sources import load_source
 
 
 def main() -> None:

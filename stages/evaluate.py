@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
-from realfake.cli import run_stage
-from realfake.evaluate import EvaluateConfig, run_evaluate
-from realfake.params import load_params
+from realfake.core.params import load_params
+from realfake.core.stage import run_stage
+from realfake.evaluation.evaluate import EvaluateConfig, run_evaluate
 
 
 def main() -> None:

@@ -2,10 +2,10 @@
 
 import argparse
 
-from realfake.cli import run_stage
-from realfake.engine import ComputeConfig
-from realfake.faces import FacesConfig, run_source
-from realfake.params import load_params
+from realfake.core.engine import ComputeConfig
+from realfake.core.params import load_params
+from realfake.core.stage import run_stage
+from realfake.faces.crop import FacesConfig, run_source
 
 
 def main() -> None:

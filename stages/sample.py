@@ -2,10 +2,10 @@
 
 from pathlib import Path
 
-from realfake.cli import run_stage
-from realfake.params import load_params
-from realfake.sample_stage import run_sample
-from realfake.sampling import SampleConfig
+from realfake.core.params import load_params
+from realfake.core.stage import run_stage
+from realfake.sample.sampling import SampleConfig
+from realfake.sample.stage import run_sample
 
 
 def main() -> None:

@@ -5,15 +5,11 @@ Outputs: models/detector.pt, models/MODEL_CARD.md, metrics/train.json, dvclive/t
 """
 
 import argparse
-import logging
 
-from realfake.atomic import write_json
-from realfake.cli import run_stage
-from realfake.model_card import write_model_card
-from realfake.params import load_params
-from realfake.train import load_configs, train
-
-log = logging.getLogger("stages.train")
+from realfake.core.params import load_params
+from realfake.core.stage import run_stage
+from realfake.detector.stage import run_train_stage
+from realfake.detector.train import load_configs
 
 
 def main() -> None:
@@ -27,11 +23,8 @@ def main() -> None:
     args = parser.parse_args()
     params = load_params(args.params)
     model_cfg, train_cfg, size = load_configs(params)
-    summary = train(model_cfg, train_cfg, args.packed, args.checkpoint, args.live, size, params.get("faces"))
-    write_json(args.metrics, {k: v for k, v in summary.items() if k != "history"})
-    write_model_card(args.card, summary, model_cfg, train_cfg)
-    log.info("best epoch %d: val loss %.4f, val AUC %s -> %s",
-             summary["best_epoch"], summary["best_val_loss"], summary["best_val_auc"], args.checkpoint)
+    run_train_stage(model_cfg, train_cfg, size, params.get("faces"), args.packed, args.checkpoint, args.card,
+                    args.metrics, args.live)
 
 
 if __name__ == "__main__":

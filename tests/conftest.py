@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from realfake.params import find_mirror
+from realfake.core.params import find_mirror
+
+pytest_plugins = ("s3_server",)  # the local S3 server fixtures: s3_server, s3
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data" / "sample"

@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from realfake.attributes import (
+from realfake.attributes.model import (
     AttributesConfig,
     checkpoint,
     encode_targets,
@@ -22,7 +22,7 @@ from realfake.attributes import (
     split_train_val,
     train_model,
 )
-from realfake.labels import parse_labels
+from realfake.ingest.labels import parse_labels
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 SMALL = {"image_size": 32, "epochs": 3, "batch_size": 16, "widths": [8, 16, 32], "threads": 1}

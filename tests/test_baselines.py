@@ -1,4 +1,4 @@
-"""realfake.baselines: the spectral detector and the file-level shortcut audit."""
+"""realfake.evaluation.baselines: the spectral detector and the file-level shortcut audit."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from realfake import baselines as BL
-from realfake.atomic import write_parquet
+from realfake.core.atomic import write_parquet
+from realfake.evaluation import baselines as BL
 
 
 def natural(n: int, size: int = 64, seed: int = 0) -> np.ndarray:

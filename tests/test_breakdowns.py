@@ -1,4 +1,4 @@
-"""realfake.breakdowns: the honest pair on exactly its two sources, disparity ratios, bins, tables."""
+"""realfake.evaluation.breakdowns: the honest pair on exactly its two sources, disparity ratios, bins, tables."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 from sklearn import metrics as skm
 
-from realfake import breakdowns as B
-from realfake.metrics import to_jsonable
+from realfake.core.tables import markdown_table
+from realfake.evaluation import breakdowns as B
+from realfake.evaluation.metrics import to_jsonable
 
 SOURCES = {"ffhq": 0, "lfw": 0, "utkface": 0, "stylegan-140k": 1, "tpdne": 1, "generated-faces": 1}
 
@@ -124,7 +125,7 @@ def test_attach_metadata_counts_missing():
 
 
 def test_markdown_table():
-    text = B.markdown_table([{"source": "ffhq", "accuracy": 0.51234, "fpr": float("nan")}])
+    text = markdown_table([{"source": "ffhq", "accuracy": 0.51234, "fpr": float("nan")}])
     assert text.splitlines() == ["| source | accuracy | fpr |", "|---|---|---|", "| ffhq | 0.512 | — |"]
 
 

@@ -16,13 +16,13 @@ import pytest
 import yaml
 from PIL import Image
 
+from realfake.core.errors import UserError
+from realfake.core.params import find_mirror
 from realfake.dedupe.clusters import star_keepers, union_find
 from realfake.dedupe.config import DedupeConfig
 from realfake.dedupe.hashing import hash_image
 from realfake.dedupe.pipeline import run_dedupe
 from realfake.dedupe.search import BandPlan, brute_force_pairs, near_pairs
-from realfake.errors import UserError
-from realfake.params import find_mirror
 
 REPO = Path(__file__).resolve().parents[1]
 SIDE = 224

@@ -16,11 +16,11 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from realfake.download import DownloadConfig, run_download
-from realfake.errors import UserError
-from realfake.extract import ExtractLimits
-from realfake.fetch import FetchConfig, fetch, fetch_http
-from realfake.sources import resolve_source
+from realfake.core.errors import UserError
+from realfake.ingest.download import DownloadConfig, run_download
+from realfake.ingest.extract import ExtractLimits
+from realfake.ingest.fetch import FetchConfig, fetch, fetch_http
+from realfake.ingest.sources import resolve_source
 
 REPO = Path(__file__).resolve().parents[1]
 

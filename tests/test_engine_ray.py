@@ -21,15 +21,15 @@ import pytest
 import yaml
 from PIL import Image
 
+from realfake.core.engine import ComputeConfig, ray_session
+from realfake.core.errors import UserError
+from realfake.core.params import load_params
 from realfake.dedupe.pipeline import hash_faces
-from realfake.download import DownloadConfig, run_download
-from realfake.engine import ComputeConfig, ray_session
-from realfake.errors import UserError
-from realfake.faces import FacesConfig, face_id, process_images, run_source
-from realfake.metadata import measure_faces
-from realfake.params import load_params
-from realfake.resize import ResizeConfig, run_resize
-from realfake.sources import load_source
+from realfake.faces.crop import FacesConfig, face_id, process_images, run_source
+from realfake.faces.resize import ResizeConfig, run_resize
+from realfake.ingest.download import DownloadConfig, run_download
+from realfake.ingest.sources import load_source
+from realfake.metadata.build import measure_faces
 
 REPO = Path(__file__).resolve().parents[1]
 LOCAL = ComputeConfig(engine="local")

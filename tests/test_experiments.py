@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from realfake.experiments import arm_of, experiment_frame, mean_std_table
+from realfake.evaluation.experiments import arm_of, experiment_frame, mean_std_table
 
 ENV = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
        "GIT_COMMITTER_EMAIL": "t@t", "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}

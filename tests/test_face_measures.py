@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from realfake.face_measures import (
+from realfake.attributes.face_measures import (
     brightness_contrast,
     ita_degrees,
     luma,

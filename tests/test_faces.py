@@ -17,17 +17,9 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from realfake.faces import (
-    Detector,
-    Face,
-    FacesConfig,
-    align,
-    choose_primary,
-    face_id,
-    pad_fraction,
-    process_batch,
-    warp_crop,
-)
+from realfake.faces.alignment import align, pad_fraction, warp_crop
+from realfake.faces.crop import FacesConfig, face_id, process_batch
+from realfake.faces.detect import Detector, Face, choose_primary
 
 REPO = Path(__file__).resolve().parents[1]
 RAW_SCHEMA = pa.schema([
@@ -161,7 +153,7 @@ def test_primary_rules():
 
 
 def test_config_rejects_bad_params():
-    from realfake.errors import UserError
+    from realfake.core.errors import UserError
 
     with pytest.raises(UserError):
         FacesConfig.from_params({"primary": "leftmost"})
@@ -315,7 +307,7 @@ def test_stage_missing_input_is_a_user_error(tmp_path):
 @pytest.fixture
 def mirror_or_none():
     """The mirror if present, else None (the test then runs on made-up files only)."""
-    from realfake.params import find_mirror
+    from realfake.core.params import find_mirror
 
     return find_mirror(REPO)
 
@@ -328,7 +320,7 @@ MIRROR_SOURCES = ["boredhumans", "ciplab-photoshop", "dfdc-faceswap", "ffhq", "f
 @pytest.mark.parametrize("source", MIRROR_SOURCES)
 def test_whole_mirror_source(tmp_path, mirror, source):
     """Every image of a mirror source: reconciled counts, rare padding, not mostly upscaled at 64 px."""
-    from realfake.faces import run_source
+    from realfake.faces.crop import run_source
 
     with zipfile.ZipFile(mirror / f"{source}.zip") as zf:
         names = [n for n in zf.namelist() if n.lower().endswith((".jpg", ".jpeg", ".png"))]

@@ -12,12 +12,13 @@ import torch
 from PIL import Image
 from sklearn.metrics import roc_auc_score
 
-from realfake.evaluate import Scorer, holdout_metrics, holdout_section, holdout_table
-from realfake.metrics import numeric_only, to_jsonable
-from realfake.model import ModelConfig, build_model
-from realfake.sample_stage import run_sample
-from realfake.sampling import SampleConfig
-from realfake.train import preprocessing_for, save_checkpoint
+from realfake.detector.checkpoint import preprocessing_for, save_checkpoint
+from realfake.detector.model import ModelConfig, build_model
+from realfake.detector.scorer import Scorer
+from realfake.evaluation.evaluate import holdout_metrics, holdout_section, holdout_table
+from realfake.evaluation.metrics import numeric_only, to_jsonable
+from realfake.sample.sampling import SampleConfig
+from realfake.sample.stage import run_sample
 
 SIZE = 32
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from realfake.imageio import DecodeError, decode_image, is_grayscale, read_image
+from realfake.core.imageio import DecodeError, decode_image, is_grayscale, read_image
 
 
 def photo(w: int = 64, h: int = 48, seed: int = 0) -> np.ndarray:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from realfake.labels import group_key, parse_labels
+from realfake.ingest.labels import group_key, parse_labels
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 

@@ -12,19 +12,15 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from realfake.dataset_card import write_card
-from realfake.face_measures import DEFAULT_CROP_LANDMARKS
-from realfake.metadata import (
-    MetadataConfig,
+from realfake.attributes.face_measures import DEFAULT_CROP_LANDMARKS
+from realfake.core.tables import read_dedupe, read_faces, surviving_faces
+from realfake.metadata.build import MetadataConfig, build_metadata, split_groups
+from realfake.metadata.dataset_card import write_card
+from realfake.metadata.schema import (
     SchemaError,
     arrow_schema,
-    build_metadata,
     coerce,
     pandas_dtypes,
-    read_dedupe,
-    read_faces,
-    split_groups,
-    surviving_faces,
     validate_frame,
     write_metadata,
 )

@@ -1,4 +1,4 @@
-"""realfake.metrics against scikit-learn on crafted predictions, the threshold rule, ECE, degenerate inputs."""
+"""realfake.evaluation.metrics against scikit-learn on crafted predictions, the threshold rule, ECE, degenerate inputs."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from realfake import metrics as M
+from realfake.detector import threshold as T
+from realfake.evaluation import metrics as M
 
 
 def crafted(n: int = 500, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -41,7 +42,7 @@ def test_binary_metrics_match_sklearn(threshold):
 def test_threshold_keeps_half_when_it_is_optimal():
     y = np.array([0, 0, 0, 1, 1, 1])
     p = np.array([0.1, 0.2, 0.3, 0.6, 0.7, 0.8])
-    choice = M.choose_threshold(y, p)
+    choice = T.choose_threshold(y, p)
     assert choice.threshold == 0.5
     assert choice.val_balanced_accuracy == 1.0 and choice.val_youden_j == 1.0
 
@@ -49,7 +50,7 @@ def test_threshold_keeps_half_when_it_is_optimal():
 def test_threshold_moves_to_the_separating_gap():
     y = np.array([0, 0, 1, 1])
     p = np.array([0.55, 0.6, 0.7, 0.8])  # at 0.5 every real face is called fake
-    choice = M.choose_threshold(y, p)
+    choice = T.choose_threshold(y, p)
     assert choice.threshold == pytest.approx(0.65)
     assert M.binary_metrics(y, p, choice.threshold)["balanced_accuracy"] == 1.0
 
@@ -60,14 +61,14 @@ def test_threshold_moves_to_the_separating_gap():
 ])
 def test_threshold_ties_go_to_the_candidate_closest_to_half(real, fake, expected):
     y = np.array([0] * len(real) + [1] * len(fake))
-    choice = M.choose_threshold(y, np.array(real + fake))
+    choice = T.choose_threshold(y, np.array(real + fake))
     assert choice.threshold == pytest.approx(expected)
     assert choice.val_balanced_accuracy == pytest.approx(0.75)
 
 
 def test_threshold_reaches_the_best_balanced_accuracy_of_any_threshold():
     y, p = crafted(400, seed=3)
-    choice = M.choose_threshold(y, p)
+    choice = T.choose_threshold(y, p)
     grid = np.unique(np.concatenate([p, np.linspace(0, 1, 2001)]))
     pred = p[None, :] >= grid[:, None]  # every grid threshold at once
     best = ((pred[:, y == 1].mean(axis=1) + (~pred[:, y == 0]).mean(axis=1)) / 2).max()
@@ -111,7 +112,7 @@ def test_degenerate_inputs_give_nan_and_a_note(y, p):
     assert math.isnan(m["roc_auc"]) and math.isnan(m["average_precision"]) and math.isnan(m["balanced_accuracy"])
     assert m["notes"]
     assert M.roc_points(y, p) == [] and M.pr_points(y, p) == []
-    choice = M.choose_threshold(y, p)
+    choice = T.choose_threshold(y, p)
     assert choice.threshold == 0.5 and choice.notes
     report = M.to_jsonable(M.evaluate_scores(y, p, y, p))
     json.dumps(report, allow_nan=False)  # strict JSON: NaN became null
@@ -124,7 +125,7 @@ def test_evaluate_scores_uses_val_threshold_and_reports_half():
     out = M.evaluate_scores(y, p, y_val, p_val)
     assert out["threshold"]["threshold"] == pytest.approx(0.65)
     assert out["at_threshold"]["accuracy"] == 1.0 and out["at_0_5"]["accuracy"] == 0.5
-    assert out["threshold"]["rule"] == M.THRESHOLD_RULE
+    assert out["threshold"]["rule"] == T.THRESHOLD_RULE
 
 
 def test_confusion_records_count_like_the_matrix():

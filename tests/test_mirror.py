@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from realfake.download import DownloadConfig, run_download
-from realfake.embedded_sample import make_sample
-from realfake.params import load_params
-from realfake.sources import resolve_source
+from realfake.core.params import load_params
+from realfake.ingest.download import DownloadConfig, run_download
+from realfake.ingest.embedded_sample import make_sample
+from realfake.ingest.sources import resolve_source
 
 REPO = Path(__file__).resolve().parents[1]
 

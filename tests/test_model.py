@@ -6,10 +6,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from realfake.errors import UserError
-from realfake.layers import CBAM, SelfAttention2d, SqueezeExcite
-from realfake.losses import BinaryLoss, class_weights, focal_loss
-from realfake.model import ModelConfig, attention_parameters, build_model, config_from_dict, count_parameters
+from realfake.core.errors import UserError
+from realfake.detector.layers import CBAM, SelfAttention2d, SqueezeExcite
+from realfake.detector.losses import BinaryLoss, class_weights, focal_loss
+from realfake.detector.model import (
+    ModelConfig,
+    attention_parameters,
+    build_model,
+    config_from_dict,
+    count_parameters,
+)
 
 SETTINGS = [(False, "cbam"), (True, "cbam"), (True, "se"), (True, "mhsa")]
 

@@ -10,11 +10,19 @@ import pytest
 import torch
 from torch import nn
 
-from realfake.errors import UserError
-from realfake.evaluate import Scorer
-from realfake.model import ModelConfig
-from realfake.patches import PatchConfig, image_logits, patch_positions, patch_probabilities, random_patches
-from realfake.train import PackedSplit, TrainConfig, epoch_batches, load_detector, to_model_input, train
+from realfake.core.errors import UserError
+from realfake.detector.checkpoint import load_detector, to_model_input
+from realfake.detector.model import ModelConfig
+from realfake.detector.packed import PackedSplit
+from realfake.detector.patches import (
+    PatchConfig,
+    image_logits,
+    patch_positions,
+    patch_probabilities,
+    random_patches,
+)
+from realfake.detector.scorer import Scorer
+from realfake.detector.train import TrainConfig, epoch_batches, train
 from tests.test_train import write_packed
 
 TINY = ModelConfig(widths=[8, 16, 32, 32])

@@ -160,7 +160,7 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
 
 @pytest.mark.slow
 def test_predict_reproduces_the_evaluate_scores_on_test_faces(reproduced, monkeypatch):
-    from realfake.evaluate import Scorer
+    from realfake.detector.scorer import Scorer
     from realfake.predict import predict
 
     monkeypatch.chdir(reproduced)

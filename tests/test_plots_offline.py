@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from realfake import plots_template as PT
-from realfake.errors import UserError
+from realfake.core.errors import UserError
+from realfake.evaluation import plots_template as PT
 
 REPO = Path(__file__).resolve().parents[1]
 TEMPLATE = REPO / ".dvc" / "plots" / "offline.html"
@@ -33,7 +33,7 @@ DVC_YAML = """plots:
 
 def committed_template() -> str:
     if not TEMPLATE.exists():
-        pytest.skip(f"{TEMPLATE} not built (python -m realfake.plots_template)")
+        pytest.skip(f"{TEMPLATE} not built (python -m realfake.evaluation.plots_template)")
     return TEMPLATE.read_text(encoding="utf-8")
 
 

@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 from PIL import Image, ImageFilter, JpegImagePlugin
 
-from realfake.errors import UserError
-from realfake.resize import ResizeConfig, reencode_jpeg, resize_crop, run_resize
+from realfake.core.errors import UserError
+from realfake.faces.resize import ResizeConfig, reencode_jpeg, resize_crop, run_resize
 
 REPO = Path(__file__).resolve().parents[1]
 

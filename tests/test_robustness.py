@@ -1,4 +1,4 @@
-"""realfake.robustness: each transform damages images as specified, deterministically."""
+"""realfake.evaluation.robustness: each transform damages images as specified, deterministically."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from realfake import robustness as R
-from realfake.errors import UserError
-from realfake.params import find_mirror
+from realfake.core.errors import UserError
+from realfake.core.params import find_mirror
+from realfake.evaluation import robustness as R
 
 
 def textured(n: int = 4, size: int = 96, seed: int = 0) -> np.ndarray:

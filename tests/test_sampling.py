@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from realfake.sampling import (
+from realfake.sample.sampling import (
     SampleConfig,
     balanced_sample,
     carve_holdout,
@@ -121,8 +121,8 @@ def test_every_face_is_selected_or_has_a_reason():
 def test_sample_stage_packs_arrays_that_match_the_images_bit_for_bit(tmp_path, monkeypatch):
     from PIL import Image
 
-    from realfake.packing import open_packed
-    from realfake.sample_stage import run_sample
+    from realfake.sample.packing import open_packed
+    from realfake.sample.stage import run_sample
 
     monkeypatch.chdir(tmp_path)
     frame = crafted(240, seed=3)
@@ -202,7 +202,7 @@ def test_export_mini_without_metadata_is_a_clear_error(tmp_path, monkeypatch, ca
 
 @pytest.mark.parametrize("held", ["tpdne", "lfw"])
 def test_holdout_source_never_reaches_train_val_or_test(held):
-    from realfake.sample_stage import split_table
+    from realfake.sample.stage import split_table
 
     frame = crafted(1200, seed=5)
     cfg = SampleConfig(**{**CFG.__dict__, "holdout_source": held})
@@ -233,7 +233,7 @@ def smaller_tpdne(seed: int) -> pd.DataFrame:
 
 
 def test_a_real_and_a_fake_source_held_out_at_once():
-    from realfake.sample_stage import split_table
+    from realfake.sample.stage import split_table
 
     frame = smaller_tpdne(6)
     table, _ = split_table(frame, two_holdouts(frame))
@@ -253,7 +253,7 @@ def test_a_real_and_a_fake_source_held_out_at_once():
 
 
 def test_matched_reals_are_seeded_whole_groups_and_duplicates_are_harmless():
-    from realfake.sample_stage import split_table
+    from realfake.sample.stage import split_table
 
     frame = smaller_tpdne(6)
     frame.loc[frame["source"] == "utkface", "split_group"] = [
@@ -275,7 +275,7 @@ def test_matched_reals_are_seeded_whole_groups_and_duplicates_are_harmless():
 
 
 def test_groups_mixing_labels_are_never_matched_reals_and_go_whole_with_their_source():
-    from realfake.sample_stage import split_table
+    from realfake.sample.stage import split_table
 
     frame = smaller_tpdne(7)
     utk, sg = frame.index[frame["source"] == "utkface"], frame.index[frame["source"] == "sg"]
@@ -303,8 +303,8 @@ def test_too_few_free_reals_are_all_matched_and_the_shortfall_is_logged(caplog):
 
 
 def test_holdout_sources_from_params_and_bad_names():
-    from realfake.errors import UserError
-    from realfake.sample_stage import split_table
+    from realfake.core.errors import UserError
+    from realfake.sample.stage import split_table
 
     cfg = SampleConfig.from_params({"holdout_sources": "lfw", "holdout_source": "lfw"})
     assert cfg.held_out == ("lfw",)
@@ -318,7 +318,7 @@ def test_holdout_sources_from_params_and_bad_names():
 
 def test_sample_stage_packs_the_holdout_with_its_sources_and_reconciles(tmp_path, monkeypatch):
 
-    from realfake.sample_stage import run_sample
+    from realfake.sample.stage import run_sample
 
     monkeypatch.chdir(tmp_path)
     frame = crafted(240, seed=8)

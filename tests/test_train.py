@@ -19,23 +19,13 @@ import torch.nn.functional as F
 import yaml
 from PIL import Image
 
-from realfake.atomic import write_parquet
-from realfake.augment import AugmentConfig, augment_batch
-from realfake.errors import UserError
-from realfake.model import ModelConfig, build_model
-from realfake.train import (
-    EarlyStopping,
-    TrainConfig,
-    load_detector,
-    load_split,
-    make_optimizer,
-    make_scheduler,
-    preprocessing_for,
-    read_batch,
-    save_checkpoint,
-    to_model_input,
-    train,
-)
+from realfake.core.atomic import write_parquet
+from realfake.core.errors import UserError
+from realfake.detector.augment import AugmentConfig, augment_batch
+from realfake.detector.checkpoint import load_detector, preprocessing_for, save_checkpoint, to_model_input
+from realfake.detector.model import ModelConfig, build_model
+from realfake.detector.packed import load_split, read_batch
+from realfake.detector.train import EarlyStopping, TrainConfig, make_optimizer, make_scheduler, train
 
 REPO = Path(__file__).resolve().parents[1]
 OFF = {k: 0.0 for k in ("hflip_p", "crop_p", "jitter_p", "grayscale_p", "blur_p", "jpeg_p")}
@@ -350,7 +340,7 @@ def test_stage_writes_outputs_and_reports_bad_input(tmp_path):
 
 
 def test_reads_what_the_sample_stage_packs(tmp_path):
-    from realfake.packing import pack_split
+    from realfake.sample.packing import pack_split
 
     rng = np.random.default_rng(0)
     images = synthetic_images(6, 16, False, rng, 0.0)

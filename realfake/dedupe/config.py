@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from realfake.errors import UserError
+from realfake.core.errors import UserError
 
 
 @dataclass(frozen=True)

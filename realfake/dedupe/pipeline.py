@@ -12,12 +12,12 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from realfake.core.engine import ComputeConfig, map_chunks
+from realfake.core.errors import UserError
 from realfake.dedupe.clusters import conflict_roots, keeper_order, star_keepers, union_find
 from realfake.dedupe.config import DedupeConfig
 from realfake.dedupe.hashing import FaceHashes, hash_files
 from realfake.dedupe.search import near_pairs, popcount
-from realfake.engine import ComputeConfig, map_chunks
-from realfake.errors import UserError
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""Stage train: the real-vs-fake detector, its training loop, checkpoint and scorer."""

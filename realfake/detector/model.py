@@ -1,0 +1,160 @@
+"""The detector: a compact 5-stage CNN with optional attention, and its config.
+
+Layout (S = input size, e.g. 128; widths default 16-32-64-96-128: 470 k parameters without attention,
+485 k with CBAM or SE, 537 k with MHSA):
+
+    stage 0..4:  conv3x3-BN-ReLU, conv3x3-BN-ReLU, [attention], maxpool 2x2 (no pool after stage 4)
+                 (stage 0's first conv has stride `stem_stride`, default 2: S/2 .. S/32 overall)
+    head:        global average pool, dropout, linear -> one logit (> 0 means "fake")
+
+Where the attention sits, and why:
+
+- `cbam` / `se` (channel [+ spatial] gates) follow the convolutions of the last three stages by default
+  (S/8 .. S/32 with the default stride-2 stem). There the channels encode texture and artefact
+  detectors that are worth re-weighting per image, while the first two stages are high-resolution
+  edge filters where a gate costs the most time and has little to choose between.
+- `mhsa` sits only after the last stage: attention cost grows with the square of the number of
+  positions, and the last map is small (4x4 = 16 tokens at S=128 with the stride-2 stem, 8x8
+  without). There it can relate distant face regions (both eyes, the hairline, the background),
+  which 3x3 convolutions see only late.
+
+The blocks are multiplicative gates or a residual branch with a small LayerScale, placed *between*
+existing layers, so `attention: false` builds exactly the same network without them: same layer
+names, same parameters, minus the `*.attn.*` ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch import nn
+
+from realfake.core.errors import UserError
+from realfake.detector.layers import CBAM, ConvBnAct, SelfAttention2d, SqueezeExcite
+
+ATTENTION_TYPES = ("cbam", "se", "mhsa")
+
+
+@dataclass
+class ModelConfig:
+    """Architecture settings (params.yaml section `model`)."""
+
+    attention: bool = True
+    attention_type: str = "cbam"  # cbam | se | mhsa
+    widths: list[int] = field(default_factory=lambda: [16, 32, 64, 96, 128])
+    attention_stages: list[int] | None = None  # None: last three stages for cbam/se, last stage for mhsa
+    stem_stride: int = 2  # stride of the very first conv: 2 makes stage 0 four times cheaper (it dominates on CPU)
+    rd_ratio: float = 0.25  # hidden width of the channel-gate MLPs, as a fraction of the channels
+    mhsa_heads: int = 4
+    dropout: float = 0.2
+
+    def __post_init__(self) -> None:
+        if self.attention_type not in ATTENTION_TYPES:
+            raise UserError(f"model.attention_type must be one of {ATTENTION_TYPES}, got {self.attention_type!r}")
+        if not 1 <= len(self.widths) <= 8 or any(int(w) < 1 for w in self.widths):
+            raise UserError(f"model.widths must list 1-8 positive channel counts, got {self.widths!r}")
+        if self.stem_stride not in (1, 2):
+            raise UserError(f"model.stem_stride must be 1 or 2, got {self.stem_stride!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise UserError(f"model.dropout must be in [0, 1), got {self.dropout!r}")
+        self.widths = [int(w) for w in self.widths]
+        bad = [s for s in self.stages_with_attention() if not 0 <= s < len(self.widths)]
+        if bad:
+            raise UserError(f"model.attention_stages {bad} out of range 0..{len(self.widths) - 1}")
+
+    def stages_with_attention(self) -> list[int]:
+        """Indices of the stages that get an attention block (empty when attention is off)."""
+        if not self.attention:
+            return []
+        if self.attention_stages is not None:
+            return sorted({int(s) for s in self.attention_stages})
+        last = len(self.widths) - 1
+        return [last] if self.attention_type == "mhsa" else list(range(max(0, last - 2), last + 1))
+
+
+def config_from_dict(cls: type, data: dict[str, Any] | None, section: str) -> Any:
+    """Build a config dataclass from a params.yaml mapping, rejecting unknown keys with a clear message."""
+    data = dict(data or {})
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise UserError(f"unknown key(s) in params.yaml `{section}`: {unknown}; known: {sorted(names)}")
+    try:
+        return cls(**data)
+    except TypeError as exc:
+        raise UserError(f"bad params.yaml `{section}`: {exc}") from exc
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    """A config dataclass as plain types (lists, not tuples), for checkpoints and JSON."""
+    return dataclasses.asdict(config)
+
+
+def attention_block(cfg: ModelConfig, channels: int) -> nn.Module:
+    """The attention block selected by `cfg.attention_type`, for a feature map with `channels` channels."""
+    if cfg.attention_type == "cbam":
+        return CBAM(channels, cfg.rd_ratio)
+    if cfg.attention_type == "se":
+        return SqueezeExcite(channels, cfg.rd_ratio)
+    return SelfAttention2d(channels, cfg.mhsa_heads)
+
+
+def build_stage(cfg: ModelConfig, index: int, in_channels: int) -> nn.Sequential:
+    """One stage: two convolutions, the optional attention block, and a 2x2 max-pool (not after the last)."""
+    out_channels = cfg.widths[index]
+    layers: dict[str, nn.Module] = {
+        "conv1": ConvBnAct(in_channels, out_channels, stride=cfg.stem_stride if index == 0 else 1),
+        "conv2": ConvBnAct(out_channels, out_channels),
+    }
+    if index in cfg.stages_with_attention():
+        layers["attn"] = attention_block(cfg, out_channels)
+    if index < len(cfg.widths) - 1:
+        layers["pool"] = nn.MaxPool2d(2)
+    return nn.Sequential(OrderedDict(layers))  # named layers: same state_dict keys with or without attention
+
+
+class Detector(nn.Module):
+    """Real-vs-fake face classifier; `forward` returns one logit per image (> 0: fake)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        stages, in_channels = [], 3
+        for index, width in enumerate(cfg.widths):
+            stages.append(build_stage(cfg, index, in_channels))
+            in_channels = width
+        self.stages = nn.Sequential(*stages)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.fc = nn.Linear(in_channels, 1)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """He init for convolutions (ReLU nets), zero bias for the classifier so it starts at p=0.5."""
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+        nn.init.normal_(self.fc.weight, std=0.01)
+        nn.init.zeros_(self.fc.bias)
+
+    def forward(self, x):
+        features = self.pool(self.stages(x)).flatten(1)
+        return self.fc(self.dropout(features)).squeeze(1)
+
+
+def build_model(cfg: ModelConfig) -> Detector:
+    """The detector for `cfg` (randomly initialised)."""
+    return Detector(cfg)
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def attention_parameters(model: nn.Module) -> int:
+    """Number of parameters inside attention blocks (the `*.attn.*` modules)."""
+    return sum(p.numel() for name, p in model.named_parameters() if ".attn." in f".{name}")

@@ -1,0 +1,101 @@
+"""The model card (`models/MODEL_CARD.md`): what the checkpoint is, what it was trained on, how well it did."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from realfake.core.atomic import write_text
+from realfake.detector.model import ModelConfig
+from realfake.detector.train import TrainConfig
+
+KNOWN_LIMITS = """\
+- Trained on face crops made by this pipeline (MTCNN-aligned, resized to the size above). Other crops,
+  sizes or whole photos are out of distribution: run them through the same pipeline first.
+- Real and fake sources differ in more than "generated or not" (framing, resolution, JPEG history,
+  demographics; see `../shared/mirror/SOURCES.md`). Part of what the model learns may be such a shortcut;
+  the per-source and cross-source results of the evaluate stage are the check.
+- Generators not in the training data (newer diffusion models, face swaps, Photoshop edits) are likely
+  to be missed.
+- The validation split chose the checkpoint (lowest val loss), so val metrics are optimistic: quote the
+  test split.
+- Not for decisions about people: a score is evidence about an image, not proof."""
+
+
+def fmt(value: Any, digits: int = 4) -> str:
+    """A number for a table cell (None as n/a)."""
+    if value is None:
+        return "n/a"
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def render_model_card(summary: dict[str, Any], model_cfg: ModelConfig, train_cfg: TrainConfig) -> str:
+    """The model card as Markdown, from the training summary and the configs."""
+    data = summary["data"]
+    attention = f"{model_cfg.attention_type} at stages {model_cfg.stages_with_attention()}" if model_cfg.attention else "off"
+    weights = summary["class_weights"]
+    lines = [
+        "# Model card: realfake detector",
+        "",
+        "Binary classifier of face crops: real photo (0) or generated / manipulated (1). One logit; "
+        "`sigmoid(logit)` is the probability of *fake*.",
+        "",
+        "## Model",
+        "",
+        f"- Compact CNN, {len(model_cfg.widths)} conv stages, widths {model_cfg.widths}, "
+        f"{summary['params']:,} parameters ({summary['attention_params']:,} in attention blocks).",
+        f"- Attention: {attention}.",
+        f"- Input: RGB {data['size']}x{data['size']}, pixels / 255, then (x - 0.5) / 0.5.",
+        (f"- Patch-level (Chai et al. 2020): trained on one random {train_cfg.patch.size} px patch per image; "
+         f"an image scores the mean p(fake) of {train_cfg.patch.count} patches at fixed positions "
+         f"(seed {train_cfg.patch.seed})." if train_cfg.patch.enabled else "- Whole-image model (no patches)."),
+        "- File: `models/detector.pt`, load with `realfake.detector.checkpoint.load_detector` "
+        "(`torch.load(..., weights_only=True)`).",
+        "",
+        "## Data",
+        "",
+        "| split | images used | real | fake | rejected |",
+        "|---|---|---|---|---|",
+    ]
+    for name in ("train", "val"):
+        d = data[name]
+        rejected = ", ".join(f"{k}: {v}" for k, v in d["rejected"].items()) or "0"
+        lines.append(f"| {name} | {d['kept']} | {d['real']} | {d['fake']} | {rejected} |")
+    lines += [
+        "",
+        "## Training",
+        "",
+        f"- AdamW, lr {train_cfg.lr}, weight decay {train_cfg.weight_decay}, schedule `{train_cfg.schedule}`, "
+        f"batch {train_cfg.batch_size}, up to {train_cfg.epochs} epochs, seed {train_cfg.seed}.",
+        f"- Loss `{train_cfg.loss}`" + (f" (gamma {train_cfg.focal_gamma}, alpha {train_cfg.focal_alpha})"
+                                        if train_cfg.loss == "focal" else "")
+        + f"; class weights {weights if weights else 'none (classes balanced enough)'}.",
+        f"- Early stopping: running median of {train_cfg.smooth_window} val losses, patience "
+        f"{train_cfg.patience}; the checkpoint is the epoch with the lowest val loss.",
+        "- Augmentation: flip, random resized crop, colour jitter, random grayscale, Gaussian blur and JPEG "
+        "recompression (CNNDetection recipe); probabilities in `params.yaml` `train.augment`.",
+        f"- Batches: `{train_cfg.sampler}`" + (" (each class half of the draws, each source an equal share of its class)"
+                                               if train_cfg.sampler == "source_balanced" else "") + ".",
+        f"- Ran {summary['epochs_run']} epochs ({'stopped early' if summary['stopped_early'] else 'all'}) in "
+        f"{summary['seconds']:.0f} s on {summary['threads']} CPU threads, {summary['images_per_s']} train images/s.",
+        "",
+        "## Metrics (validation split, best epoch)",
+        "",
+        "| best epoch | val loss | val AUC | val accuracy |",
+        "|---|---|---|---|",
+        f"| {summary['best_epoch']} | {fmt(summary['best_val_loss'])} | {fmt(summary['best_val_auc'])} "
+        f"| {fmt(summary['best_val_acc'])} |",
+        "",
+        "Test-split results come from the evaluate stage (`metrics/evaluate*.json`).",
+        "",
+        "## Known limits",
+        "",
+        KNOWN_LIMITS,
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_model_card(path: str | os.PathLike, summary: dict[str, Any], model_cfg: ModelConfig, train_cfg: TrainConfig) -> None:
+    """Write the model card atomically."""
+    write_text(path, render_model_card(summary, model_cfg, train_cfg))

@@ -1,0 +1,1 @@
+"""Stage evaluate: metrics, breakdowns, robustness, shortcut baselines, report; exp-table."""

@@ -1,0 +1,1 @@
+"""Stages faces@<source> and resize@<source>: detect, align and crop faces; training-size copies."""

@@ -1,0 +1,402 @@
+"""Detect, align and crop one face per image with MTCNN: the same framing, size and encoding for every source."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import multiprocessing
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from realfake.core.atomic import write_bytes
+from realfake.core.engine import ComputeConfig, engine_session
+from realfake.core.errors import UserError
+from realfake.core.imageio import DEFAULT_MAX_PIXELS, DecodedImage, DecodeError, read_image
+from realfake.faces.alignment import Alignment, align, encode_png, pad_fraction, warp_crop
+from realfake.faces.detect import Detector, Face, choose_primary
+
+log = logging.getLogger(__name__)
+
+PRIMARY_RULES = ("center", "largest", "prob")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass
+class FacesConfig:
+    """Params of the faces stage (params.yaml section `faces`)."""
+
+    crop_size: int = 224  # side of the aligned crop, px
+    margin: float = 1.6  # crop side = margin x eye-to-mouth distance
+    min_prob: float = 0.9  # faces below this MTCNN probability are ignored
+    min_face_px: int = 64  # reject when the crop side measured in source px (face_px) is smaller
+    max_pad_fraction: float = 0.05  # reject when more of the crop than this lies outside the image
+    primary: str = "center"  # which face is the subject: center | largest | prob
+    detect_size: int = 192  # long side of the (bordered) downscaled copy MTCNN runs on
+    detect_pad: float = 0.2  # grey border around the detection copy, share of the long side
+    batch_size: int = 16  # images per MTCNN call
+    workers: int = 2  # processes; 1 runs in-process
+    max_pixels: int = DEFAULT_MAX_PIXELS  # decompression-bomb guard
+    seed: int = 0  # contact-sheet sampling
+    device: str = "auto"  # MTCNN on auto | cpu | cuda (auto: CUDA where torch, or the Ray cluster, has one)
+
+    @classmethod
+    def from_params(cls, section: dict[str, Any] | None) -> FacesConfig:
+        """Build from a params.yaml section; unknown keys and bad values are user errors."""
+        section = dict(section or {})
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(section) - known)
+        if unknown:
+            raise UserError(f"faces: unknown params {unknown}; known: {sorted(known)}")
+        cfg = cls(**section)
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        """Raise UserError on values that cannot work."""
+        if self.primary not in PRIMARY_RULES:
+            raise UserError(f"faces.primary must be one of {PRIMARY_RULES}, got {self.primary!r}")
+        if self.device not in DEVICES:
+            raise UserError(f"faces.device must be one of {DEVICES}, got {self.device!r}")
+        checks = {
+            "crop_size": self.crop_size >= 16,
+            "margin": self.margin > 0,
+            "min_prob": 0 <= self.min_prob <= 1,
+            "min_face_px": self.min_face_px >= 0,
+            "max_pad_fraction": 0 <= self.max_pad_fraction <= 1,
+            "detect_size": self.detect_size >= 48,
+            "detect_pad": 0 <= self.detect_pad <= 1,
+            "batch_size": self.batch_size >= 1,
+            "workers": self.workers >= 1,
+            "max_pixels": self.max_pixels > 0,
+        }
+        bad = [name for name, ok in checks.items() if not ok]
+        if bad:
+            raise UserError(f"faces: invalid value for {bad}: {[getattr(self, b) for b in bad]}")
+
+
+def face_id(source: str, path: str) -> str:
+    """Stable id of an input file: first 16 hex chars of sha1('<source>/<path>')."""
+    return hashlib.sha1(f"{source}/{path}".encode()).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------- per-image processing
+
+def empty_record() -> dict[str, Any]:
+    """All per-face columns, null."""
+    return {
+        "status": "rejected", "reason": None, "reason_detail": None, "crop_path": None,
+        "orig_width": None, "orig_height": None, "orig_mode": None, "orig_format": None, "jpeg_quality": None,
+        "is_grayscale": None, "exif_rotated": None, "n_faces": None, "prob": None, "box": None,
+        "landmarks": None, "face_px": None, "pad_fraction": None, "scale": None, "transform": None,
+    }
+
+
+def describe_image(rec: dict[str, Any], img: DecodedImage) -> None:
+    """Copy the decode facts into a record."""
+    rec.update(
+        orig_width=img.orig_width, orig_height=img.orig_height, orig_mode=img.orig_mode,
+        orig_format=img.orig_format, jpeg_quality=img.jpeg_quality, is_grayscale=img.is_grayscale,
+        exif_rotated=img.exif_rotated,
+    )
+
+
+def judge_face(rec: dict[str, Any], img: DecodedImage, faces: list[Face], cfg: FacesConfig) -> Alignment | None:
+    """Fill the detection columns; return the alignment if the face is kept, else set the reason."""
+    h, w = img.rgb.shape[:2]
+    primary, n = choose_primary(faces, w, h, cfg.primary, cfg.min_prob)
+    rec["n_faces"] = n
+    if primary is None:
+        rec["reason"] = "no_face"
+        best = max((f.prob for f in faces), default=None)
+        rec["reason_detail"] = f"best prob {best:.3f} < {cfg.min_prob}" if best is not None else "no detection"
+        return None
+    al = align(primary.landmarks, cfg.margin, cfg.crop_size)
+    rec.update(
+        prob=primary.prob, box=primary.box.tolist(), landmarks=primary.landmarks.reshape(-1).tolist(),
+        face_px=al.side, scale=al.scale, transform=al.matrix.reshape(-1).tolist(),
+        pad_fraction=pad_fraction(al, w, h),
+    )
+    if al.side < cfg.min_face_px:
+        rec["reason"] = "face_too_small"
+        rec["reason_detail"] = f"face_px {al.side:.0f} < {cfg.min_face_px}"
+        return None
+    if rec["pad_fraction"] > cfg.max_pad_fraction:
+        rec["reason"] = "too_much_padding"
+        rec["reason_detail"] = f"pad_fraction {rec['pad_fraction']:.3f} > {cfg.max_pad_fraction}"
+        return None
+    return al
+
+
+def crop_batch(
+    items: list[tuple[int, str, str]], cfg: FacesConfig, detector: Detector
+) -> list[tuple[int, dict[str, Any], bytes | None]]:
+    """Decode, detect, align and PNG-encode crops for (index, image path, face_id) items; writes nothing.
+
+    The one per-batch function of the stage: the local pool and the Ray actors both call it on the same
+    batches, so both engines give the same records and the same crop bytes.
+    """
+    records: dict[int, dict[str, Any]] = {}
+    crops: dict[int, bytes] = {}
+    decoded: list[tuple[int, str, DecodedImage]] = []
+    for index, path, fid in items:
+        rec = records[index] = empty_record()
+        try:
+            img = read_image(path, cfg.max_pixels)
+        except DecodeError as exc:
+            rec["reason"], rec["reason_detail"] = exc.reason, exc.detail[:200] or None
+            continue
+        describe_image(rec, img)
+        decoded.append((index, fid, img))
+    try:
+        all_faces = detector.detect([img.rgb for _, _, img in decoded])
+    except Exception as exc:  # a detector failure on one batch must not take the stage down
+        log.warning("detection failed on a batch of %d: %s", len(decoded), exc)
+        all_faces = None
+    # MTCNN's probability on a borderline face moves with the pyramid; a second look without the border
+    # recovers some (measured: 2 of 4 UTKFace misses). Only misses pay for it.
+    retry = [k for k, faces in enumerate(all_faces or []) if not any(f.prob >= cfg.min_prob for f in faces)]
+    if retry and detector.pad > 0:
+        try:
+            for k, faces in zip(retry, detector.detect([decoded[k][2].rgb for k in retry], pad=0.0), strict=True):
+                all_faces[k] = all_faces[k] + faces
+        except Exception as exc:  # the first look stands
+            log.warning("second detection pass failed: %s", exc)
+    for k, (index, fid, img) in enumerate(decoded):
+        rec = records[index]
+        if all_faces is None:
+            rec["reason"], rec["reason_detail"] = "detection_error", "MTCNN raised on this batch"
+            continue
+        try:
+            al = judge_face(rec, img, all_faces[k], cfg)
+            if al is not None:
+                crops[index] = encode_png(warp_crop(img.rgb, al, cfg.crop_size))
+                rec.update(status="kept", reason=None, reason_detail=None, crop_path=f"{fid}.png")
+        except Exception as exc:  # keep the row, with a reason, whatever went wrong
+            rec.update(status="rejected", crop_path=None, reason="crop_error", reason_detail=f"{type(exc).__name__}: {exc}"[:200])
+    return [(index, rec, crops.get(index)) for index, rec in sorted(records.items())]
+
+
+def write_crops(
+    results: list[tuple[int, dict[str, Any], bytes | None]], out_dir: str | os.PathLike
+) -> list[tuple[int, dict[str, Any]]]:
+    """Write crop_batch's crops into out_dir; a crop that cannot be written rejects its row (crop_error)."""
+    out = []
+    for index, rec, png in results:
+        if png is not None:
+            try:
+                write_bytes(Path(out_dir) / rec["crop_path"], png)
+            except OSError as exc:
+                rec.update(status="rejected", crop_path=None, reason="crop_error",
+                           reason_detail=f"{type(exc).__name__}: {exc}"[:200])
+        out.append((index, rec))
+    return out
+
+
+def process_batch(
+    items: list[tuple[int, str, str]], out_dir: str, cfg: FacesConfig, detector: Detector
+) -> list[tuple[int, dict[str, Any]]]:
+    """crop_batch, then write the crops into out_dir; one record per item."""
+    return write_crops(crop_batch(items, cfg, detector), out_dir)
+
+
+# ---------------------------------------------------------------- the process pool
+
+_WORKER: dict[str, Any] = {}
+
+
+def resolve_device(name: str) -> str:
+    """`auto` -> cuda when torch sees a GPU, else cpu; asking for cuda without one is a user error."""
+    import torch
+
+    has_cuda = torch.cuda.is_available()
+    if name == "cuda" and not has_cuda:
+        raise UserError("faces.device is cuda but torch sees no CUDA device (use auto or cpu)")
+    return "cuda" if name == "cuda" or (name == "auto" and has_cuda) else "cpu"
+
+
+def make_detector(cfg: FacesConfig) -> Detector:
+    """One process's (or actor's) MTCNN with one torch and one OpenCV thread: the processes are the parallelism."""
+    import torch
+
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+    return Detector(cfg.detect_size, cfg.min_face_px, cfg.detect_pad, device=resolve_device(cfg.device))
+
+
+def _init_worker(cfg: FacesConfig) -> None:
+    """Per-process setup: one MTCNN (make_detector)."""
+    _WORKER["cfg"] = cfg
+    _WORKER["detector"] = make_detector(cfg)
+
+
+def _work(items: list[tuple[int, str, str]], out_dir: str) -> list[tuple[int, dict[str, Any]]]:
+    """Pool task: one batch through the worker's detector."""
+    return process_batch(items, out_dir, _WORKER["cfg"], _WORKER["detector"])
+
+
+def process_images(
+    items: list[tuple[str, str]], out_dir: str | os.PathLike, cfg: FacesConfig, progress: bool = True,
+    compute: ComputeConfig | None = None,
+) -> tuple[list[dict[str, Any]], float]:
+    """Run (image path, face_id) items through the pipeline; return records in input order and seconds taken."""
+    from tqdm import tqdm
+
+    indexed = [(i, path, fid) for i, (path, fid) in enumerate(items)]
+    batches = [indexed[i:i + cfg.batch_size] for i in range(0, len(indexed), cfg.batch_size)]
+    records: list[dict[str, Any] | None] = [None] * len(items)
+    start = time.perf_counter()
+    bar = tqdm(total=len(items), unit="img", disable=not progress or not items, desc="faces")
+    if not batches:
+        pass  # nothing to do: do not pay for loading torch and MTCNN
+    elif compute is not None and compute.engine == "ray":
+        from realfake.faces.crop_ray import ray_crop_batches
+
+        for result in ray_crop_batches(batches, cfg, compute):
+            _collect(write_crops(result, out_dir), records, bar)
+    elif cfg.workers == 1 or len(batches) <= 1:
+        _init_worker(cfg)
+        results = (_work(b, os.fspath(out_dir)) for b in batches)
+        for result in results:
+            _collect(result, records, bar)
+    else:
+        resolve_device(cfg.device)  # a missing GPU is one clear line here, not an error in every worker
+        # forkserver: children never inherit a parent that may already have run torch ops (fork + OpenMP
+        # can deadlock), yet torch is imported once in the server and not once per worker as with spawn
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["torch", "facenet_pytorch", "realfake.faces.crop"])
+        with ProcessPoolExecutor(cfg.workers, mp_context=ctx, initializer=_init_worker, initargs=(cfg,)) as pool:
+            for result in pool.map(_work, batches, [os.fspath(out_dir)] * len(batches)):
+                _collect(result, records, bar)
+    bar.close()
+    return [r if r is not None else {**empty_record(), "reason": "lost"} for r in records], time.perf_counter() - start
+
+
+def _collect(result: list[tuple[int, dict[str, Any]]], records: list, bar) -> None:
+    """Store a batch's records at their input positions."""
+    for index, rec in result:
+        records[index] = rec
+    bar.update(len(result))
+
+
+# ---------------------------------------------------------------- one source, end to end
+
+# Columns the faces stage adds to the raw columns (see docs/faces.md).
+FACE_FIELDS = [
+    ("face_id", "string"), ("status", "string"), ("reason", "string"), ("reason_detail", "string"),
+    ("crop_path", "string"), ("orig_width", "int32"), ("orig_height", "int32"), ("orig_mode", "string"),
+    ("orig_format", "string"), ("jpeg_quality", "int16"), ("is_grayscale", "bool"), ("exif_rotated", "bool"),
+    ("n_faces", "int16"), ("prob", "float32"), ("box", "list<float32>"), ("landmarks", "list<float32>"),
+    ("face_px", "float32"), ("pad_fraction", "float32"), ("scale", "float32"), ("transform", "list<float64>"),
+]
+
+
+def face_schema():
+    """pyarrow fields of the added columns."""
+    import pyarrow as pa
+
+    simple = {"string": pa.string(), "int32": pa.int32(), "int16": pa.int16(), "bool": pa.bool_(),
+              "float32": pa.float32(), "list<float32>": pa.list_(pa.float32()), "list<float64>": pa.list_(pa.float64())}
+    return [pa.field(name, simple[kind]) for name, kind in FACE_FIELDS]
+
+
+def plan_items(source: str, raw_table, raw_dir: Path) -> tuple[list[tuple[str, str]], list[str], dict[int, str]]:
+    """(image path, face_id) per row, the face ids, and rows rejected before decoding (index -> reason)."""
+    paths = raw_table.column("path").to_pylist() if "path" in raw_table.column_names else [None] * raw_table.num_rows
+    items, ids, early, seen = [], [], {}, set()
+    for i, rel in enumerate(paths):
+        fid = face_id(source, rel) if rel else None
+        ids.append(fid)
+        if not rel:
+            early[i] = "no_path"
+        elif fid in seen:
+            early[i] = "duplicate_path"
+        elif not (raw_dir / rel).is_file():
+            early[i] = "missing_file"
+        seen.add(fid)
+        items.append((os.fspath(raw_dir / rel) if rel else "", fid or ""))
+    return items, ids, early
+
+
+def summarize(source: str, records: list[dict[str, Any]], seconds: float, cfg: FacesConfig) -> dict[str, Any]:
+    """Stage metrics: counts by reason (in = kept + rejected) and per-source geometry statistics."""
+    kept = [r for r in records if r["status"] == "kept"]
+    reasons: dict[str, int] = {}
+    for r in records:
+        if r["status"] != "kept":
+            reasons[r["reason"]] = reasons.get(r["reason"], 0) + 1
+    detected = [r for r in records if r["pad_fraction"] is not None]
+
+    def share(rows, test) -> float:
+        return float(np.mean([bool(test(r)) for r in rows])) if rows else 0.0
+
+    def median(rows, key) -> float:
+        return float(np.median([r[key] for r in rows])) if rows else 0.0
+
+    return {
+        "source": source, "in": len(records), "kept": len(kept), "rejected": len(records) - len(kept),
+        "rejected_by_reason": dict(sorted(reasons.items())),
+        "seconds": round(seconds, 3), "images_per_s": round(len(records) / seconds, 3) if seconds > 0 else 0.0,
+        "workers": cfg.workers,
+        "pad": {
+            "mean_pad_fraction": float(np.mean([r["pad_fraction"] for r in kept])) if kept else 0.0,
+            "share_padded": share(kept, lambda r: r["pad_fraction"] > 0),
+            "share_padded_detected": share(detected, lambda r: r["pad_fraction"] > 0),
+            "share_over_max_detected": share(detected, lambda r: r["pad_fraction"] > cfg.max_pad_fraction),
+        },
+        "median_face_px": median(kept, "face_px"),
+        "median_scale": median(kept, "scale"),
+        "share_upscaled": share(kept, lambda r: r["scale"] > 1.0),
+        "share_grayscale": share(kept, lambda r: r["is_grayscale"]),
+        "share_multi_face": share(kept, lambda r: r["n_faces"] > 1),
+        "share_exif_rotated": share(kept, lambda r: r["exif_rotated"]),
+    }
+
+
+def run_source(
+    source: str, cfg: FacesConfig, raw_root: Path = Path("data/raw"), faces_root: Path = Path("data/faces"),
+    metrics_root: Path = Path("metrics/faces"), plots_root: Path = Path("plots/faces"), progress: bool = True,
+    compute: ComputeConfig | None = None,
+) -> dict[str, Any]:
+    """The faces stage for one source: crops dir, parquet, metrics JSON and contact sheet."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from realfake.core.atomic import atomic_dir, atomic_path, write_json
+    from realfake.faces.contact_sheet import contact_sheet
+
+    raw_parquet = raw_root / f"{source}.parquet"
+    if not raw_parquet.is_file():
+        raise UserError(f"{raw_parquet} not found: run the download stage for {source!r} first")
+    raw = pq.read_table(raw_parquet)
+    items, ids, early = plan_items(source, raw, raw_root / source)
+    todo = [i for i in range(len(items)) if i not in early]
+    log.info("%s: %d rows, %d to process, %d rejected before decoding", source, len(items), len(todo), len(early))
+    with engine_session(compute, bool(todo)), atomic_dir(faces_root / source) as tmp:
+        done, seconds = process_images([items[i] for i in todo], tmp, cfg, progress=progress, compute=compute)
+    records: list[dict[str, Any]] = [{}] * len(items)
+    for i, reason in early.items():
+        records[i] = {**empty_record(), "reason": reason}
+    for i, rec in zip(todo, done, strict=True):
+        records[i] = rec
+    for fid, rec in zip(ids, records, strict=True):
+        rec["face_id"] = fid
+    table = raw
+    for field in face_schema():
+        table = table.append_column(field, pa.array([r[field.name] for r in records], type=field.type))
+    with atomic_path(faces_root / f"{source}.parquet", suffix=".parquet") as tmp_parquet:
+        pq.write_table(table, tmp_parquet)
+    metrics = summarize(source, records, seconds, cfg)
+    metrics["engine"] = compute.engine if compute else "local"
+    write_json(metrics_root / f"{source}.json", metrics)
+    title = f"{source}: kept {metrics['kept']} of {metrics['in']}; rejected {metrics['rejected_by_reason']}"
+    contact_sheet(records, items, faces_root / source, plots_root / f"{source}.png", seed=cfg.seed, title=title)
+    log.info("%s: in %d, kept %d, rejected %s, %.1f img/s", source, metrics["in"], metrics["kept"],
+             metrics["rejected_by_reason"], metrics["images_per_s"])
+    return metrics

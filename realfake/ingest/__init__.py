@@ -1,0 +1,1 @@
+"""Stage download@<source>: fetch a source archive, extract it safely, parse its labels."""

@@ -1,0 +1,1 @@
+"""Stage metadata: data/metadata.parquet (one row per surviving face) and the dataset card."""

@@ -1,0 +1,255 @@
+"""The dataset card: real-vs-fake distributions and per-stage counts as CSV (for `dvc plots`), PNG and Markdown."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from realfake.core.atomic import atomic_path, write_text
+
+log = logging.getLogger(__name__)
+
+CATEGORICAL = ("gender", "age_group", "race_group", "skin_tone")
+# numeric columns: (column, bin edges, transform applied before binning, axis label)
+NUMERIC = (
+    ("yaw", np.arange(-60, 61, 5), None, "yaw (degrees)"),
+    ("sharpness", np.arange(0.0, 4.01, 0.2), np.log10, "log10 variance of Laplacian"),
+    ("jpeg_quality", np.arange(0, 101, 5), None, "estimated JPEG quality"),
+)
+
+
+def categorical_shares(meta: pd.DataFrame, col: str) -> pd.DataFrame:
+    """Share (and count) of each category among real and among fake faces; columns: col, real, fake, n_real, n_fake."""
+    cats = list(meta[col].cat.categories) if isinstance(meta[col].dtype, pd.CategoricalDtype) else sorted(
+        meta[col].dropna().unique())
+    values = meta[col].astype("object").where(meta[col].notna(), "unknown")
+    out = pd.DataFrame({col: [*cats, "unknown"]})
+    for label in ("real", "fake"):
+        sub = values[meta["label"].astype(str) == label]
+        counts = sub.value_counts().reindex(out[col], fill_value=0).to_numpy()
+        out[f"n_{label}"] = counts
+        out[label] = np.round(counts / max(len(sub), 1), 4)
+    return out[[col, "real", "fake", "n_real", "n_fake"]]
+
+
+def numeric_hist(meta: pd.DataFrame, col: str, edges: np.ndarray, transform=None) -> pd.DataFrame:
+    """Share of real and of fake faces per bin (values clipped into the outer bins); columns: col, real, fake."""
+    out = pd.DataFrame({col: np.round((edges[:-1] + edges[1:]) / 2, 3)})
+    for label in ("real", "fake"):
+        v = pd.to_numeric(meta.loc[meta["label"].astype(str) == label, col], errors="coerce").astype(float).dropna()
+        v = v[v > 0] if transform is np.log10 else v
+        x = transform(v.to_numpy()) if transform is not None else v.to_numpy()
+        counts, _ = np.histogram(np.clip(x, edges[0], edges[-1]), bins=edges)
+        out[label] = np.round(counts / max(len(x), 1), 4)
+    return out
+
+
+def source_counts(meta: pd.DataFrame) -> pd.DataFrame:
+    """Faces per source and label."""
+    counts = meta.groupby([meta["source"].astype(str), meta["label"].astype(str)]).size()
+    return counts.rename("faces").reset_index().sort_values(["label", "source"], ignore_index=True)
+
+
+def stage_counts(metrics_dir: Path) -> pd.DataFrame:
+    """in/kept/rejected per stage and source from metrics/download/*.json, metrics/faces/*.json, metrics/dedupe.json."""
+    rows = []
+    for stage in ("download", "faces"):
+        for path in sorted((metrics_dir / stage).glob("*.json")):
+            m = _load_json(path)
+            if m is not None:
+                rows.append(_count_row(stage, path.stem, m))
+    dedupe = _load_json(metrics_dir / "dedupe.json")
+    if dedupe is not None:
+        per_source = dedupe.get("by_source") or dedupe.get("per_source")
+        if isinstance(per_source, dict):
+            rows += [_count_row("dedupe", s, m) for s, m in sorted(per_source.items()) if isinstance(m, dict)]
+        else:
+            rows.append(_count_row("dedupe", "all", dedupe))
+    return pd.DataFrame(rows, columns=["stage", "source", "in", "kept", "rejected"])
+
+
+def _count_row(stage: str, source: str, m: dict[str, Any]) -> dict[str, Any]:
+    """One stage/source count row from a metrics dict (missing figures stay null)."""
+    kept = _first(m, "kept", "images_kept", "faces_kept")
+    rejected = _first(m, "rejected", "dropped", "skipped_total", "faces_dropped")
+    total = _first(m, "in", "total", "files_seen", "faces_in")
+    if total is None and kept is not None and rejected is not None:
+        total = kept + rejected
+    if rejected is None and kept is not None and total is not None:
+        rejected = total - kept
+    return {"stage": stage, "source": source, "in": total, "kept": kept, "rejected": rejected}
+
+
+def _first(m: dict[str, Any], *keys: str) -> Any:
+    """The first of keys present in m (metrics of different stages name their counts differently)."""
+    return next((m[k] for k in keys if m.get(k) is not None), None)
+
+
+def _load_json(path: Path) -> dict[str, Any] | None:
+    """A metrics JSON, or None when it is absent or unreadable (the card still renders)."""
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+        return data if isinstance(data, dict) else None
+    except (OSError, ValueError) as exc:
+        log.warning("cannot read %s: %s", path, exc)
+        return None
+
+
+def plot_bars(df: pd.DataFrame, col: str, path: Path, title: str) -> None:
+    """Grouped real/fake bars of shares per category, saved atomically as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 3.2), dpi=100)
+    x = np.arange(len(df))
+    ax.bar(x - 0.2, df["real"], 0.4, label="real", color="#3b7dd8")
+    ax.bar(x + 0.2, df["fake"], 0.4, label="fake", color="#d8573b")
+    ax.set_xticks(x, df[col].astype(str), rotation=30, ha="right")
+    ax.set_ylabel("share of faces")
+    ax.set_title(title)
+    ax.legend()
+    _save(fig, path)
+
+
+def plot_hist(df: pd.DataFrame, col: str, path: Path, xlabel: str) -> None:
+    """Real/fake step histograms of shares per bin, saved atomically as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 3.2), dpi=100)
+    for label, color in (("real", "#3b7dd8"), ("fake", "#d8573b")):
+        ax.step(df[col], df[label], where="mid", label=label, color=color)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("share of faces")
+    ax.legend()
+    _save(fig, path)
+
+
+def plot_source_counts(df: pd.DataFrame, path: Path) -> None:
+    """Horizontal bars of faces per source, coloured by label."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 0.3 * max(len(df), 4) + 1), dpi=100)
+    colors = ["#3b7dd8" if lab == "real" else "#d8573b" for lab in df["label"]]
+    ax.barh(df["source"], df["faces"], color=colors)
+    ax.set_xlabel("faces in data/metadata.parquet (blue real, red fake)")
+    _save(fig, path)
+
+
+def _save(fig, path: Path) -> None:
+    """Write a figure atomically and free it."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+
+
+def _write_csv(df: pd.DataFrame, path: Path) -> None:
+    """CSV atomically (dvc plots data)."""
+    write_text(path, df.to_csv(index=False))
+
+
+def _write_per_label(df: pd.DataFrame, col: str, plots_dir: Path, name: str) -> None:
+    """reports/plots/{real,fake}/<name>.csv with columns col, share: one file per label, as `dvc plots` compares."""
+    for label in ("real", "fake"):
+        _write_csv(df[[col, label]].rename(columns={label: "share"}), plots_dir / label / f"{name}.csv")
+
+
+def _md_table(df: pd.DataFrame) -> str:
+    """A DataFrame as a GitHub Markdown table."""
+    head = "| " + " | ".join(map(str, df.columns)) + " |\n|" + "---|" * len(df.columns) + "\n"
+    return head + "".join("| " + " | ".join("" if pd.isna(v) else str(v) for v in row) + " |\n"
+                          for row in df.itertuples(index=False))
+
+
+def real_fake_summary(meta: pd.DataFrame) -> dict[str, Any]:
+    """Headline real-vs-fake differences: shares of each category and medians of the numeric measures."""
+    out: dict[str, Any] = {}
+    for col in CATEGORICAL:
+        shares = categorical_shares(meta, col)
+        out[col] = {str(r[col]): {"real": float(r["real"]), "fake": float(r["fake"])} for _, r in shares.iterrows()}
+    for col in ("yaw", "pitch", "roll", "face_px", "brightness", "contrast", "sharpness", "noise", "ita",
+                "jpeg_quality"):
+        out[f"median_{col}"] = {
+            label: _median(meta.loc[meta["label"].astype(str) == label, col]) for label in ("real", "fake")
+        }
+    return out
+
+
+def _median(values: pd.Series) -> float | None:
+    """Median ignoring nulls (None when empty), rounded."""
+    v = pd.to_numeric(values, errors="coerce").astype(float).dropna()
+    return round(float(v.median()), 3) if len(v) else None
+
+
+def write_card(meta: pd.DataFrame, metrics_dir: Path, report_path: Path, figures_dir: Path, plots_dir: Path,
+               attributes_metrics: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write plot CSVs, PNGs and the Markdown card; return the real-vs-fake summary."""
+    sections = []
+    counts = source_counts(meta)
+    _write_csv(counts, plots_dir / "source_counts.csv")
+    plot_source_counts(counts, figures_dir / "source_counts.png")
+    stages = stage_counts(metrics_dir)
+    _write_csv(stages, plots_dir / "stage_counts.csv")
+    rel = _relative(figures_dir, report_path.parent)
+    sections.append("## Faces per source and label\n\n" + _md_table(counts)
+                    + f"\n![faces per source]({rel}/source_counts.png)\n")
+    sections.append("## Kept and rejected per stage\n\n" + (_md_table(stages) if len(stages) else
+                                                             "_no stage metrics found_\n"))
+    for col in CATEGORICAL:
+        shares = categorical_shares(meta, col)
+        _write_csv(shares, plots_dir / f"{col}.csv")
+        _write_per_label(shares, col, plots_dir, col)
+        plot_bars(shares, col, figures_dir / f"{col}.png", f"{col}: real vs fake")
+        sections.append(f"## {col}\n\n![{col}]({rel}/{col}.png)\n\n" + _md_table(shares))
+    for col, edges, transform, xlabel in NUMERIC:
+        hist = numeric_hist(meta, col, edges, transform)
+        _write_csv(hist, plots_dir / f"{col}.csv")
+        _write_per_label(hist, col, plots_dir, col)
+        plot_hist(hist, col, figures_dir / f"{col}.png", xlabel)
+        sections.append(f"## {col}\n\n![{col}]({rel}/{col}.png)\n")
+    summary = real_fake_summary(meta)
+    medians = pd.DataFrame([{"measure": k.removeprefix("median_"), **v} for k, v in summary.items()
+                            if k.startswith("median_")])
+    sections.insert(2, "## Medians, real vs fake\n\n" + _md_table(medians))
+    if attributes_metrics:
+        held = attributes_metrics.get("held_out", {})
+        rows = [{"head": h, **{k: v.get(k) for k in ("n", "accuracy", "majority_baseline")}} for h, v in held.items()]
+        agree = [{"source": src, "label": lab, **{k: v.get(k) for k in ("n", "accuracy", "majority_baseline")}}
+                 for src, entry in sorted(attributes_metrics.get("agreement", {}).items())
+                 for lab, v in sorted(entry.items()) if isinstance(v, dict) and "accuracy" in v]
+        sections.insert(0, "## How good the predicted labels are\n\nEstimates, for balancing and auditing only. "
+                        "Held-out UTKFace accuracy:\n\n" + _md_table(pd.DataFrame(rows))
+                        + "\nAgreement with the labels other sources ship (`accuracy` = share of faces where the "
+                        "prediction equals the source's label):\n\n"
+                        + (_md_table(pd.DataFrame(agree)) if agree else "_no source labels to compare_\n"))
+    intro = (f"# Dataset card\n\nGenerated by the `metadata` stage from `data/metadata.parquet` "
+             f"({len(meta)} faces: {int((meta['label'].astype(str) == 'real').sum())} real, "
+             f"{int((meta['label'].astype(str) == 'fake').sum())} fake). Distributions are shares within each "
+             "label, before any balancing. `gender`, `age_group` and `race_group` use the source's label where "
+             "it has one, else the attribute model's estimate (see docs/metadata.md).\n")
+    write_text(report_path, intro + "\n" + "\n".join(sections))
+    return summary
+
+
+def _relative(target: Path, start: Path) -> str:
+    """target relative to start, POSIX-style (for Markdown links)."""
+    import os
+
+    return Path(os.path.relpath(target, start)).as_posix()

@@ -1,0 +1,1 @@
+"""Stage sample: balanced selection, leakage-free splits, packed arrays; export-mini."""
