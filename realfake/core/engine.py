@@ -1,11 +1,12 @@
 """Where the per-image stages run: `local` (this machine's processes/threads) or `ray` (Ray Data on a Ray cluster).
 
-Both engines call the same per-batch functions (faces.crop_batch, resize.resize_batch, hashing.hash_files,
-face_measures.measure_batch) on the same batches, so their results are identical by construction; only
-where a batch runs differs. Ray actors never write the stage's outputs: they return the bytes and the
-driver writes them into the stage's atomic output directory, so a cluster needs no shared output disk and
-an interrupted run leaves nothing behind. Inputs are read by the actors, in the driver's working directory,
-so on a multi-node cluster the repository must be on a filesystem mounted at the same path on every node.
+Both engines call the same per-batch functions (faces.crop.crop_batch, faces.resize.resize_batch,
+dedupe.hashing.hash_files, attributes.face_measures.measure_batch) on the same batches, so their results are
+identical by construction; only where a batch runs differs. Ray actors never write the stage's outputs: they
+return the bytes, and the driver writes them into the stage's atomic output directory, so an interrupted run
+leaves nothing behind and the outputs are where DVC expects them. The actors read the inputs themselves, in
+the driver's working directory: on a multi-node cluster the repository must be on a filesystem mounted at
+the same path on every node.
 
 Caveat (ray-project/ray#44687): actors that reserve whole CPUs can leave Ray Data's own tasks without one
 and hang on a small machine; actors here reserve `cpus_per_actor` (0.5 by default).
