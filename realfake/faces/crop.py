@@ -7,7 +7,6 @@ import logging
 import multiprocessing
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from realfake.core.errors import UserError
 from realfake.core.imageio import DEFAULT_MAX_PIXELS, DecodedImage, DecodeError, read_image
 from realfake.faces.alignment import Alignment, align, encode_png, pad_fraction, warp_crop
 from realfake.faces.detect import Detector, Face, choose_primary
+from realfake.faces.worker_pool import orphan_safe_pool
 
 log = logging.getLogger(__name__)
 
@@ -271,7 +271,8 @@ def process_images(
         # can deadlock), yet torch is imported once in the server and not once per worker as with spawn
         ctx = multiprocessing.get_context("forkserver")
         ctx.set_forkserver_preload(["torch", "facenet_pytorch", "realfake.faces.crop"])
-        with ProcessPoolExecutor(cfg.workers, mp_context=ctx, initializer=_init_worker, initargs=(cfg,)) as pool:
+        # the workers exit with this process, even when it is killed (a plain pool's workers outlive it)
+        with orphan_safe_pool(cfg.workers, ctx, initializer=_init_worker, initargs=(cfg,)) as pool:
             for result in pool.map(_work, batches, [os.fspath(out_dir)] * len(batches)):
                 _collect(result, records, bar)
     bar.close()

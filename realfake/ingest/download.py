@@ -18,7 +18,7 @@ from tqdm import tqdm
 from realfake.core.atomic import atomic_dir, write_json, write_parquet
 from realfake.core.errors import UserError
 from realfake.core.imageio import IMAGE_EXTENSIONS
-from realfake.ingest.extract import ExtractLimits, iter_members, safe_relpath
+from realfake.ingest.extract import EntryError, EntryWriter, ExtractLimits, iter_members, safe_relpath
 from realfake.ingest.fetch import FetchConfig, fetch
 from realfake.ingest.labels import group_key, parse_labels
 from realfake.ingest.sources import Source
@@ -92,23 +92,27 @@ def classify(rel: str | None, member_type: str, source: Source) -> str:
 def extract_source(local: Path, source: Source, out_dir: Path, limits: ExtractLimits) -> Extracted:
     """Write the source's images under `out_dir`, keep label files in memory, count everything skipped."""
     result = Extracted()
+    writer = EntryWriter(out_dir)
     for member in tqdm(iter_members(local, limits), desc=f"extract {source.name}", unit="file", leave=False):
         if member.type == "dir":
             continue
         result.files_seen += 1
         rel = safe_relpath(member.name)
         verdict = classify(rel, member.type, source)
-        if verdict == "image":
-            target = out_dir / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(member.read())
-            result.paths.append(rel)
-        elif verdict == "label-file":
-            result.sidecars[rel] = member.read()
-            result.skipped[verdict] += 1
-        else:
-            if verdict in ("symlink", "special-file", "unsafe-path"):
-                log.warning("%s: refused %s entry %r", source.name, verdict, member.name)
+        try:
+            if verdict == "image":
+                writer.write(rel, member)
+                result.paths.append(rel)
+            elif verdict == "label-file":
+                if rel in result.sidecars:
+                    raise EntryError("duplicate-name", "an earlier label file has this name; kept that one")
+                result.sidecars[rel] = member.read()
+        except EntryError as exc:  # this entry only: the rest of the archive goes on
+            log.warning("%s: refused entry %.150r: %s", source.name, member.name, exc)
+            verdict = exc.reason
+        if verdict in ("symlink", "special-file", "unsafe-path"):
+            log.warning("%s: refused %s entry %r", source.name, verdict, member.name)
+        if verdict != "image":
             result.skipped[verdict] += 1
     return result
 

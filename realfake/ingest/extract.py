@@ -1,17 +1,32 @@
-"""Safe, uniform reading of ZIP archives, TAR archives and directories."""
+"""Safe, uniform reading of ZIP archives, TAR archives and directories, and safe writing of their entries."""
 
 from __future__ import annotations
 
+import errno
+import lzma
 import os
 import stat
 import tarfile
 import unicodedata
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from realfake.core.errors import UserError
+
+# Why an entry is not kept: the keys of the download metrics' `skipped` (docs/hostile-inputs.md explains each)
+SKIP_REASONS = (
+    "label-file", "not-included", "not-image", "other-label",  # the source's own layout, not a fault
+    "unsafe-path", "symlink", "special-file",  # refused for safety
+    "duplicate-name", "path-conflict", "name-too-long", "unwritable-name",  # names that would clash or not fit
+    "corrupt-entry", "encrypted-entry", "unsupported-compression", "unreadable-file",  # bytes that cannot be read
+)
+# Below this many bytes in total, an archive may compress as well as it likes (small text files do)
+RATIO_FLOOR_BYTES = 16 * 2**20
+# Refusing an entry for these would hide a fault of the machine, not of the entry: stop the stage instead
+_MACHINE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO}
 
 
 @dataclass(frozen=True)
@@ -21,7 +36,7 @@ class ExtractLimits:
     max_files: int = 200_000
     max_total_bytes: int = 20 * 2**30
     max_file_bytes: int = 200 * 2**20
-    max_ratio: float = 200.0  # uncompressed / compressed size of one ZIP entry
+    max_ratio: float = 200.0  # uncompressed / compressed size, of one ZIP entry and of the whole archive
 
 
 @dataclass(frozen=True)
@@ -32,6 +47,14 @@ class Member:
     type: str  # file | dir | symlink | special
     size: int
     read: Callable[[], bytes]
+
+
+class EntryError(Exception):
+    """One entry that cannot be kept, with its reason (one of SKIP_REASONS); the rest of the archive can."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
 
 
 def safe_relpath(name: str) -> str | None:
@@ -74,12 +97,21 @@ def _guarded(reader, path: Path, limits: ExtractLimits) -> Iterator[Member]:
 
 
 def _check_totals(path: Path, sizes: list[int], limits: ExtractLimits) -> None:
-    """Refuse archives whose declared file count or total size exceed the limits."""
+    """Refuse archives whose declared file count, total size or total expansion exceed the limits.
+
+    The total ratio catches many small entries that each stay under the per-entry check (300 x 1 MiB of zeros
+    in a 339 kB ZIP); its floor keeps small, well-compressed label files out of it.
+    """
     if len(sizes) > limits.max_files:
         raise UserError(f"{path}: {len(sizes)} files exceed download.limits.max_files={limits.max_files}")
     total = sum(sizes)
     if total > limits.max_total_bytes:
         raise UserError(f"{path}: {total} bytes uncompressed exceed download.limits.max_total_bytes")
+    packed = path.stat().st_size
+    if total > RATIO_FLOOR_BYTES and total > limits.max_ratio * packed:
+        raise UserError(f"{path}: {len(sizes)} entries expand {total / max(packed, 1):.0f}x in total ({packed} -> "
+                        f"{total} bytes; download.limits.max_ratio is {limits.max_ratio:g}): refusing a likely "
+                        "archive bomb of many small entries")
 
 
 def _iter_zip(path: Path, limits: ExtractLimits) -> Iterator[Member]:
@@ -103,10 +135,17 @@ def _iter_zip(path: Path, limits: ExtractLimits) -> Iterator[Member]:
 
 
 def _zip_reader(zf: zipfile.ZipFile, info: zipfile.ZipInfo, limits: ExtractLimits) -> Callable[[], bytes]:
-    """Read one entry, never more than the per-file limit even if the header lies."""
+    """Read one entry, never more than the per-file limit even if the header lies; a bad entry is an EntryError."""
     def read() -> bytes:
-        with zf.open(info) as fh:
-            data = fh.read(limits.max_file_bytes + 1)
+        try:
+            with zf.open(info) as fh:
+                data = fh.read(limits.max_file_bytes + 1)
+        except NotImplementedError as exc:  # a compression method (or strong encryption) zipfile lacks
+            raise EntryError("unsupported-compression", _describe(exc)) from exc
+        except RuntimeError as exc:  # zipfile's word for "encrypted, password required"
+            raise EntryError("encrypted-entry", "encrypted, and no password is known") from exc
+        except (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError, OSError, ValueError) as exc:  # bad CRC, stream
+            raise EntryError("corrupt-entry", _describe(exc)) from exc
         if len(data) > limits.max_file_bytes:
             raise UserError(f"{info.filename}: larger than download.limits.max_file_bytes")
         return data
@@ -141,9 +180,18 @@ def _iter_tar(path: Path, limits: ExtractLimits) -> Iterator[Member]:
 
 def _tar_reader(tf: tarfile.TarFile, info: tarfile.TarInfo) -> Callable[[], bytes]:
     def read() -> bytes:
-        fh = tf.extractfile(info)
-        return fh.read() if fh else b""
+        try:
+            fh = tf.extractfile(info)
+            return fh.read() if fh else b""
+        except (tarfile.TarError, zlib.error, lzma.LZMAError, EOFError, OSError) as exc:
+            raise EntryError("corrupt-entry", _describe(exc)) from exc
     return read
+
+
+def _describe(exc: BaseException) -> str:
+    """`module.Type: message`, short (zlib's error class is just called `error`)."""
+    kind = type(exc).__name__ if type(exc).__module__ == "builtins" else f"{type(exc).__module__}.{type(exc).__name__}"
+    return f"{kind}: {exc}"[:300]
 
 
 def _iter_dir(root: Path) -> Iterator[Member]:
@@ -160,4 +208,81 @@ def _iter_dir(root: Path) -> Iterator[Member]:
                 kind = "file"
             else:
                 kind = "special"
-            yield Member(rel, kind, st.st_size, full.read_bytes)
+            yield Member(rel, kind, st.st_size, _file_reader(full))
+
+
+def _file_reader(path: Path) -> Callable[[], bytes]:
+    def read() -> bytes:
+        try:
+            return path.read_bytes()
+        except OSError as exc:  # vanished or not readable since the walk
+            raise EntryError("unreadable-file", _describe(exc)) from exc
+    return read
+
+
+@dataclass
+class EntryWriter:
+    """Writes entries below `root`: never overwrites, refuses names that clash or do not fit (EntryError)."""
+
+    root: Path
+    files: set[str] = field(default_factory=set)
+    folders: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.name_max, self.path_max = _name_limits(self.root)
+
+    def write(self, rel: str, member: Member) -> None:
+        """Write one entry to root/rel (rel from safe_relpath: NFC, so names equal after normalising clash)."""
+        self._check_name(rel)
+        data = member.read()
+        target = self.root / rel
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with open(target, "xb") as fh:  # exclusive: even a clash the checks missed cannot overwrite
+                try:
+                    fh.write(data)
+                except OSError:
+                    target.unlink()  # no half-written file
+                    raise
+        except OSError as exc:
+            raise self._entry_error(rel, exc) from exc
+        self.files.add(rel)
+        self.folders.update(_parents(rel))
+
+    def _check_name(self, rel: str) -> None:
+        if rel in self.files:
+            raise EntryError("duplicate-name", "an earlier entry has this name (after Unicode normalisation); kept that one")
+        if rel in self.folders:
+            raise EntryError("path-conflict", "earlier entries use this name as a folder")
+        clash = next((p for p in _parents(rel) if p in self.files), None)
+        if clash is not None:
+            raise EntryError("path-conflict", f"an earlier entry {clash!r} is a file, not a folder")
+        longest = max(len(part.encode()) for part in rel.split("/"))
+        if longest > self.name_max or len(os.fsencode(self.root / rel)) >= self.path_max or rel.count("/") > 255:
+            raise EntryError("name-too-long", f"{len(rel.encode())} bytes, {rel.count('/') + 1} levels, longest part "
+                                              f"{longest} bytes (this filesystem allows {self.name_max} per part)")
+
+    def _entry_error(self, rel: str, exc: OSError) -> EntryError:
+        if exc.errno in _MACHINE_ERRNOS:
+            raise UserError(f"cannot write {rel!r} below {self.root.parent}: {exc.strerror} (free space, or fix "
+                            "permissions or limits, then re-run)") from exc
+        if exc.errno == errno.ENAMETOOLONG:
+            return EntryError("name-too-long", str(exc))
+        if isinstance(exc, (NotADirectoryError, IsADirectoryError)) or (self.root / rel).is_dir():
+            return EntryError("path-conflict", str(exc))
+        if isinstance(exc, FileExistsError):  # a filesystem that folds case or normalisation
+            return EntryError("duplicate-name", f"the filesystem holds an equal name already: {exc}")
+        return EntryError("unwritable-name", _describe(exc))
+
+
+def _parents(rel: str) -> list[str]:
+    parts = rel.split("/")
+    return ["/".join(parts[:k]) for k in range(1, len(parts))]
+
+
+def _name_limits(root: Path) -> tuple[int, int]:
+    """Longest file name and path this filesystem takes, in bytes."""
+    try:
+        return os.pathconf(root, "PC_NAME_MAX"), os.pathconf(root, "PC_PATH_MAX")
+    except (OSError, ValueError):
+        return 255, 4096

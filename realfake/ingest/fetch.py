@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from realfake.core.atomic import write_json
 from realfake.core.errors import UserError
 from realfake.core.params import MIRROR_ENV, find_mirror
 
@@ -80,70 +83,153 @@ def resolve_local(uri: str) -> Path:
 
 
 def fetch_http(url: str, dest: Path, sha256: str | None, cfg: FetchConfig) -> Path:
-    """Download `url` to `dest` via a `.part` file, resuming and retrying; verify the checksum."""
+    """Download `url` to `dest` via a `.part` file, resuming and retrying; keep it only once proven complete.
+
+    Proof is the checksum when one is given; otherwise the length the server declared (Content-Length, or the
+    total in Content-Range), the normal end of a chunked body, or a 416 to a Range request starting where the
+    bytes end. `<dest>.complete.json` records that proof: a later run reuses `dest` only with a record that
+    still matches it, and downloads again otherwise (a file cut short is never mistaken for the whole).
+    """
+    record = dest.with_name(dest.name + ".complete.json")
     if dest.exists():
-        try:
-            verify_sha256(dest, sha256)
+        if _reusable(dest, record, url, sha256):
             log.info("%s: already downloaded", dest)
             return dest
-        except UserError:
-            dest.unlink()
+        log.warning("%s: not known to be complete and intact; downloading it again", dest)
+        dest.unlink()
+        record.unlink(missing_ok=True)
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
+    proof = None
     for attempt in range(cfg.retries + 1):
         try:
-            _download_into(url, part, cfg.timeout_s)
-            break
+            proof = _download_into(url, part, cfg.timeout_s, checksum=bool(sha256))
         except _retryable() as exc:
             if attempt == cfg.retries:
                 raise UserError(f"download of {url} failed after {cfg.retries + 1} attempts: {exc}") from exc
             wait = cfg.backoff_s * 2**attempt
             log.warning("download of %s interrupted (%s); resuming in %.1fs", url, exc, wait)
             time.sleep(wait)
+            continue
+        if proof is None and sha256 and sha256_file(part).lower() == sha256.lower():
+            proof = "sha256"
+        if proof is not None:
+            break
+        log.info("%s: the body ended with no declared length; asking whether more follows", url)
+    if proof is None and not sha256:
+        part.unlink(missing_ok=True)
+        raise UserError(f"download of {url}: could not tell whether it arrived whole after {cfg.retries + 1} "
+                        "attempts; give the source a sha256 to check it by")
     try:
         verify_sha256(part, sha256)
     except UserError:
         part.unlink(missing_ok=True)  # a wrong file must not be resumed or kept
         raise
     os.replace(part, dest)
+    write_json(record, {"url": url, "bytes": dest.stat().st_size, "sha256": sha256_file(dest),
+                        "complete_by": "sha256" if sha256 else proof})
     return dest
+
+
+def _reusable(dest: Path, record: Path, url: str, sha256: str | None) -> bool:
+    """True if `dest` is the whole file: its checksum matches, or its completion record still describes it."""
+    if sha256:
+        return sha256_file(dest).lower() == sha256.lower()
+    try:
+        done = json.loads(record.read_text())
+    except (OSError, ValueError):
+        return False
+    return (isinstance(done, dict) and done.get("url") == url and done.get("bytes") == dest.stat().st_size
+            and done.get("sha256") == sha256_file(dest))
 
 
 def _retryable() -> tuple[type[BaseException], ...]:
     """Errors after which another attempt (resuming the part file) makes sense."""
     import requests
+    import urllib3
 
-    return (_ServerBusy, _Truncated, requests.ConnectionError, requests.Timeout,
-            requests.exceptions.ChunkedEncodingError)
+    return (_ServerBusy, _Truncated, _BadRange, requests.ConnectionError, requests.Timeout,
+            requests.exceptions.ChunkedEncodingError, urllib3.exceptions.ProtocolError,
+            urllib3.exceptions.TimeoutError)
 
 
-def _download_into(url: str, part: Path, timeout_s: float) -> None:
-    """One HTTP attempt: continue `part` with a Range request when it already holds bytes."""
+def _download_into(url: str, part: Path, timeout_s: float, checksum: bool = False) -> str | None:
+    """One HTTP attempt that continues `part`; return how the file is known complete, or None if not known.
+
+    `checksum`: a checksum will judge the result, so a server that gives no way to tell is still usable.
+    """
     import requests
 
     have = part.stat().st_size if part.exists() else 0
-    headers = {"Range": f"bytes={have}-"} if have else {}
+    # identity: store the bytes as published, which the declared lengths and checksums describe
+    headers = {"Accept-Encoding": "identity", **({"Range": f"bytes={have}-"} if have else {})}
     with requests.get(url, headers=headers, stream=True, timeout=(timeout_s, timeout_s)) as resp:
         if resp.status_code == 416 and have:
-            return  # nothing left to fetch: the part file is complete
+            return _confirm_end(resp, part, have)
         if resp.status_code >= 500 or resp.status_code == 429:
             raise _ServerBusy(f"HTTP {resp.status_code}")
         if resp.status_code >= 400:
             raise UserError(f"download of {url} failed: HTTP {resp.status_code}")
-        resumed = resp.status_code == 206
-        expected = _expected_length(resp, have if resumed else 0)
-        with open(part, "ab" if resumed else "wb") as fh:
-            for chunk in resp.iter_content(CHUNK):
+        if resp.status_code == 206:
+            start, end, total = _content_range(resp, part, have)
+        else:
+            start, end = 0, _content_length(resp)
+            total = end
+            if have and total is None and not resp.raw.chunked and not checksum:
+                part.unlink(missing_ok=True)
+                raise UserError(f"download of {url}: the server declares no length and ignores Range requests, "
+                                "so a cut body cannot be told from a whole one; give the source a sha256")
+        with open(part, "ab" if start else "wb") as fh:
+            for chunk in resp.raw.stream(CHUNK, decode_content=False):
                 fh.write(chunk)
-    got = part.stat().st_size
-    if expected is not None and got < expected:
-        raise _Truncated(f"connection closed after {got} of {expected} bytes")
+        ended_whole = resp.status_code == 200 and bool(resp.raw.chunked)  # a chunked body ends explicitly
+    return _judge(part, end, total, ended_whole)
 
 
-def _expected_length(resp, offset: int) -> int | None:
-    """Total file size the response promises, if it says."""
+def _content_length(resp) -> int | None:
     length = resp.headers.get("Content-Length")
-    return offset + int(length) if length is not None else None
+    return int(length) if length is not None and length.isdigit() else None
+
+
+def _content_range(resp, part: Path, have: int) -> tuple[int, int, int | None]:
+    """(start, end, total) of a 206 that continues `part`; a range that does not fit discards the part."""
+    match = re.fullmatch(r"bytes (\d+)-(\d+)/(\d+|\*)", resp.headers.get("Content-Range", "").strip())
+    if not match:
+        part.unlink(missing_ok=True)
+        raise _BadRange(f"a 206 answer without a valid Content-Range ({resp.headers.get('Content-Range')!r}); "
+                        "starting again")
+    start, last = int(match[1]), int(match[2])
+    total = None if match[3] == "*" else int(match[3])
+    length = _content_length(resp)
+    if start not in (0, have) or last < start or (length is not None and length != last - start + 1):
+        part.unlink(missing_ok=True)
+        raise _BadRange(f"asked for bytes from {have}, got Content-Range {match[0]!r} "
+                        f"(Content-Length {length}); starting again")
+    return start, last + 1, total
+
+
+def _confirm_end(resp, part: Path, have: int) -> str:
+    """A 416 to `bytes=<have>-`: nothing lies past the part, unless the server's stated size says otherwise."""
+    match = re.fullmatch(r"bytes \*/(\d+)", resp.headers.get("Content-Range", "").strip())
+    if match and int(match[1]) != have:
+        part.unlink(missing_ok=True)
+        raise _BadRange(f"the file has {match[1]} bytes, the part file {have}; starting again")
+    return "range-end"
+
+
+def _judge(part: Path, end: int | None, total: int | None, ended_whole: bool) -> str | None:
+    """How the part file is known complete after one response, or None; raise if it is short or too long."""
+    got = part.stat().st_size
+    if end is not None and got < end:
+        raise _Truncated(f"connection closed after {got} of {end} bytes")
+    if (end is not None and got > end) or (total is not None and got > total):
+        part.unlink(missing_ok=True)
+        raise _BadRange(f"received {got} bytes, more than the {total or end} declared; starting again")
+    if total is not None:
+        if got < total:
+            raise _Truncated(f"have {got} of {total} bytes")
+        return "length"
+    return "chunked" if ended_whole else None
 
 
 class _ServerBusy(Exception):
@@ -151,9 +237,11 @@ class _ServerBusy(Exception):
 
 
 class _Truncated(Exception):
-    """The body ended before Content-Length: resume it."""
+    """The body ended before its declared length: resume it."""
 
 
+class _BadRange(Exception):
+    """The server's range or length does not fit the part file, which was discarded: start again."""
 
 
 def kaggle_credentials_present() -> bool:
