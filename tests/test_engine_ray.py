@@ -214,3 +214,27 @@ def test_a_stage_joins_a_running_cluster_and_writes_the_same_outputs(tmp_path, s
     metrics = json.loads((tmp_path / "metrics/resize/ffhq-1024.json").read_text())
     assert metrics["engine"] == "ray" and metrics["kept"] == local["kept"] > 0
     assert tree(tmp_path / "data/resized") == tree(tmp_path / "local")
+
+
+@pytest.mark.gpu
+def test_faces_on_cuda_keep_what_the_cpu_keeps(tmp_path, sample_raw):
+    """Where a GPU exists: faces.device=cuda on the local engine and auto on Ray (the cluster offers the GPU) give
+    the CPU's keep/reject decisions (CUDA kernels differ from the CPU's, so not the same bytes)."""
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    items = sample_items(sample_raw)[::4]
+    base = FacesConfig.from_params(load_params(REPO / "params.yaml")["faces"])
+    runs = {
+        "cpu": (dataclasses.replace(base, device="cpu", workers=1), LOCAL),
+        "cuda": (dataclasses.replace(base, device="cuda", workers=1), LOCAL),
+        "ray_auto": (dataclasses.replace(base, device="auto"), dataclasses.replace(RAY, actors=1)),
+    }
+    decisions = {}
+    for name, (cfg, compute) in runs.items():
+        records, _ = process_images(items, tmp_path / name, cfg, progress=False, compute=compute)
+        decisions[name] = [r["status"] for r in records]
+    for name in ("cuda", "ray_auto"):
+        same = np.mean([a == b for a, b in zip(decisions[name], decisions["cpu"], strict=True)])
+        assert same >= 0.97, (name, same)
