@@ -7,6 +7,7 @@ import logging
 import multiprocessing
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -243,9 +244,12 @@ def _work(items: list[tuple[int, str, str]], out_dir: str) -> list[tuple[int, di
 
 def process_images(
     items: list[tuple[str, str]], out_dir: str | os.PathLike, cfg: FacesConfig, progress: bool = True,
-    compute: ComputeConfig | None = None,
+    compute: ComputeConfig | None = None, on_batch: Callable[[int], None] | None = None,
 ) -> tuple[list[dict[str, Any]], float]:
-    """Run (image path, face_id) items through the pipeline; return records in input order and seconds taken."""
+    """Run (image path, face_id) items through the pipeline; return records in input order and seconds taken.
+
+    on_batch(n) is called as each batch of n images is done (benchmarks time the engines with it).
+    """
     from tqdm import tqdm
 
     indexed = [(i, path, fid) for i, (path, fid) in enumerate(items)]
@@ -253,18 +257,24 @@ def process_images(
     records: list[dict[str, Any] | None] = [None] * len(items)
     start = time.perf_counter()
     bar = tqdm(total=len(items), unit="img", disable=not progress or not items, desc="faces")
+
+    def done(n: int) -> None:
+        bar.update(n)
+        if on_batch is not None:
+            on_batch(n)
+
     if not batches:
         pass  # nothing to do: do not pay for loading torch and MTCNN
     elif compute is not None and compute.engine == "ray":
         from realfake.faces.crop_ray import ray_crop_batches
 
         for result in ray_crop_batches(batches, cfg, compute):
-            _collect(write_crops(result, out_dir), records, bar)
+            _collect(write_crops(result, out_dir), records, done)
     elif cfg.workers == 1 or len(batches) <= 1:
         _init_worker(cfg)
         results = (_work(b, os.fspath(out_dir)) for b in batches)
         for result in results:
-            _collect(result, records, bar)
+            _collect(result, records, done)
     else:
         resolve_device(cfg.device)  # a missing GPU is one clear line here, not an error in every worker
         # forkserver: children never inherit a parent that may already have run torch ops (fork + OpenMP
@@ -274,16 +284,16 @@ def process_images(
         # the workers exit with this process, even when it is killed (a plain pool's workers outlive it)
         with orphan_safe_pool(cfg.workers, ctx, initializer=_init_worker, initargs=(cfg,)) as pool:
             for result in pool.map(_work, batches, [os.fspath(out_dir)] * len(batches)):
-                _collect(result, records, bar)
+                _collect(result, records, done)
     bar.close()
     return [r if r is not None else {**empty_record(), "reason": "lost"} for r in records], time.perf_counter() - start
 
 
-def _collect(result: list[tuple[int, dict[str, Any]]], records: list, bar) -> None:
+def _collect(result: list[tuple[int, dict[str, Any]]], records: list, done: Callable[[int], None]) -> None:
     """Store a batch's records at their input positions."""
     for index, rec in result:
         records[index] = rec
-    bar.update(len(result))
+    done(len(result))
 
 
 # ---------------------------------------------------------------- one source, end to end
