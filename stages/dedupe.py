@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from realfake.core.engine import ComputeConfig
 from realfake.core.params import load_params, load_section
 from realfake.core.stage import run_stage
 from realfake.dedupe.config import DedupeConfig
@@ -19,7 +20,7 @@ def main() -> None:
     params = load_params()
     run_dedupe_stage(load_section(DedupeConfig, params, "dedupe"), sorted((params.get("sources") or {}).keys()),
                      Path("data/faces"), Path("data/raw"), Path("data/dedupe.parquet"), Path("metrics/dedupe.json"),
-                     Path("plots/dedupe/pairs.png"))
+                     Path("plots/dedupe/pairs.png"), compute=load_section(ComputeConfig, params, "compute"))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 import argparse
 
+from realfake.core.engine import ComputeConfig
 from realfake.core.params import load_params, load_section
 from realfake.core.stage import run_stage
 from realfake.faces.crop import FacesConfig, run_source
@@ -11,7 +12,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--source", required=True, help="source name (data/raw/<source>.parquet)")
     args = parser.parse_args()
-    run_source(args.source, load_section(FacesConfig, load_params(), "faces"))
+    params = load_params()
+    run_source(args.source, load_section(FacesConfig, params, "faces"),
+               compute=load_section(ComputeConfig, params, "compute"))
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from realfake.attributes.model import AttributesConfig
+from realfake.core.engine import ComputeConfig
 from realfake.core.params import load_params, load_section
 from realfake.core.stage import run_stage
 from realfake.metadata.build import MetadataConfig
@@ -28,7 +29,8 @@ def main() -> None:
                   if isinstance(spec, dict) and isinstance(spec.get("watermark"), dict)}
     run_metadata_stage(load_section(MetadataConfig, params, "metadata"), sorted(sources),
                        load_section(AttributesConfig, params, "attributes").age_bins, args.faces, args.dedupe,
-                       args.attributes, args.out, args.metrics_dir, args.report, watermarks=watermarks)
+                       args.attributes, args.out, args.metrics_dir, args.report, watermarks=watermarks,
+                       compute=load_section(ComputeConfig, params, "compute"))
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 import argparse
 import dataclasses
 
+from realfake.core.engine import ComputeConfig
 from realfake.core.params import load_params, load_section
 from realfake.core.stage import run_stage
 from realfake.core.training_image import ResizeConfig
@@ -18,8 +19,10 @@ def main() -> None:
     # jpeg_quality) are ordinary params: the run cache keys on them.
     parser.add_argument("--size", type=int, help="override resize.size (dvc.yaml passes it)")
     args = parser.parse_args()
-    cfg = load_section(ResizeConfig, load_params(), "resize")
-    run_resize(args.source, cfg if args.size is None else dataclasses.replace(cfg, size=args.size))
+    params = load_params()
+    cfg = load_section(ResizeConfig, params, "resize")
+    run_resize(args.source, cfg if args.size is None else dataclasses.replace(cfg, size=args.size),
+               compute=load_section(ComputeConfig, params, "compute"))
 
 
 if __name__ == "__main__":

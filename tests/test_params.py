@@ -11,6 +11,7 @@ import yaml
 from conftest import assert_user_error, run_script
 
 from realfake.attributes.model import AttributesConfig
+from realfake.core.engine import ComputeConfig
 from realfake.core.errors import UserError
 from realfake.core.params import load_section
 from realfake.core.training_image import ResizeConfig, image_size
@@ -32,6 +33,7 @@ SECTIONS = {
     "data": DataConfig, "download": DownloadConfig, "faces": FacesConfig, "resize": ResizeConfig,
     "dedupe": DedupeConfig, "attributes": AttributesConfig, "metadata": MetadataConfig, "sample": SampleConfig,
     "cv": CVConfig, "model": ModelConfig, "train": TrainConfig, "evaluate": EvaluateConfig,
+    "compute": ComputeConfig,
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -219,3 +220,23 @@ def measure_crop(crop: np.ndarray, landmarks: np.ndarray | None = None) -> CropM
     bright, contrast = brightness_contrast(gray)
     ita, n_skin = skin_ita(crop, landmarks)
     return CropMeasures(bright, contrast, sharpness(gray), noise_sigma(gray), ita, n_skin)
+
+
+MEASURE_COLUMNS = ["brightness", "contrast", "sharpness", "noise", "ita", "skin_px", "measure_error"]
+
+
+def measure_file(path: str, landmarks: np.ndarray | None = None) -> dict[str, Any]:
+    """measure_crop of one crop file; an unreadable crop gives only its error."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            crop = np.asarray(im.convert("RGB"))
+        return {**measure_crop(crop, landmarks).__dict__, "measure_error": None}
+    except (OSError, ValueError) as exc:
+        return {"measure_error": f"{type(exc).__name__}: {exc}"[:200]}
+
+
+def measure_batch(items: list[tuple[str, Any]]) -> list[dict[str, Any]]:
+    """measure_file over (crop path, crop landmarks) items: the per-batch function both engines run."""
+    return [measure_file(path, landmarks) for path, landmarks in items]

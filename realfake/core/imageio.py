@@ -69,7 +69,9 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedIm
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise DecodeError("too_many_pixels", str(exc)) from exc
     except Image.UnidentifiedImageError as exc:
-        raise DecodeError("not_an_image", str(exc)) from exc
+        # not str(exc): Pillow names the BytesIO object by its memory address, which would make the faces
+        # table (and dvc.lock) differ from run to run
+        raise DecodeError("not_an_image", "no image decoder recognises the file") from exc
     except (OSError, SyntaxError) as exc:
         # Pillow signals truncation with OSError("image file is truncated ...") or a short read
         reason = "truncated" if "truncat" in str(exc).lower() or "broken data" in str(exc).lower() else "decode_error"

@@ -91,3 +91,14 @@ def hash_file(path: str | Path) -> FaceHashes:
     with Image.open(path) as img:
         img.load()
         return hash_image(img)
+
+
+def hash_files(paths: list[str]) -> list[FaceHashes | str]:
+    """hash_file over a batch, with the error text in place of an unreadable file's hashes (the per-batch function)."""
+    out: list[FaceHashes | str] = []
+    for path in paths:
+        try:
+            out.append(hash_file(path))
+        except (OSError, ValueError, SyntaxError) as exc:  # bad input must not stop the stage
+            out.append(f"{type(exc).__name__}: {exc}")
+    return out

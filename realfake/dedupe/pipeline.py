@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,11 +12,12 @@ import numpy as np
 import pandas as pd
 
 from realfake.core.components import union_find
+from realfake.core.engine import ComputeConfig, map_chunks
 from realfake.core.progress import tqdm
 from realfake.core.tables import read_faces
 from realfake.dedupe.clusters import conflict_roots, keeper_order, star_keepers
 from realfake.dedupe.config import DedupeConfig
-from realfake.dedupe.hashing import FaceHashes, hash_file
+from realfake.dedupe.hashing import FaceHashes, hash_files
 from realfake.dedupe.search import near_pairs, popcount
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ FACE_COLUMNS = [
     "orig_width",
     "orig_height",
 ]
+HASH_CHUNK = 32  # images per engine batch
 REQUIRED = ["face_id", "source", "label", "group", "status", "crop_path"]
 
 
@@ -67,18 +69,19 @@ def load_faces(faces_dir: Path, sources: Iterable[str]) -> tuple[pd.DataFrame, d
 
 
 def hash_faces(
-    faces: pd.DataFrame, faces_dir: Path, workers: int = 1, raw_dir: Path | None = None
+    faces: pd.DataFrame, faces_dir: Path, workers: int = 1, raw_dir: Path | None = None,
+    compute: ComputeConfig | None = None,
 ) -> pd.DataFrame:
     """Hash every crop (and, with `raw_dir`, its original image); unreadable crops get `hash_error`."""
     paths = [faces_dir / str(s) / str(c) for s, c in zip(faces["source"], faces["crop_path"], strict=True)]
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        results = list(tqdm(pool.map(_safe_hash, paths), total=len(paths), desc="hash crops", unit="face"))
-        frames = [None] * len(paths)
-        if raw_dir is not None:
-            raw = [raw_dir / str(s) / str(p) for s, p in zip(faces["source"], faces["path"], strict=True)]
-            frames = list(
-                tqdm(pool.map(_safe_hash, raw), total=len(raw), desc="hash originals", unit="image")
-            )
+    raw = []
+    if raw_dir is not None:
+        raw = [raw_dir / str(s) / str(p) for s, p in zip(faces["source"], faces["path"], strict=True)]
+    todo = [os.fspath(p) for p in paths + raw]
+    with tqdm(total=len(todo), desc="hash crops and originals", unit="image") as bar:
+        hashed = map_chunks(hash_files, todo, compute or ComputeConfig(), workers, HASH_CHUNK, bar.update)
+    results = hashed[: len(paths)]
+    frames = hashed[len(paths):] if raw_dir is not None else [None] * len(paths)
     ok = [r for r in results if isinstance(r, FaceHashes)]
     n_bad = len(results) - len(ok)
     if n_bad:
@@ -99,14 +102,6 @@ def hash_faces(
             [getattr(r, name) if isinstance(r, FaceHashes) else None for r in frames], "UInt64"
         )
     return out
-
-
-def _safe_hash(path: Path) -> FaceHashes | str:
-    """hash_file, returning the error text instead of raising (bad input must not stop the stage)."""
-    try:
-        return hash_file(path)
-    except (OSError, ValueError, SyntaxError) as exc:
-        return f"{type(exc).__name__}: {exc}"
 
 
 def match_pairs(hashes: pd.DataFrame, cfg: DedupeConfig) -> Edges:
@@ -244,13 +239,14 @@ class DedupeResult:
 
 
 def run_dedupe(
-    faces_dir: Path, sources: Iterable[str], cfg: DedupeConfig, raw_dir: Path | None = None
+    faces_dir: Path, sources: Iterable[str], cfg: DedupeConfig, raw_dir: Path | None = None,
+    compute: ComputeConfig | None = None,
 ) -> DedupeResult:
     """Load, hash, match and cluster the kept faces of all sources (originals from `raw_dir` if matched)."""
     faces, not_kept = load_faces(Path(faces_dir), sources)
     log.info("dedupe: %d kept faces from %d source(s)", len(faces), len(not_kept))
     frames = Path(raw_dir) if cfg.match_frames and raw_dir is not None else None
-    hashes = hash_faces(faces, Path(faces_dir), cfg.workers, frames)
+    hashes = hash_faces(faces, Path(faces_dir), cfg.workers, frames, compute)
     edges = mark_derived(match_pairs(hashes, cfg), faces)
     table, roots = cluster_faces(faces, hashes, edges, cfg)
     log.info(

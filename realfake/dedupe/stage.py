@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 from realfake.core.atomic import atomic_path, write_parquet
+from realfake.core.engine import ComputeConfig
 from realfake.core.errors import UserError
 from realfake.core.stage_metrics import counts, write_stage_metrics
 from realfake.dedupe.calibrate import calibrate
@@ -17,12 +18,14 @@ log = logging.getLogger("stages.dedupe")
 
 
 def run_dedupe_stage(cfg: DedupeConfig, sources: list[str], faces_dir: Path, raw_dir: Path, out_table: Path,
-                     out_metrics: Path, out_gallery: Path, out_report: Path | None = None) -> dict:
+                     out_metrics: Path, out_gallery: Path, out_report: Path | None = None,
+                     compute: ComputeConfig | None = None) -> dict:
     """Dedupe the faces of `sources`; writes data/dedupe.parquet, metrics/dedupe.json (headline), reports/dedupe.json
-    (details; `out_report`, default beside the headline under reports/) and plots/dedupe/pairs.png."""
+    (details; `out_report`, default beside the headline under reports/) and plots/dedupe/pairs.png;
+    `compute` picks the engine that hashes the crops."""
     if not sources:
         raise UserError("params.yaml has no `sources:`: nothing to dedupe")
-    result = run_dedupe(faces_dir, sources, cfg, raw_dir)
+    result = run_dedupe(faces_dir, sources, cfg, raw_dir, compute)
     calibration = calibrate(result.table, result.hashes, result.roots, cfg)
     metrics = build_metrics(result.table, result.edges, result.not_kept, cfg, calibration)
     write_parquet(result.table, out_table, schema=SCHEMA)

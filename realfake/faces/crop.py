@@ -7,6 +7,7 @@ import logging
 import multiprocessing
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -15,6 +16,7 @@ import cv2
 import numpy as np
 
 from realfake.core.atomic import write_bytes
+from realfake.core.engine import ComputeConfig, engine_session
 from realfake.core.errors import UserError, without_addresses
 from realfake.core.imageio import DEFAULT_MAX_PIXELS, DecodedImage, DecodeError, encode_png, read_image
 from realfake.core.watermark import crop_reads_box
@@ -40,6 +42,7 @@ class FacesConfig:
     workers: int = 2  # processes; 1 runs in-process
     max_pixels: int = DEFAULT_MAX_PIXELS  # decompression-bomb guard
     seed: int = 0  # contact-sheet sampling
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # MTCNN on auto | cpu | cuda (auto: CUDA where torch, or the Ray cluster, has one)
 
     def validate(self) -> None:
         """Raise UserError on values that cannot work (load_section checked the types)."""
@@ -124,11 +127,16 @@ def judge_face(rec: dict[str, Any], img: DecodedImage, faces: list[Face], cfg: F
     return al
 
 
-def process_batch(
-    items: list[tuple], out_dir: str, cfg: FacesConfig, detector: FaceDetector
-) -> list[tuple[int, dict[str, Any]]]:
-    """Decode, detect, align and write crops for (index, image path, face_id[, watermark box]) items; one record each."""
+def crop_batch(
+    items: list[tuple], cfg: FacesConfig, detector: FaceDetector
+) -> list[tuple[int, dict[str, Any], bytes | None]]:
+    """Decode, detect, align and PNG-encode crops for (index, image path, face_id[, watermark box]) items; writes nothing.
+
+    The one per-batch function of the stage: the local pool and the Ray actors both call it on the same
+    batches, so both engines give the same records and the same crop bytes.
+    """
     records: dict[int, dict[str, Any]] = {}
+    crops: dict[int, bytes] = {}
     decoded: list[tuple[int, str, DecodedImage]] = []
     boxes = {item[0]: item[3] if len(item) > 3 else None for item in items}
     for index, path, fid, *_ in items:
@@ -149,13 +157,35 @@ def process_batch(
         try:
             al = judge_face(rec, img, found.faces, cfg, boxes[index])
             if al is not None:
-                crop = warp_crop(img.rgb, al, cfg.crop_size)
-                write_bytes(Path(out_dir) / f"{fid}.png", encode_png(crop))
+                crops[index] = encode_png(warp_crop(img.rgb, al, cfg.crop_size))
                 rec.update(status="kept", reason=None, reason_detail=None, crop_path=f"{fid}.png")
         except Exception as exc:  # keep the row, with a reason, whatever went wrong
             rec.update(status="rejected", crop_path=None, reason="crop_error",
                        reason_detail=without_addresses(f"{type(exc).__name__}: {exc}")[:200])
-    return sorted(records.items())
+    return [(index, rec, crops.get(index)) for index, rec in sorted(records.items())]
+
+
+def write_crops(
+    results: list[tuple[int, dict[str, Any], bytes | None]], out_dir: str | os.PathLike
+) -> list[tuple[int, dict[str, Any]]]:
+    """Write crop_batch's crops into out_dir; a crop that cannot be written rejects its row (crop_error)."""
+    out = []
+    for index, rec, png in results:
+        if png is not None:
+            try:
+                write_bytes(Path(out_dir) / rec["crop_path"], png)
+            except OSError as exc:
+                rec.update(status="rejected", crop_path=None, reason="crop_error",
+                           reason_detail=without_addresses(f"{type(exc).__name__}: {exc}")[:200])
+        out.append((index, rec))
+    return out
+
+
+def process_batch(
+    items: list[tuple], out_dir: str, cfg: FacesConfig, detector: FaceDetector
+) -> list[tuple[int, dict[str, Any]]]:
+    """crop_batch, then write the crops into out_dir; one record per item."""
+    return write_crops(crop_batch(items, cfg, detector), out_dir)
 
 
 # ---------------------------------------------------------------- the process pool
@@ -163,14 +193,29 @@ def process_batch(
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(cfg: FacesConfig) -> None:
-    """Per-process setup: one torch thread (the processes are the parallelism) and one MTCNN."""
+def resolve_device(name: str) -> str:
+    """`auto` -> cuda when torch sees a GPU, else cpu; asking for cuda without one is a user error."""
+    import torch
+
+    has_cuda = torch.cuda.is_available()
+    if name == "cuda" and not has_cuda:
+        raise UserError("faces.device is cuda but torch sees no CUDA device (use auto or cpu)")
+    return "cuda" if name == "cuda" or (name == "auto" and has_cuda) else "cpu"
+
+
+def make_detector(cfg: FacesConfig) -> FaceDetector:
+    """One process's (or actor's) MTCNN with one torch and one OpenCV thread: the processes are the parallelism."""
     import torch
 
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
+    return FaceDetector(cfg.detect_size, cfg.min_face_px, cfg.detect_pad, device=resolve_device(cfg.device))
+
+
+def _init_worker(cfg: FacesConfig) -> None:
+    """Per-process setup: one MTCNN (make_detector)."""
     _WORKER["cfg"] = cfg
-    _WORKER["detector"] = FaceDetector(cfg.detect_size, cfg.min_face_px, cfg.detect_pad)
+    _WORKER["detector"] = make_detector(cfg)
 
 
 def _work(items: list[tuple], out_dir: str) -> list[tuple[int, dict[str, Any]]]:
@@ -180,9 +225,13 @@ def _work(items: list[tuple], out_dir: str) -> list[tuple[int, dict[str, Any]]]:
 
 def process_images(
     items: list[tuple[str, str]], out_dir: str | os.PathLike, cfg: FacesConfig, progress: bool = True,
-    watermark_boxes: list[Any] | None = None,
+    watermark_boxes: list[Any] | None = None, compute: ComputeConfig | None = None,
+    on_batch: Callable[[int], None] | None = None,
 ) -> tuple[list[dict[str, Any]], float]:
-    """Run (image path, face_id) items through the pipeline; return records in input order and seconds taken."""
+    """Run (image path, face_id) items through the pipeline; return records in input order and seconds taken.
+
+    on_batch(n) is called as each batch of n images is done (benchmarks time the engines with it).
+    """
     from realfake.core.progress import tqdm
 
     boxes = watermark_boxes or [None] * len(items)
@@ -191,14 +240,26 @@ def process_images(
     records: list[dict[str, Any] | None] = [None] * len(items)
     start = time.perf_counter()
     bar = tqdm(total=len(items), unit="img", disable=not progress or not items, desc="faces")
+
+    def done(n: int) -> None:
+        bar.update(n)
+        if on_batch is not None:
+            on_batch(n)
+
     if not batches:
         pass  # nothing to do: do not pay for loading torch and MTCNN
+    elif compute is not None and compute.engine == "ray":
+        from realfake.faces.crop_ray import ray_crop_batches
+
+        for result in ray_crop_batches(batches, cfg, compute):
+            _collect(write_crops(result, out_dir), records, done)
     elif cfg.workers == 1 or len(batches) <= 1:
         _init_worker(cfg)
         results = (_work(b, os.fspath(out_dir)) for b in batches)
         for result in results:
-            _collect(result, records, bar)
+            _collect(result, records, done)
     else:
+        resolve_device(cfg.device)  # a missing GPU is one clear line here, not an error in every worker
         # forkserver: children never inherit a parent that may already have run torch ops (fork + OpenMP
         # can deadlock), yet torch is imported once in the server and not once per worker as with spawn
         ctx = multiprocessing.get_context("forkserver")
@@ -206,16 +267,16 @@ def process_images(
         # the workers exit with this process, even when it is killed (a plain pool's workers outlive it)
         with orphan_safe_pool(cfg.workers, ctx, initializer=_init_worker, initargs=(cfg,)) as pool:
             for result in pool.map(_work, batches, [os.fspath(out_dir)] * len(batches)):
-                _collect(result, records, bar)
+                _collect(result, records, done)
     bar.close()
     return [r if r is not None else {**empty_record(), "reason": "lost"} for r in records], time.perf_counter() - start
 
 
-def _collect(result: list[tuple[int, dict[str, Any]]], records: list, bar) -> None:
+def _collect(result: list[tuple[int, dict[str, Any]]], records: list, done: Callable[[int], None]) -> None:
     """Store a batch's records at their input positions."""
     for index, rec in result:
         records[index] = rec
-    bar.update(len(result))
+    done(len(result))
 
 
 # ---------------------------------------------------------------- one source, end to end
@@ -295,6 +356,7 @@ def run_source(
     source: str, cfg: FacesConfig, raw_root: Path = Path("data/raw"), faces_root: Path = Path("data/faces"),
     metrics_root: Path = Path("metrics/faces"), plots_root: Path = Path("plots/faces"), progress: bool = True,
     reports_root: Path | None = None,
+    compute: ComputeConfig | None = None,
 ) -> dict[str, Any]:
     """The faces stage for one source: crops dir, parquet, metrics (reports_root: details) and contact sheet."""
     import pyarrow as pa
@@ -313,9 +375,9 @@ def run_source(
     todo = [i for i in range(len(items)) if i not in early]
     log.info("%s: %d rows, %d to process, %d rejected before decoding", source, len(items), len(todo), len(early))
     boxes = raw.column("watermark_box").to_pylist() if "watermark_box" in raw.column_names else [None] * len(items)
-    with atomic_dir(faces_root / source) as tmp:
+    with engine_session(compute, bool(todo)), atomic_dir(faces_root / source) as tmp:
         done, seconds = process_images([items[i] for i in todo], tmp, cfg, progress=progress,
-                                       watermark_boxes=[boxes[i] for i in todo])
+                                       watermark_boxes=[boxes[i] for i in todo], compute=compute)
     records: list[dict[str, Any]] = [{}] * len(items)
     for i, reason in early.items():
         records[i] = {**empty_record(), "reason": reason}
@@ -332,6 +394,7 @@ def run_source(
     if metrics["rejected_by_reason"].get("watermark"):
         log.warning("%s: %d crops rejected because they would read the declared watermark box %s", source,
                     metrics["rejected_by_reason"]["watermark"], next(b for b in boxes if b is not None))
+    metrics["engine"] = compute.engine if compute else "local"  # details only: the headline is engine-free
     metrics_path = metrics_root / f"{source}.json"
     write_stage_metrics(metrics_path, counts(metrics["in"], metrics["kept"], metrics["rejected"]), metrics,
                         None if reports_root is None else reports_root / f"{source}.json")

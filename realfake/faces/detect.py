@@ -41,12 +41,12 @@ class FaceDetector:
     returns shifted boxes and landmarks, which in turn made the aligned crop run off the image (padding).
     """
 
-    def __init__(self, detect_size: int = 192, min_face_src: float = 0.0, pad: float = 0.2):
+    def __init__(self, detect_size: int = 192, min_face_src: float = 0.0, pad: float = 0.2, device: str = "cpu"):
         import torch
         from facenet_pytorch import MTCNN
 
         self.torch = torch
-        self.mtcnn = MTCNN(keep_all=True, device="cpu", select_largest=False)
+        self.mtcnn = MTCNN(keep_all=True, device=device, select_largest=False)
         self.detect_size = detect_size
         self.min_face_src = min_face_src  # faces smaller than this (source px) need not be found
         self.pad = pad  # grey border added on each side, as a share of the long side

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import logging
 import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from PIL import Image
 
-from realfake.attributes.face_measures import measure_crop, pose_from_landmarks, skin_tone
+from realfake.attributes.face_measures import MEASURE_COLUMNS, measure_batch, pose_from_landmarks, skin_tone
 from realfake.core.components import union_find
+from realfake.core.engine import ComputeConfig, map_chunks
 from realfake.core.errors import UserError
 from realfake.core.progress import tqdm
 from realfake.core.tables import surviving_faces
@@ -22,6 +21,7 @@ from realfake.core.vocab import ETHNICITY_TO_RACE, RACE_GROUPS, age_to_group
 from realfake.metadata.schema import coerce
 
 log = logging.getLogger(__name__)
+MEASURE_CHUNK = 32  # crops per engine batch
 
 
 def age_range_to_group(lo: pd.Series, hi: pd.Series, bins: list[int] | tuple[int, ...]) -> pd.Series:
@@ -109,24 +109,12 @@ def split_groups(dedupe: pd.DataFrame, faces: pd.DataFrame) -> pd.Series:
 # ---------------------------------------------------------------- measures on crops
 
 def measure_faces(crop_paths: list[Path], crop_landmarks: list | None = None, workers: int = 2,
-                  progress: bool = True) -> pd.DataFrame:
+                  progress: bool = True, compute: ComputeConfig | None = None) -> pd.DataFrame:
     """Lighting, quality and ITA of every aligned crop; an unreadable crop gives NaNs and its error."""
-    def one(item: tuple[Path, Any]) -> dict[str, Any]:
-        path, landmarks = item
-        try:
-            with Image.open(path) as im:
-                crop = np.asarray(im.convert("RGB"))
-            m = measure_crop(crop, landmarks)
-            return {**m.__dict__, "measure_error": None}
-        except (OSError, ValueError) as exc:
-            return {"measure_error": f"{type(exc).__name__}: {exc}"[:200]}
-
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        items = list(zip(crop_paths, crop_landmarks or [None] * len(crop_paths), strict=True))
-        rows = list(tqdm(pool.map(one, items), total=len(crop_paths), desc="measure crops", unit="face",
-                         disable=not progress or not crop_paths))
-    cols = ["brightness", "contrast", "sharpness", "noise", "ita", "skin_px", "measure_error"]
-    return pd.DataFrame(rows, columns=cols)
+    items = list(zip(map(os.fspath, crop_paths), crop_landmarks or [None] * len(crop_paths), strict=True))
+    with tqdm(total=len(items), desc="measure crops", unit="face", disable=not progress or not items) as bar:
+        rows = map_chunks(measure_batch, items, compute or ComputeConfig(), workers, MEASURE_CHUNK, bar.update)
+    return pd.DataFrame(rows, columns=MEASURE_COLUMNS)
 
 
 # ---------------------------------------------------------------- assembly
@@ -153,12 +141,13 @@ def final_column(source: pd.Series, pred: pd.Series) -> tuple[pd.Series, pd.Seri
 def build_metadata(
     faces: pd.DataFrame, dedupe: pd.DataFrame, attributes: pd.DataFrame | None, sources: list[str],
     age_bins, faces_dir: Path, resized_dir: Path, raw_dir: Path, cfg: MetadataConfig, progress: bool = True,
+    compute: ComputeConfig | None = None,
 ) -> pd.DataFrame:
     """Assemble the table (schema dtypes) from the faces rows, the dedupe table and the attribute predictions."""
     surv = surviving_faces(faces, dedupe)
     geo = face_geometry(surv)
     crop_files = [faces_dir / str(s) / str(c) for s, c in zip(surv["source"], geo["crop_path"], strict=True)]
-    measures = measure_faces(crop_files, list(geo["crop_landmarks"]), cfg.workers, progress)
+    measures = measure_faces(crop_files, list(geo["crop_landmarks"]), cfg.workers, progress, compute)
     n_err = int(measures["measure_error"].notna().sum())
     if n_err:
         log.warning("%d crop(s) could not be measured: their measures are null", n_err)

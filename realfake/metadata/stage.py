@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from realfake.core.engine import ComputeConfig
 from realfake.core.stage_metrics import counts, write_stage_metrics
 from realfake.core.tables import read_dedupe, read_faces
 from realfake.metadata.build import MetadataConfig, build_metadata, metadata_metrics
@@ -20,18 +21,21 @@ log = logging.getLogger("stages.metadata")
 def run_metadata_stage(cfg: MetadataConfig, sources: list[str], age_bins, faces_dir: Path, dedupe_path: Path,
                        attributes_path: Path, out: Path, metrics_dir: Path, report: Path,
                        resized_dir: Path = Path("data/resized"), raw_dir: Path = Path("data/raw"),
-                       reports_dir: Path = Path("reports"), watermarks: dict[str, list[float]] | None = None) -> dict:
+                       reports_dir: Path = Path("reports"), watermarks: dict[str, list[float]] | None = None,
+                       compute: ComputeConfig | None = None) -> dict:
     """Write the table, metrics_dir/metadata.json (headline), reports_dir/metadata.json, the card `report`, its figures
     and plot tables; the card reads the attributes, dedupe and faces details from reports_dir.
 
-    `watermarks` maps a source to its declared watermark box (params `sources.<name>.watermark.box`) for the card.
+    `watermarks` maps a source to its declared watermark box (params `sources.<name>.watermark.box`) for the card;
+    `compute` picks the engine that measures the crops.
     """
     faces = read_faces(faces_dir, sources)
     dedupe = read_dedupe(dedupe_path)
     attributes = pd.read_parquet(attributes_path) if attributes_path.is_file() else None
     if attributes is None:
         log.warning("%s not found: *_pred columns stay null", attributes_path)
-    meta = build_metadata(faces, dedupe, attributes, sources, age_bins, faces_dir, resized_dir, raw_dir, cfg)
+    meta = build_metadata(faces, dedupe, attributes, sources, age_bins, faces_dir, resized_dir, raw_dir, cfg,
+                          compute=compute)
     write_metadata(meta, out, sources, age_bins)
     attr_report = reports_dir / "attributes.json"  # the attributes stage's details (held-out, agreement)
     attr_metrics = json.loads(attr_report.read_text()) if attr_report.is_file() else None
