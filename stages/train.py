@@ -25,8 +25,9 @@ def main() -> None:
     parser.add_argument("--live", default="dvclive/train")
     args = parser.parse_args()
     params = load_params(args.params)
+    model_cfg = load_section(ModelConfig, params, "model")  # every section is checked before anything is logged
     train_cfg, override = load_train_config(params)
-    run_train_stage(load_section(ModelConfig, params, "model"), train_cfg, image_size(params), params.get("faces"),
+    run_train_stage(model_cfg, train_cfg, image_size(params), params.get("faces"),
                     args.packed, args.checkpoint, args.card, args.metrics, args.live, resize=params.get("resize"),
                     profile=(params.get("data") or {}).get("profile"), profile_overrides=override)
 

@@ -534,7 +534,8 @@ def load_train_config(params: dict[str, Any]) -> tuple[TrainConfig, dict[str, An
     """TrainConfig from params.yaml `train` (realfake.core.params.load_section rules) with the data profile's
     `train.profile_overrides` applied; and that override."""
     section, override = train_section(params)
+    cfg = load_section(TrainConfig, {"train": section}, "train")  # a bad value fails before the override is logged
     if override:
         log.info("data.profile=%s: train.profile_overrides sets %s", (params.get("data") or {}).get("profile"),
                  ", ".join(f"{k}={v}" for k, v in override.items()))
-    return load_section(TrainConfig, {"train": section}, "train"), override
+    return cfg, override
