@@ -26,6 +26,9 @@ def run_train_stage(model_cfg: ModelConfig, train_cfg: TrainConfig, size: int | 
     """
     summary = train(model_cfg, train_cfg, packed, checkpoint, live, size, faces, resize, profile)
     summary["profile_overrides"] = dict(profile_overrides or {})  # what the data profile changed in `train`
+    if profile_overrides:  # said after training: a bad input above must stay a one-line error
+        log.info("data.profile=%s overrode train params: %s", profile,
+                 ", ".join(f"{k}={v}" for k, v in profile_overrides.items()))
     details = {k: v for k, v in summary.items() if k not in ("history", "fitness")}
     write_stage_metrics(metrics, {"val_auc": summary["best_val_auc"]}, details, report)
     record_timing("train", **{k: summary[k] for k in ("seconds", "train_seconds", "images_per_s", "threads")})

@@ -536,6 +536,6 @@ def load_train_config(params: dict[str, Any]) -> tuple[TrainConfig, dict[str, An
     section, override = train_section(params)
     cfg = load_section(TrainConfig, {"train": section}, "train")  # a bad value fails before the override is logged
     if override:
-        log.info("data.profile=%s: train.profile_overrides sets %s", (params.get("data") or {}).get("profile"),
+        log.debug("data.profile=%s: train.profile_overrides sets %s", (params.get("data") or {}).get("profile"),
                  ", ".join(f"{k}={v}" for k, v in override.items()))
     return cfg, override
