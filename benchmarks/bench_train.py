@@ -48,7 +48,9 @@ def child(args: argparse.Namespace) -> None:
     from realfake.detector.augment import AugmentConfig, augment_batch
     from realfake.detector.checkpoint import preprocessing_for, to_model_input
     from realfake.detector.model import ModelConfig, build_model
-    from realfake.detector.train import TrainConfig, make_optimizer, set_threads
+    from realfake.detector.schedule import make_optimizer
+    from realfake.detector.train import set_threads
+    from realfake.detector.train_config import TrainConfig
 
     threads = set_threads(args.threads) if args.threads else torch.get_num_threads()
     torch.manual_seed(0)

@@ -178,7 +178,8 @@ def _run_folds(params: dict[str, Any], cfg: CVConfig, packed_dir: Path, out_path
     from realfake.detector.model import ModelConfig
     from realfake.detector.packed import load_split
     from realfake.detector.scorer import Scorer
-    from realfake.detector.train import load_train_config, train
+    from realfake.detector.train import train
+    from realfake.detector.train_config import load_train_config
     from realfake.evaluation.evaluate import EvaluateConfig, holdout_metrics, score_split
 
     started = time.perf_counter()

@@ -12,7 +12,7 @@ from realfake.core.stage import run_stage
 from realfake.core.training_image import image_size
 from realfake.detector.model import ModelConfig
 from realfake.detector.stage import run_train_stage
-from realfake.detector.train import load_train_config
+from realfake.detector.train_config import load_train_config
 
 
 def main() -> None:

@@ -19,7 +19,8 @@ from realfake.core.params import load_section
 from realfake.detector.checkpoint import load_detector, preprocessing_for, save_checkpoint
 from realfake.detector.patches import PatchConfig
 from realfake.detector.scorer import Scorer
-from realfake.detector.train import TrainConfig, train
+from realfake.detector.train import train
+from realfake.detector.train_config import TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
 HAS_CUDA = torch.cuda.is_available()

@@ -18,7 +18,7 @@ from realfake.core.training_image import ResizeConfig, image_size
 from realfake.cv import CVConfig
 from realfake.dedupe.config import DedupeConfig
 from realfake.detector.model import ModelConfig
-from realfake.detector.train import TrainConfig, load_train_config
+from realfake.detector.train_config import TrainConfig, load_train_config
 from realfake.evaluation.evaluate import EvaluateConfig
 from realfake.faces.crop import FacesConfig
 from realfake.ingest.download import DownloadConfig

@@ -12,6 +12,7 @@ from torch import nn
 
 from realfake.core.errors import UserError
 from realfake.core.params import load_section
+from realfake.detector.batches import epoch_batches
 from realfake.detector.checkpoint import load_detector, to_model_input
 from realfake.detector.model import ModelConfig
 from realfake.detector.packed import PackedSplit
@@ -23,7 +24,8 @@ from realfake.detector.patches import (
     random_patches,
 )
 from realfake.detector.scorer import Scorer
-from realfake.detector.train import TrainConfig, epoch_batches, train
+from realfake.detector.train import train
+from realfake.detector.train_config import TrainConfig
 from tests.test_train import write_packed
 
 TINY = ModelConfig(widths=[8, 16, 32, 32])

@@ -25,7 +25,8 @@ from realfake.core.training_image import ResizeConfig
 from realfake.detector.checkpoint import load_detector
 from realfake.detector.fitness import FitnessConfig, assess
 from realfake.detector.model import ModelConfig
-from realfake.detector.train import TrainConfig, train
+from realfake.detector.train import train
+from realfake.detector.train_config import TrainConfig
 from realfake.faces.crop import FacesConfig, process_images
 from realfake.faces.detect import FaceDetector, detect_faces
 from realfake.resize.images import training_image

@@ -21,9 +21,11 @@ from PIL import Image
 from realfake.core.errors import UserError
 from realfake.core.params import load_section
 from realfake.core.shard_manifest import INDEX_NAME, read_index, write_index
+from realfake.detector.batches import train_batches
 from realfake.detector.packed import load_split
 from realfake.detector.shard_stream import ShardInputConfig, load_shard_split
-from realfake.detector.train import TrainConfig, train, train_batches
+from realfake.detector.train import train
+from realfake.detector.train_config import TrainConfig
 from realfake.sample.sampling import SampleConfig
 from realfake.sample.shards import ShardsConfig, resample_index, write_stage_shards
 from realfake.sample.stage import run_sample

@@ -23,7 +23,9 @@ from realfake.detector.augment import AugmentConfig, augment_batch
 from realfake.detector.checkpoint import load_detector, preprocessing_for, save_checkpoint, to_model_input
 from realfake.detector.model import ModelConfig, build_model
 from realfake.detector.packed import load_split, read_batch
-from realfake.detector.train import EarlyStopping, TrainConfig, make_optimizer, make_scheduler, train
+from realfake.detector.schedule import EarlyStopping, make_optimizer, make_scheduler
+from realfake.detector.train import train
+from realfake.detector.train_config import TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
 OFF = {k: 0.0 for k in ("hflip_p", "crop_p", "jitter_p", "grayscale_p", "blur_p", "jpeg_p")}
@@ -364,7 +366,7 @@ def test_reads_what_the_sample_stage_packs(tmp_path):
 
 
 def test_profile_overrides_apply_to_their_profile_only():
-    from realfake.detector.train import load_train_config
+    from realfake.detector.train_config import load_train_config
 
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     override = params["train"]["profile_overrides"]["sample"]

@@ -7,7 +7,7 @@ from typing import Any
 
 from realfake.core.atomic import write_text
 from realfake.detector.model import ModelConfig
-from realfake.detector.train import TrainConfig
+from realfake.detector.train_config import TrainConfig
 
 KNOWN_LIMITS = """\
 - Trained on face crops made by this pipeline (MTCNN-aligned, resized to the size above). Other crops,

@@ -9,7 +9,8 @@ from realfake.core.stage_metrics import write_stage_metrics
 from realfake.core.timings import record_timing
 from realfake.detector.model import ModelConfig
 from realfake.detector.model_card import write_model_card
-from realfake.detector.train import TrainConfig, train
+from realfake.detector.train import train
+from realfake.detector.train_config import TrainConfig
 
 log = logging.getLogger("stages.train")
 

@@ -10,6 +10,9 @@ ops in the same order); on CUDA, autocast (`train.amp`) and a larger batch (`tra
 
 Output: the best checkpoint (lowest validation loss), dvclive logs, and a summary dict for
 `metrics/train.json` and the model card.
+
+Around this loop: the settings in `train_config`, the batches in `batches`, the optimiser, schedule and early
+stopping in `schedule`, the augmentation in `augment`, the network in `model`.
 """
 
 from __future__ import annotations
@@ -19,11 +22,9 @@ import logging
 import math
 import os
 import random
-import statistics
 import time
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any, Literal
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
 
 import cv2
 import numpy as np
@@ -37,10 +38,11 @@ from realfake.core.errors import UserError
 from realfake.core.params import load_section
 from realfake.core.progress import tqdm
 from realfake.core.training_image import ResizeConfig
-from realfake.detector.augment import AugmentConfig, augment_batch
+from realfake.detector.augment import augment_batch
+from realfake.detector.batches import Split, eval_batches, open_split, train_batches
 from realfake.detector.checkpoint import preprocessing_for, save_checkpoint, to_model_input
-from realfake.detector.fitness import FitnessConfig, assess
-from realfake.detector.losses import BinaryLoss, Loss, class_weights
+from realfake.detector.fitness import assess
+from realfake.detector.losses import BinaryLoss, class_weights
 from realfake.detector.model import (
     ModelConfig,
     attention_parameters,
@@ -48,123 +50,18 @@ from realfake.detector.model import (
     config_to_dict,
     count_parameters,
 )
-from realfake.detector.packed import (
-    PackedSplit,
-    iterate_batches,
-    load_split,
-    read_batch,
-    source_balanced_rows,
-)
+from realfake.detector.packed import PackedSplit
 from realfake.detector.patches import PatchConfig, check_fits, image_logits, random_patches
-from realfake.detector.shard_stream import ShardInputConfig, ShardSplit, load_shard_split
+from realfake.detector.schedule import EarlyStopping, make_optimizer, make_scheduler
 from realfake.detector.threshold import choose_threshold
+from realfake.detector.train_config import TrainConfig
 
 log = logging.getLogger(__name__)
 
 MIN_CUDA_STEPS = 20  # the CUDA batch is used only when an epoch still has this many steps
 
 
-@dataclass
-class TrainConfig:
-    """Training settings (params.yaml section `train`)."""
-
-    seed: int = 0
-    epochs: int = 30
-    batch_size: int = 64
-    eval_batch_size: int = 256
-    lr: float = 2e-3
-    weight_decay: float = 0.05
-    schedule: Literal["cosine", "onecycle", "none"] = "cosine"
-    warmup_epochs: float = 1.0
-    min_lr_ratio: float = 0.01  # cosine ends at lr * min_lr_ratio
-    loss: Loss = "bce"
-    focal_gamma: float = 2.0
-    focal_alpha: float | None = None  # weight of the fake class in the focal loss; None: no alpha
-    class_weighting: Literal["auto", "on", "off"] = "auto"  # auto: weight classes only when max/min count > imbalance_ratio
-    imbalance_ratio: float = 1.2
-    patience: int = 5  # epochs without improvement of the smoothed val loss before stopping
-    smooth_window: int = 3  # running median over this many epochs of val loss
-    min_delta: float = 0.001
-    min_epochs: int = 6  # BN running stats and warm-up make the first val losses unreliable
-    threads: int = 2
-    channels_last: bool = True
-    # shuffle: every train image once per epoch. source_balanced: draw with replacement so each class is half of
-    # the draws and each source an equal share of its class, so no one source defines what "real" looks like
-    sampler: Literal["shuffle", "source_balanced"] = "shuffle"
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
-    patch: PatchConfig = field(default_factory=PatchConfig)
-    input: Literal["packed", "shards"] = "packed"  # packed: data/packed arrays | shards: stream WebDataset shards
-    shards: ShardInputConfig = field(default_factory=ShardInputConfig)
-    device: str = "auto"  # auto | cpu | cuda | cuda:N (auto: CUDA when torch sees one; resolve_device checks it)
-    amp: Literal["bf16", "fp16", "off"] = "bf16"  # autocast on CUDA (never on the CPU)
-    # on CUDA: this batch (lr scaled by sqrt(cuda_batch_size / batch_size)) when an epoch keeps >= 20 steps
-    cuda_batch_size: int | None = 256
-    fitness: FitnessConfig = field(default_factory=FitnessConfig)  # when the model may judge photos (fitness.py)
-
-    def __post_init__(self) -> None:
-        checks = {
-            "cuda_batch_size": (self.cuda_batch_size is None or self.cuda_batch_size >= 2, "null or >= 2"),
-            "epochs": (self.epochs >= 1, ">= 1"),
-            "batch_size": (self.batch_size >= 2, ">= 2 (batch norm needs two images)"),
-            "lr": (self.lr > 0, "> 0"),
-            "patience": (self.patience >= 1, ">= 1"),
-            "smooth_window": (self.smooth_window >= 1, ">= 1"),
-            "focal_alpha": (self.focal_alpha is None or 0 < self.focal_alpha < 1, "null or in (0, 1)"),
-        }
-        for name, (ok, rule) in checks.items():
-            if not ok:
-                raise UserError(f"train.{name} must be {rule}, got {getattr(self, name)!r}")
-
-
-# ---------------------------------------------------------------- data
-
-
-def epoch_batches(split: PackedSplit, cfg: TrainConfig, gen: torch.Generator) -> list[np.ndarray]:
-    """The train batches of one epoch for `train.sampler` (batches of one are dropped: BN needs two)."""
-    if cfg.sampler == "source_balanced":
-        order = source_balanced_rows(split, gen)
-        batches = [np.sort(order[i : i + cfg.batch_size]) for i in range(0, len(order), cfg.batch_size)]
-    else:
-        batches = iterate_batches(len(split), cfg.batch_size, gen)
-    return [b for b in batches if len(b) > 1]
-
-
-Split = PackedSplit | ShardSplit
-
-
-def train_batches(split: Split, cfg: TrainConfig, gen: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """One epoch of (uint8 images, float labels) batches for `train.sampler`, from either input.
-
-    Both inputs draw the same rows: every row once (shuffle), or the same multinomial draw (source_balanced).
-    """
-    if isinstance(split, PackedSplit):
-        for batch in epoch_batches(split, cfg, gen):
-            yield read_batch(split, batch)
-        return
-    draws = source_balanced_rows(split, gen) if cfg.sampler == "source_balanced" else None
-    seed = int(torch.randint(0, 2**31 - 1, (1,), generator=gen))  # shard order and shuffle buffer of this epoch
-    for images, positions in split.train_batches(cfg.batch_size, draws, seed):
-        yield images, torch.from_numpy(split.y[positions]).float()
-
-
-def eval_batches(split: Split, batch_size: int) -> Iterator[tuple[torch.Tensor, np.ndarray]]:
-    """Every row once: (uint8 images, their positions in the split)."""
-    if isinstance(split, PackedSplit):
-        for batch in iterate_batches(len(split), batch_size):
-            yield read_batch(split, batch)[0], batch
-    else:
-        yield from split.eval_batches(batch_size)
-
-
-def open_split(cfg: TrainConfig, packed_dir: str | os.PathLike, name: str, size: int | None,
-               device: torch.device | None = None) -> Split:
-    """Split `name` from `train.input`: the packed arrays or the shard manifest."""
-    if cfg.input == "shards":
-        return load_shard_split(cfg.shards, name, size, pin_memory=device is not None and device.type == "cuda")
-    return load_split(packed_dir, name, size)
-
-
-# ---------------------------------------------------------------- optimisation
+# ---------------------------------------------------------------- setup
 
 
 def seed_everything(seed: int) -> None:
@@ -180,81 +77,6 @@ def set_threads(threads: int) -> int:
     torch.set_num_threads(threads)
     cv2.setNumThreads(1)
     return threads
-
-
-def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """AdamW; no weight decay on biases and norm scales (1-D tensors), as in timm and torchvision."""
-    decay = [p for p in model.parameters() if p.ndim > 1]
-    no_decay = [p for p in model.parameters() if p.ndim <= 1]
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=cfg.lr)
-
-
-def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int):
-    """Per-step LR schedule: linear warm-up, then cosine decay or constant; or OneCycle."""
-    total = cfg.epochs * steps_per_epoch
-    warmup = min(total - 1, int(round(cfg.warmup_epochs * steps_per_epoch)))
-    if cfg.schedule == "onecycle":
-        pct = min(0.5, max(warmup / total, 0.05))
-        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=total, pct_start=pct)
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        if cfg.schedule == "none":
-            return 1.0
-        progress = min(1.0, (step - warmup) / max(1, total - warmup))
-        return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
-@dataclass
-class EarlyStopping:
-    """Stop when the running median of the val loss has not improved for `patience` epochs.
-
-    Why a median: val loss on this data jumps (0.24 -> 0.82 -> 0.23 in a reference run). A median over
-    3 epochs ignores a single-epoch spike, up or down, so one bad epoch neither eats the patience nor
-    does one lucky epoch set a bar that the trend cannot beat. A new raw best also counts as
-    progress, so training never stops within `patience` epochs of the checkpoint it keeps.
-    """
-
-    patience: int = 5
-    window: int = 3
-    min_delta: float = 0.001
-    min_epochs: int = 0
-    history: list[float] = field(default_factory=list)
-    best: float = math.inf  # lowest raw value (the kept checkpoint)
-    best_epoch: int = -1
-    ref_raw: float = math.inf  # raw and smoothed values at the last counted progress
-    ref_smoothed: float = math.inf
-    bad_epochs: int = 0
-
-    def step(self, value: float) -> bool:
-        """Record one epoch's val loss; True when it is a new best (save the checkpoint)."""
-        value = value if math.isfinite(value) else math.inf  # a NaN/inf epoch is simply a bad epoch
-        self.history.append(value)
-        smoothed = statistics.median(self.history[-self.window :])
-        new_best = value < self.best or self.best_epoch < 0  # any gain updates the kept checkpoint
-        if new_best:
-            self.best, self.best_epoch = value, len(self.history) - 1
-        # only gains above min_delta (raw or smoothed) over the last progress count for the patience
-        if value < self.ref_raw - self.min_delta or smoothed < self.ref_smoothed - self.min_delta:
-            self.ref_raw, self.ref_smoothed = min(self.ref_raw, value), min(self.ref_smoothed, smoothed)
-            self.bad_epochs = 0
-        else:
-            self.bad_epochs += 1
-        return new_best
-
-    @property
-    def smoothed(self) -> float:
-        """The current running median."""
-        return statistics.median(self.history[-self.window :]) if self.history else math.inf
-
-    @property
-    def should_stop(self) -> bool:
-        """True once patience is used up (never before `min_epochs` epochs)."""
-        return len(self.history) >= self.min_epochs and self.bad_epochs >= self.patience
 
 
 # ---------------------------------------------------------------- loops
@@ -512,30 +334,3 @@ def fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4f}"
 
 
-def train_section(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """params.yaml `train` with `profile_overrides.<data.profile>` merged over it (top-level keys); and that override.
-
-    The embedded sample has ~130 training faces: at the mirror's batch size an epoch is two optimiser steps and
-    early stopping ends the run before the model learns anything (README, "The sample run"), so the sample
-    profile trains with its own batch size and patience while the mirror defaults stay as they are.
-    """
-    section = dict(params.get("train") or {})
-    overrides = section.pop("profile_overrides", None) or {}
-    if not isinstance(overrides, dict) or not all(isinstance(v, dict | None) for v in overrides.values()):
-        raise UserError("train.profile_overrides must map a data profile to a mapping of train params")
-    override = dict(overrides.get((params.get("data") or {}).get("profile")) or {})
-    unknown = sorted(set(override) - {f.name for f in fields(TrainConfig)})
-    if unknown:
-        raise UserError(f"unknown key(s) in train.profile_overrides: {unknown}")
-    return {**section, **override}, override
-
-
-def load_train_config(params: dict[str, Any]) -> tuple[TrainConfig, dict[str, Any]]:
-    """TrainConfig from params.yaml `train` (realfake.core.params.load_section rules) with the data profile's
-    `train.profile_overrides` applied; and that override."""
-    section, override = train_section(params)
-    cfg = load_section(TrainConfig, {"train": section}, "train")  # a bad value fails before the override is logged
-    if override:
-        log.debug("data.profile=%s: train.profile_overrides sets %s", (params.get("data") or {}).get("profile"),
-                 ", ".join(f"{k}={v}" for k, v in override.items()))
-    return cfg, override
