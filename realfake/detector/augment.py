@@ -1,10 +1,17 @@
-"""Batched, CPU-cheap training augmentation on (N, 3, H, W) image tensors.
+"""Batched, CPU-cheap training augmentation on (N, 3, H, W) image tensors; label-blind (it never sees a label).
 
-Order: random resized crop, horizontal flip, colour jitter, random grayscale, Gaussian blur, JPEG.
+Order (default): random resized crop, horizontal flip, colour jitter, random grayscale, Gaussian blur, JPEG.
 Blur then JPEG is the CNNDetection recipe (Wang et al. 2020, blur sigma in [0, 3], JPEG quality in
 [30, 100]): it is what makes a detector survive recompression and resizing of the images it is shown.
 Random grayscale is there because some real photos are grayscale and no fake is: without it the model
 learns "grey means real".
+
+Order with `chain: true` (chain matching, issue 15): random resampling (resample.py), JPEG, then crop, flip,
+jitter, grayscale, blur. Resampling and JPEG come first because that is where they happened to the images:
+the mirror downscaled large originals to 384 px and kept small ones, and files were JPEG-saved, all before
+any face was cut. Drawn for real and fake alike, they leave "was downscaled" or "which JPEG quality" no use
+as a label cue. The crop (and the train.patch crop, after this) comes later so it cuts from the resampled
+image, as a face crop of a resized file would be; flip, colour and blur are camera and viewer effects.
 
 Each step is applied to a random subset of the batch (its own probability); a probability of 0 leaves
 the images untouched, bit for bit. Randomness comes from a `torch.Generator`, so runs are repeatable.
@@ -22,6 +29,7 @@ import torch.nn.functional as F
 from realfake.core.errors import UserError
 from realfake.core.imageio import gaussian_blur as blur_image
 from realfake.core.imageio import jpeg_roundtrip
+from realfake.detector.resample import FILTERS, random_resample
 
 GRAY_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R BT.601 luma, as PIL's convert("L")
 
@@ -43,13 +51,18 @@ class AugmentConfig:
     blur_sigma: list[float] = field(default_factory=lambda: [0.0, 3.0])
     jpeg_p: float = 0.1
     jpeg_quality: list[int] = field(default_factory=lambda: [30, 100])
+    # chain matching: resample (resample_*) then JPEG (jpeg_*) before the crop; false: no resampling, JPEG last
+    chain: bool = False
+    resample_p: float = 0.5  # used only with chain: true
+    resample_scale: list[float] = field(default_factory=lambda: [0.5, 1.0])  # linear downscale factor
+    resample_filters: list[str] = field(default_factory=lambda: ["nearest", "bilinear", "bicubic", "area", "bicubic_aa"])
 
     def __post_init__(self) -> None:
-        for name in ("hflip_p", "crop_p", "jitter_p", "grayscale_p", "blur_p", "jpeg_p"):
+        for name in ("hflip_p", "crop_p", "jitter_p", "grayscale_p", "blur_p", "jpeg_p", "resample_p"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise UserError(f"train.augment.{name} must be a probability in [0, 1], got {value!r}")
-        for name in ("crop_scale", "crop_ratio", "blur_sigma", "jpeg_quality"):
+        for name in ("crop_scale", "crop_ratio", "blur_sigma", "jpeg_quality", "resample_scale"):
             bounds = getattr(self, name)
             if len(bounds) != 2 or not 0 <= bounds[0] <= bounds[1]:
                 raise UserError(f"train.augment.{name} must be [low, high] with 0 <= low <= high, got {bounds!r}")
@@ -57,6 +70,12 @@ class AugmentConfig:
             raise UserError("train.augment.jpeg_quality must lie within [1, 100]")
         if self.crop_scale[1] > 1.0:
             raise UserError("train.augment.crop_scale must not exceed 1.0")
+        if not 0 < self.resample_scale[0] <= self.resample_scale[1] <= 1.0:
+            raise UserError(f"train.augment.resample_scale must lie within (0, 1], got {self.resample_scale!r}")
+        unknown = [f for f in self.resample_filters if f not in FILTERS]
+        if unknown or not self.resample_filters:
+            raise UserError(f"train.augment.resample_filters must be a non-empty list of {sorted(FILTERS)}, "
+                            f"got {self.resample_filters!r}")
 
 
 def _pick(n: int, p: float, gen: torch.Generator) -> torch.Tensor:
@@ -135,6 +154,11 @@ def augment_batch(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> 
     is_uint8 = x.dtype == torch.uint8
     out = x.float().div(255.0) if is_uint8 else x.clone()
     n = out.shape[0]
+    if cfg.chain:  # the processing chain first, in the order it happened to the files
+        idx = _pick(n, cfg.resample_p, gen)
+        if len(idx):
+            out[idx] = random_resample(out[idx], cfg.resample_scale, cfg.resample_filters, gen)
+        out = random_jpeg(out, cfg, gen)
     idx = _pick(n, cfg.crop_p, gen)
     if len(idx):
         out[idx] = random_resized_crop(out[idx], cfg.crop_scale, cfg.crop_ratio, gen)
@@ -150,11 +174,18 @@ def augment_batch(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> 
     idx = _pick(n, cfg.blur_p, gen)
     if len(idx):
         out[idx] = gaussian_blur(out[idx], _uniform(len(idx), *cfg.blur_sigma, gen))
-    idx = _pick(n, cfg.jpeg_p, gen)
+    if not cfg.chain:
+        out = random_jpeg(out, cfg, gen)
+    return to_uint8(out) if is_uint8 else out
+
+
+def random_jpeg(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
+    """A JPEG round trip (quality drawn from `jpeg_quality`) for each float image with probability `jpeg_p`."""
+    idx = _pick(x.shape[0], cfg.jpeg_p, gen)
     if len(idx):
         qualities = torch.randint(int(cfg.jpeg_quality[0]), int(cfg.jpeg_quality[1]) + 1, (len(idx),), generator=gen)
-        out[idx] = jpeg_batch(to_uint8(out[idx]), qualities).float().div(255.0)
-    return to_uint8(out) if is_uint8 else out
+        x[idx] = jpeg_batch(to_uint8(x[idx]), qualities).float().div(255.0)
+    return x
 
 
 def to_uint8(x: torch.Tensor) -> torch.Tensor:
