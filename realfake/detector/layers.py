@@ -110,3 +110,53 @@ class SelfAttention2d(nn.Module):
         attended, _ = self.mha(normed, normed, normed, need_weights=False)
         tokens = tokens + self.gamma * attended
         return tokens.transpose(1, 2).reshape(n, c, h, w)
+
+
+class BasicBlock(nn.Module):
+    """ResNet basic block (He et al. 2016): two 3x3 conv-BN, plus the input (1x1 conv-BN when the shape changes)."""
+
+    expansion = 1
+
+    def __init__(self, in_channels: int, width: int, stride: int = 1):
+        super().__init__()
+        out_channels = width * self.expansion
+        self.conv1 = nn.Conv2d(in_channels, width, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.conv2 = nn.Conv2d(width, out_channels, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        self.act = nn.ReLU(inplace=True)
+        self.shortcut = _shortcut(in_channels, out_channels, stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.act(self.bn1(self.conv1(x)))
+        return self.act(self.bn2(self.conv2(out)) + self.shortcut(x))
+
+
+class Bottleneck(nn.Module):
+    """ResNet bottleneck block (He et al. 2016, torchvision's v1.5: stride on the 3x3): 1x1, 3x3, 1x1 (x4 wide)."""
+
+    expansion = 4
+
+    def __init__(self, in_channels: int, width: int, stride: int = 1):
+        super().__init__()
+        out_channels = width * self.expansion
+        self.conv1 = nn.Conv2d(in_channels, width, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.conv2 = nn.Conv2d(width, width, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(width)
+        self.conv3 = nn.Conv2d(width, out_channels, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(out_channels)
+        self.act = nn.ReLU(inplace=True)
+        self.shortcut = _shortcut(in_channels, out_channels, stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.act(self.bn1(self.conv1(x)))
+        out = self.act(self.bn2(self.conv2(out)))
+        return self.act(self.bn3(self.conv3(out)) + self.shortcut(x))
+
+
+def _shortcut(in_channels: int, out_channels: int, stride: int) -> nn.Module:
+    """The identity, or a 1x1 conv-BN projection where the block changes channels or resolution."""
+    if stride == 1 and in_channels == out_channels:
+        return nn.Identity()
+    return nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride, bias=False), nn.BatchNorm2d(out_channels))

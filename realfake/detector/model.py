@@ -1,4 +1,4 @@
-"""The detector: a compact 5-stage CNN with optional attention, and its config.
+"""The detector: `model.arch: cnn` (a compact 5-stage CNN, below) or `npr` (npr_net.py), optional attention, its config.
 
 Layout (S = input size, e.g. 128; widths default 16-32-64-96-128: 470 k parameters without attention,
 485 k with CBAM or SE, 537 k with MHSA):
@@ -34,12 +34,14 @@ from torch import nn
 
 from realfake.core.errors import UserError
 from realfake.detector.layers import CBAM, ConvBnAct, SelfAttention2d, SqueezeExcite
+from realfake.detector.npr_net import NprConfig, NPRDetector
 
 
 @dataclass
 class ModelConfig:
     """Architecture settings (params.yaml section `model`)."""
 
+    arch: Literal["cnn", "npr"] = "cnn"  # cnn: this module's network (widths, stem_stride) | npr: npr_net.py (npr)
     attention: bool = True
     attention_type: Literal["cbam", "se", "mhsa"] = "cbam"
     widths: list[int] = field(default_factory=lambda: [16, 32, 64, 96, 128])
@@ -48,6 +50,7 @@ class ModelConfig:
     rd_ratio: float = 0.25  # hidden width of the channel-gate MLPs, as a fraction of the channels
     mhsa_heads: int = 4
     dropout: float = 0.2
+    npr: NprConfig = field(default_factory=NprConfig)
 
     def __post_init__(self) -> None:
         if not 1 <= len(self.widths) <= 8 or any(w < 1 for w in self.widths):
@@ -56,9 +59,13 @@ class ModelConfig:
             raise UserError(f"model.stem_stride must be 1 or 2, got {self.stem_stride!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise UserError(f"model.dropout must be in [0, 1), got {self.dropout!r}")
-        bad = [s for s in self.stages_with_attention() if not 0 <= s < len(self.widths)]
+        bad = [s for s in self.stages_with_attention() if not 0 <= s < self.num_stages()]
         if bad:
-            raise UserError(f"model.attention_stages {bad} out of range 0..{len(self.widths) - 1}")
+            raise UserError(f"model.attention_stages {bad} out of range 0..{self.num_stages() - 1} for arch {self.arch}")
+
+    def num_stages(self) -> int:
+        """Stages of the chosen architecture (where attention blocks can go)."""
+        return len(self.widths) if self.arch == "cnn" else len(self.npr.widths)
 
     def stages_with_attention(self) -> list[int]:
         """Indices of the stages that get an attention block (empty when attention is off)."""
@@ -66,7 +73,7 @@ class ModelConfig:
             return []
         if self.attention_stages is not None:
             return sorted({int(s) for s in self.attention_stages})
-        last = len(self.widths) - 1
+        last = self.num_stages() - 1
         return [last] if self.attention_type == "mhsa" else list(range(max(0, last - 2), last + 1))
 
 
@@ -127,8 +134,11 @@ class Detector(nn.Module):
         return self.fc(self.dropout(features)).squeeze(1)
 
 
-def build_model(cfg: ModelConfig) -> Detector:
-    """The detector for `cfg` (randomly initialised)."""
+def build_model(cfg: ModelConfig) -> nn.Module:
+    """The detector for `cfg` (randomly initialised): the CNN, or the NPR network (`model.arch`)."""
+    if cfg.arch == "npr":
+        return NPRDetector(cfg.npr, cfg.dropout, lambda channels: attention_block(cfg, channels),
+                           cfg.stages_with_attention())
     return Detector(cfg)
 
 

@@ -41,6 +41,16 @@ def fitness_lines(fitness: dict[str, Any] | None) -> list[str]:
             "`realfake predict` prints a warning with every run of this model and marks its results.", ""]
 
 
+def architecture_line(model_cfg: ModelConfig) -> str:
+    """The first words of the card's model line: which network (`model.arch`) and its shape."""
+    if model_cfg.arch == "npr":
+        npr = model_cfg.npr
+        return (f"- NPR (Tan et al. CVPR 2024): the neighbouring-pixel residual x - up2(down2(x)) into a {npr.stem_width}"
+                f"-channel stem and {len(npr.widths)} stages of {npr.block} residual blocks {npr.blocks}, widths "
+                f"{npr.widths}, ")
+    return f"- Compact CNN, {len(model_cfg.widths)} conv stages, widths {model_cfg.widths}, "
+
+
 def render_model_card(summary: dict[str, Any], model_cfg: ModelConfig, train_cfg: TrainConfig) -> str:
     """The model card as Markdown, from the training summary and the configs."""
     data = summary["data"]
@@ -55,8 +65,8 @@ def render_model_card(summary: dict[str, Any], model_cfg: ModelConfig, train_cfg
         *fitness_lines(summary.get("fitness")),
         "## Model",
         "",
-        f"- Compact CNN, {len(model_cfg.widths)} conv stages, widths {model_cfg.widths}, "
-        f"{summary['params']:,} parameters ({summary['attention_params']:,} in attention blocks).",
+        architecture_line(model_cfg) + f"{summary['params']:,} parameters ({summary['attention_params']:,} in "
+        "attention blocks).",
         f"- Attention: {attention}.",
         f"- Input: RGB {data['size']}x{data['size']}, pixels / 255, then (x - 0.5) / 0.5.",
         (f"- Patch-level (Chai et al. 2020): trained on one random {train_cfg.patch.size} px patch per image; "
@@ -87,6 +97,10 @@ def render_model_card(summary: dict[str, Any], model_cfg: ModelConfig, train_cfg
         f"{train_cfg.patience}; the checkpoint is the epoch with the lowest val loss.",
         "- Augmentation: flip, random resized crop, colour jitter, random grayscale, Gaussian blur and JPEG "
         "recompression (CNNDetection recipe); probabilities in `params.yaml` `train.augment`.",
+        *([f"- Chain matching (`train.augment.chain`): for real and fake alike, before the crop, a random resampling "
+           f"(p {train_cfg.augment.resample_p}, scale {train_cfg.augment.resample_scale}, filters "
+           f"{', '.join(train_cfg.augment.resample_filters)}), then the JPEG step (p {train_cfg.augment.jpeg_p}, "
+           f"quality {train_cfg.augment.jpeg_quality})."] if train_cfg.augment.chain else []),
         *([f"- Data profile `{summary.get('profile')}` replaces " + ", ".join(f"`{k}` = {v}" for k, v in over.items())
            + f" (params.yaml `train.profile_overrides.{summary.get('profile')}`): the values above are the ones used."]
           if (over := summary.get("profile_overrides")) else []),

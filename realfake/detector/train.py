@@ -199,6 +199,9 @@ def train(
         preprocessing["faces"] = dict(face_params)
     preprocessing["resize"] = resize_record(resize_params, size)  # and how the crop became the training image
     check_fits(cfg.patch, size)
+    model_side = cfg.patch.size if cfg.patch.enabled else size
+    if model_cfg.arch == "npr" and model_side % 2:  # the residual works on 2x2 cells
+        raise UserError(f"model.arch npr needs an even input side, got {model_side} px (resize.size or train.patch.size)")
     if cfg.patch.enabled:  # how images are scored: the evaluate stage and `realfake predict` read it from here
         preprocessing["patch"] = config_to_dict(cfg.patch)
 
