@@ -55,7 +55,7 @@ class AugmentConfig:
     chain: bool = False
     resample_p: float = 0.5  # used only with chain: true
     resample_scale: list[float] = field(default_factory=lambda: [0.5, 1.0])  # linear downscale factor
-    resample_filters: list[str] = field(default_factory=lambda: ["nearest", "bilinear", "bicubic", "area", "bicubic_aa"])
+    resample_filters: list[str] = field(default_factory=lambda: ["nearest", "bilinear", "bicubic", "area", "lanczos"])
 
     def __post_init__(self) -> None:
         for name in ("hflip_p", "crop_p", "jitter_p", "grayscale_p", "blur_p", "jpeg_p", "resample_p"):
@@ -74,7 +74,7 @@ class AugmentConfig:
             raise UserError(f"train.augment.resample_scale must lie within (0, 1], got {self.resample_scale!r}")
         unknown = [f for f in self.resample_filters if f not in FILTERS]
         if unknown or not self.resample_filters:
-            raise UserError(f"train.augment.resample_filters must be a non-empty list of {sorted(FILTERS)}, "
+            raise UserError(f"train.augment.resample_filters must be a non-empty list of {list(FILTERS)}, "
                             f"got {self.resample_filters!r}")
 
 
@@ -157,7 +157,8 @@ def augment_batch(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> 
     if cfg.chain:  # the processing chain first, in the order it happened to the files
         idx = _pick(n, cfg.resample_p, gen)
         if len(idx):
-            out[idx] = random_resample(out[idx], cfg.resample_scale, cfg.resample_filters, gen)
+            resampled = random_resample(to_uint8(out[idx]), cfg.resample_scale, cfg.resample_filters, gen)
+            out[idx] = resampled.float().div(255.0)
         out = random_jpeg(out, cfg, gen)
     idx = _pick(n, cfg.crop_p, gen)
     if len(idx):
