@@ -3,7 +3,7 @@
 One step = augmentation (params.yaml defaults) + forward + backward + AdamW step, batch 64, channels_last, on
 the embedded sample's packed train images (`dvc repro sample` writes data/packed; --packed points elsewhere).
 The arms are interleaved over `--repeats` rounds so a burst of load from other jobs hits them alike; each
-arm's figure is its best round's median step.
+arm's figure is its fastest step over all rounds (as timeit: the step least disturbed by other jobs).
 
     .venv/bin/python benchmarks/bench_arch.py            # table + benchmarks/results/arch.json
     .venv/bin/python benchmarks/bench_arch.py --steps 4 --repeats 1
@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -35,7 +34,7 @@ from realfake.detector.schedule import make_optimizer  # noqa: E402
 from realfake.detector.train import set_threads  # noqa: E402
 from realfake.detector.train_config import TrainConfig  # noqa: E402
 
-PAPER = NprConfig(block="bottleneck", widths=[64, 128], blocks=[3, 4])
+PAPER = NprConfig(block="bottleneck", widths=[64, 128], blocks=[3, 4], stem_width=64)
 ARMS = {
     "cnn (baseline)": ModelConfig(),
     "cnn, attention off": ModelConfig(attention=False),
@@ -73,7 +72,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--steps", type=int, default=8)
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "arch.json"))
     args = parser.parse_args()
     threads = set_threads(args.threads)
@@ -83,10 +82,10 @@ def main() -> None:
     runs: dict[str, list[float]] = {name: [] for name in ARMS}
     for _ in range(args.repeats):
         for name, cfg in ARMS.items():
-            runs[name].append(statistics.median(step_times(cfg, images, args.steps, args.batch)))
+            runs[name].append(min(step_times(cfg, images, args.steps, args.batch)))
     base = min(runs["cnn (baseline)"])
     print(f"\n{size} px, batch {args.batch}, {threads} threads, {os.cpu_count()} CPUs shared with other jobs\n")
-    print("| arm | params | s/step (best of rounds) | vs cnn |")
+    print("| arm | params | s/step (fastest) | vs cnn |")
     print("|---|---|---|---|")
     params = {name: count_parameters(build_model(cfg)) for name, cfg in ARMS.items()}
     for name, values in runs.items():
