@@ -12,6 +12,7 @@ from realfake.core.errors import UserError
 from realfake.core.params import load_section
 from realfake.detector.checkpoint import load_detector, preprocessing_for, save_checkpoint, to_model_input
 from realfake.detector.model import ModelConfig, attention_parameters, build_model, count_parameters
+from realfake.detector.model_card import render_model_card
 from realfake.detector.npr import RESIDUAL_SCALE, NeighbourResidual, neighbour_residual
 from realfake.detector.npr_net import NprConfig
 from realfake.detector.train import train
@@ -118,6 +119,10 @@ def test_npr_trains_with_chain_matching_on_synthetic_data(tmp_path):
     assert summary["epochs_run"] == 1 and np.isfinite(summary["best_val_loss"])
     model, checkpoint = load_detector(tmp_path / "m.pt")
     assert checkpoint["model_config"]["arch"] == "npr" and summary["params"] == count_parameters(model)
+    card = render_model_card(summary, TINY_NPR, cfg)
+    assert "- NPR (Tan et al. CVPR 2024)" in card and "basic residual blocks [1, 1], widths [8, 16]" in card
+    assert "- Chain matching (`train.augment.chain`)" in card and "quality [30, 100]" in card
+    assert "Chain matching" not in render_model_card(summary, TINY_NPR, TrainConfig())
 
 
 def test_npr_refuses_an_odd_input_side(tmp_path):
