@@ -79,6 +79,13 @@ def test_parameter_counts():
     assert count_parameters(build_model(paper)) == 1_437_761  # Tan et al.: 1.44 M
 
 
+def test_grad_cam_of_the_evaluate_stage_reads_the_npr_stages():
+    from realfake.evaluation.figures import grad_cam
+
+    cams = grad_cam(build_model(NPR).eval(), to_model_input(images(2, 64), preprocessing_for(64), False))
+    assert cams.shape == (2, 64, 64) and np.isfinite(cams).all() and cams.max() <= 1.0
+
+
 def test_bad_npr_params_are_user_errors():
     with pytest.raises(UserError, match="model.npr"):
         load_section(ModelConfig, {"model": {"arch": "npr", "npr": {"widths": [8, 16], "blocks": [1]}}}, "model")
