@@ -1,6 +1,6 @@
 # Two commands do everything on a fresh machine with Python 3.11:
 #   make repro   set up .venv and run the whole DVC pipeline on the embedded sample
-#   make test    set up .venv and run the tests (the full default suite, what CI runs)
+#   make test    set up .venv and run the default test suite (what CI runs on every change)
 #   make test-fast  the quick loop while editing: the same minus the tests marked slow (under 3 minutes)
 #   make test-full  everything, the nightly run: adds slow_full (a second pipeline run), mirror_full, chromium
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
