@@ -1,7 +1,8 @@
 # Two commands do everything on a fresh machine with Python 3.11:
 #   make repro   set up .venv and run the whole DVC pipeline on the embedded sample
-#   make test    set up .venv and run the tests (the full default suite, what CI runs)
+#   make test    set up .venv and run the default test suite (what CI runs on every change)
 #   make test-fast  the quick loop while editing: the same minus the tests marked slow (under 3 minutes)
+#   make test-full  everything, the nightly run: adds slow_full (a second pipeline run), mirror_full, chromium
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
@@ -9,7 +10,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup repro test test-fast lint bench mirror mirror-results clean-venv
+.PHONY: setup repro test test-fast test-full lint bench mirror mirror-results clean-venv
 
 setup: $(STAMP)
 
@@ -30,7 +31,12 @@ test: setup
 
 # -m replaces the default marker filter of pyproject.toml, so it repeats it
 test-fast: setup
-	python -m pytest -m "not slow and not mirror_full and not chromium"
+	python -m pytest -m "not slow and not slow_full and not mirror_full and not chromium"
+
+# an empty -m lifts the default filter: every test runs (those whose machine lacks the mirror, Chromium or a GPU
+# skip cleanly)
+test-full: setup
+	python -m pytest -m ""
 
 lint: setup
 	ruff check .

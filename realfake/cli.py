@@ -88,7 +88,8 @@ def cmd_exp_table(args: argparse.Namespace) -> None:
 def cmd_cv(args: argparse.Namespace) -> None:
     """Grouped, stratified k-fold cross-validation over train+val; mean ± std to a metrics file."""
     from realfake.core.params import load_params, load_section
-    from realfake.cv import MARKDOWN_HEADER, CVConfig, apply_overrides, check_overrides, markdown_row, run_cv
+    from realfake.core.tables import markdown_table
+    from realfake.cv import CVConfig, apply_overrides, check_overrides, run_cv, summary_row
 
     check_overrides(args.set or [])
     params = apply_overrides(load_params(args.params), args.set or [])
@@ -97,8 +98,7 @@ def cmd_cv(args: argparse.Namespace) -> None:
     resample = any(s.startswith("sample.") for s in args.set or [])
     result = run_cv(params, cv_cfg, Path(args.packed), Path(args.out),
                     resample_from=Path(args.metadata) if resample else None)
-    print(MARKDOWN_HEADER)
-    print(markdown_row(args.label or ", ".join(args.set or []) or "params.yaml", result))
+    print(markdown_table([summary_row(args.label or ", ".join(args.set or []) or "params.yaml", result)]), end="")
     log.info("wrote %s", args.out)
 
 

@@ -120,15 +120,18 @@ def summarize(per_fold: list[dict[str, Any]]) -> dict[str, dict[str, float | Non
     return out
 
 
-def markdown_row(label: str, summary: dict[str, dict[str, float | None]]) -> str:
-    """One README table row: mean ± std per metric."""
-    cells = [f"{s['mean']:.3f} ± {s['std']:.3f}" if s["mean"] is not None and s["std"] is not None
-             else "n/a" for s in (summary[m] for m in METRICS)]
-    return f"| {label} | " + " | ".join(cells) + " |"
+TITLES = {"roc_auc": "ROC-AUC", "f1": "F1", "mcc": "MCC", "honest_pair_auc": "honest-pair AUC",
+          "held_out_real_called_real": "held-out real called real"}
 
 
-MARKDOWN_HEADER = ("| run | ROC-AUC | F1 | MCC | honest-pair AUC | held-out real called real |\n"
-                   "|---|---|---|---|---|---|")
+def mean_std(stat: dict[str, float | None]) -> str:
+    """A table cell: mean ± std over folds, n/a where fewer than two folds had the metric."""
+    return f"{stat['mean']:.3f} ± {stat['std']:.3f}" if stat["mean"] is not None and stat["std"] is not None else "n/a"
+
+
+def summary_row(label: str, summary: dict[str, dict[str, float | None]]) -> dict[str, str]:
+    """One README table row (for realfake.core.tables.markdown_table): mean ± std per metric."""
+    return {"run": label, **{TITLES[m]: mean_std(summary[m]) for m in METRICS}}
 
 
 def check_overrides(overrides: list[str]) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 from realfake.attributes.model import AttributesConfig
@@ -12,18 +11,12 @@ from realfake.core.stage import run_stage
 
 
 def main() -> None:
-    """Read params and the paths, run the stage."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--faces", default="data/faces", type=Path)
-    parser.add_argument("--dedupe", default="data/dedupe.parquet", type=Path)
-    parser.add_argument("--out", default="data/attributes.parquet", type=Path)
-    parser.add_argument("--model", default="models/attributes.pt", type=Path)
-    parser.add_argument("--metrics", default="metrics/attributes.json", type=Path)
-    args = parser.parse_args()
+    """Read params, run the stage on the paths dvc.yaml declares."""
     params = load_params()
     run_attributes_stage(load_section(AttributesConfig, params, "attributes"),
-                         sorted((params.get("sources") or {}).keys()), args.faces, args.dedupe, args.out,
-                         args.model, args.metrics)
+                         sorted((params.get("sources") or {}).keys()), Path("data/faces"),
+                         Path("data/dedupe.parquet"), Path("data/attributes.parquet"), Path("models/attributes.pt"),
+                         Path("metrics/attributes.json"))
 
 
 if __name__ == "__main__":

@@ -6,12 +6,12 @@ import http.server
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from http_helpers import serving
 
 from realfake.core.params import find_mirror
 
@@ -103,13 +103,8 @@ def http_server(tmp_path: Path) -> Iterator[FileServer]:
     root = tmp_path / "www"
     root.mkdir()
     state = FileServer(root)
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
-    state.port = httpd.server_address[1]
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield state
-    httpd.shutdown()
-    httpd.server_close()
+    with serving(_handler(state)) as state.port:
+        yield state
 
 
 @dataclass

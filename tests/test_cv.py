@@ -14,7 +14,8 @@ import yaml
 
 from realfake.core.atomic import write_parquet
 from realfake.core.errors import UserError
-from realfake.cv import METRICS, CVConfig, apply_overrides, assign_folds, run_cv
+from realfake.core.tables import markdown_table
+from realfake.cv import METRICS, CVConfig, apply_overrides, assign_folds, run_cv, summary_row
 from realfake.sample.packing import PACKED_SCHEMA
 
 SIZE = 32
@@ -117,3 +118,12 @@ def test_cv_command_without_packed_data_is_one_clear_line(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "realfake.cli", "cv", "--folds", "3"], cwd=tmp_path,
                           capture_output=True, text=True)
     assert proc.returncode == 2 and "dvc repro sample" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_the_printed_row_gives_mean_and_std_and_n_a_below_two_folds():
+    summary = {m: {"mean": 0.75, "std": 0.025, "folds": 3} for m in METRICS}
+    summary["mcc"] = {"mean": 0.5, "std": None, "folds": 1}
+    assert markdown_table([summary_row("attention off", summary)]).splitlines() == [
+        "| run | ROC-AUC | F1 | MCC | honest-pair AUC | held-out real called real |",
+        "|---|---|---|---|---|---|",
+        "| attention off | 0.750 ± 0.025 | 0.750 ± 0.025 | n/a | 0.750 ± 0.025 | 0.750 ± 0.025 |"]

@@ -115,6 +115,7 @@ def lock_differences(a: str, b: str) -> list[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.slow_full  # a second whole-pipeline run (minutes): `make test-full`; CI's default run repros once
 def test_two_fresh_repros_write_the_same_dvc_lock(sample_pipeline, tmp_path_factory):
     other = copy_worktree(tmp_path_factory.mktemp("again") / "realfake")
     dvc(["repro", "--force"], other)

@@ -26,7 +26,8 @@ from realfake.core.errors import UserError
 from realfake.core.params import load_params, load_section
 from realfake.core.training_image import ResizeConfig
 from realfake.dedupe.pipeline import hash_faces
-from realfake.faces.crop import FacesConfig, face_id, process_images, run_source
+from realfake.faces.crop import FacesConfig, face_id, process_images
+from realfake.faces.stage import run_source
 from realfake.ingest.download import DownloadConfig, run_download
 from realfake.ingest.sources import load_source
 from realfake.metadata.build import measure_faces

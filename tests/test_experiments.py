@@ -9,11 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from repo_helpers import GIT_IDENTITY
 
 from realfake.evaluation.experiments import arm_of, experiment_frame, mean_std_table
 
-ENV = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
-       "GIT_COMMITTER_EMAIL": "t@t", "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+ENV = {**os.environ, **GIT_IDENTITY, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
 
 
 def sh(args: list[str], cwd: Path) -> str:
@@ -22,22 +22,27 @@ def sh(args: list[str], cwd: Path) -> str:
     return proc.stdout
 
 
+def scratch_project(root: Path, make_py: str, outs: str = "") -> None:
+    """A committed git + DVC repo: params model.attention and train.seed, one stage `m` that runs make.py."""
+    (root / "params.yaml").write_text("model: {attention: true}\ntrain: {seed: 0}\n")
+    (root / "dvc.yaml").write_text(
+        "stages:\n  m:\n    cmd: python make.py\n    params: [model, train]\n"
+        "    metrics: [metrics/evaluate.json: {cache: false}]\n" + outs)
+    (root / "make.py").write_text(make_py)
+    sh(["git", "init", "-q"], root)
+    sh([sys.executable, "-m", "dvc", "init", "-q"], root)
+    sh(["git", "add", "-A"], root)
+    sh(["git", "commit", "-qm", "init"], root)
+
+
 @pytest.mark.slow
 def test_mean_and_std_over_seeds_grouped_by_attention(tmp_path):
-    (tmp_path / "params.yaml").write_text("model: {attention: true}\ntrain: {seed: 0}\n")
-    (tmp_path / "dvc.yaml").write_text(
-        "stages:\n  m:\n    cmd: python make.py\n    params: [model, train]\n"
-        "    metrics: [metrics/evaluate.json: {cache: false}]\n    outs: [reports/evaluate.json]\n")
-    (tmp_path / "make.py").write_text(
+    scratch_project(tmp_path, outs="    outs: [reports/evaluate.json]\n", make_py=(
         "import json, os, yaml\np = yaml.safe_load(open('params.yaml'))\nos.makedirs('metrics', exist_ok=True)\n"
         "auc = 0.9 + 0.05 * p['model']['attention'] + 0.01 * p['train']['seed']\n"
         "json.dump({'at_threshold': {'roc_auc': auc}}, open('metrics/evaluate.json', 'w'))\n"
         "os.makedirs('reports', exist_ok=True)\n"
-        "json.dump({'honest_pair': {'real_accuracy': auc - 0.5}}, open('reports/evaluate.json', 'w'))\n")
-    sh(["git", "init", "-q"], tmp_path)
-    sh([sys.executable, "-m", "dvc", "init", "-q"], tmp_path)
-    sh(["git", "add", "-A"], tmp_path)
-    sh(["git", "commit", "-qm", "init"], tmp_path)
+        "json.dump({'honest_pair': {'real_accuracy': auc - 0.5}}, open('reports/evaluate.json', 'w'))\n"))
     for attention in ("true", "false"):
         for seed in (0, 1, 2):
             sh([sys.executable, "-m", "dvc", "exp", "run", "-q", "-n", f"a{attention}-s{seed}",
@@ -65,17 +70,9 @@ def test_arm_strips_only_a_trailing_seed():
 @pytest.mark.slow
 def test_exp_table_names_a_misspelt_metric_key_and_exits_2(tmp_path):
     """A misspelt --metric printed "—" in every cell and exited 0."""
-    (tmp_path / "params.yaml").write_text("model: {attention: true}\ntrain: {seed: 0}\n")
-    (tmp_path / "dvc.yaml").write_text(
-        "stages:\n  m:\n    cmd: python make.py\n    params: [model, train]\n"
-        "    metrics: [metrics/evaluate.json: {cache: false}]\n")
-    (tmp_path / "make.py").write_text(
+    scratch_project(tmp_path, make_py=(
         "import json, os\nos.makedirs('metrics', exist_ok=True)\n"
-        "json.dump({'at_threshold': {'roc_auc': 0.9, 'f1': 0.8}}, open('metrics/evaluate.json', 'w'))\n")
-    sh(["git", "init", "-q"], tmp_path)
-    sh([sys.executable, "-m", "dvc", "init", "-q"], tmp_path)
-    sh(["git", "add", "-A"], tmp_path)
-    sh(["git", "commit", "-qm", "init"], tmp_path)
+        "json.dump({'at_threshold': {'roc_auc': 0.9, 'f1': 0.8}}, open('metrics/evaluate.json', 'w'))\n"))
     sh([sys.executable, "-m", "dvc", "exp", "run", "-q", "-n", "e-s0", "-S", "train.seed=0"], tmp_path)
     env = {**ENV, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
 

@@ -318,7 +318,7 @@ MIRROR_SOURCES = ["boredhumans", "ciplab-photoshop", "dfdc-faceswap", "ffhq", "f
 @pytest.mark.parametrize("source", MIRROR_SOURCES)
 def test_whole_mirror_source(tmp_path, mirror, source):
     """Every image of a mirror source: reconciled counts, rare padding, not mostly upscaled at 64 px."""
-    from realfake.faces.crop import run_source
+    from realfake.faces.stage import run_source
 
     with zipfile.ZipFile(mirror / f"{source}.zip") as zf:
         names = [n for n in zf.namelist() if n.lower().endswith((".jpg", ".jpeg", ".png"))]

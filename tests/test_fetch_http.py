@@ -5,12 +5,12 @@ from __future__ import annotations
 import hashlib
 import http.server
 import json
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from http_helpers import serving
 
 from realfake.core.errors import UserError
 from realfake.ingest.fetch import FetchConfig, fetch_http
@@ -126,13 +126,8 @@ def _handler(server: Misbehaving):
 @pytest.fixture
 def server() -> Iterator[Misbehaving]:
     state = Misbehaving()
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
-    state.port = httpd.server_address[1]
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield state
-    httpd.shutdown()
-    httpd.server_close()
+    with serving(_handler(state)) as state.port:
+        yield state
 
 
 CFG = FetchConfig(retries=3, backoff_s=0.01, timeout_s=10)

@@ -16,12 +16,11 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from repo_helpers import GIT_IDENTITY
 
 from realfake.ingest.download import RAW_SCHEMA
 
 REPO = Path(__file__).resolve().parents[1]
-GIT_IDENTITY = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
-                "GIT_COMMITTER_EMAIL": "t@t"}
 
 
 # ---------------------------------------------------------------- processes, read from /proc

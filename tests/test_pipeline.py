@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -69,32 +70,29 @@ def test_second_repro_has_nothing_to_do(reproduced):
     assert "Running stage" not in out
 
 
-@pytest.mark.slow
-def test_changing_one_source_invalidates_only_that_source(reproduced):
-    params_path = reproduced / "params.yaml"
+def status_after(root: Path, edit: Callable[[dict], None]) -> dict:
+    """`dvc status --json` with params.yaml edited by `edit`; params.yaml is restored after."""
+    params_path = root / "params.yaml"
     original = params_path.read_text()
     params = yaml.safe_load(original)
-    params["sources"]["tpdne"]["include"] = ["tpdne/00*.jpg"]
+    edit(params)
     params_path.write_text(yaml.safe_dump(params, sort_keys=False))
     try:
-        status = json.loads(dvc(["status", "--json"], reproduced).stdout)
+        return json.loads(dvc(["status", "--json"], root).stdout)
     finally:
         params_path.write_text(original)
+
+
+@pytest.mark.slow
+def test_changing_one_source_invalidates_only_that_source(reproduced):
+    status = status_after(reproduced, lambda p: p["sources"]["tpdne"].update(include=["tpdne/00*.jpg"]))
     changed = {name for name in status if name.startswith("download@")}
     assert changed == {"download@tpdne"}
 
 
 @pytest.mark.slow
 def test_changing_resize_size_invalidates_only_resize_and_what_follows(reproduced):
-    params_path = reproduced / "params.yaml"
-    original = params_path.read_text()
-    params = yaml.safe_load(original)
-    params["resize"]["size"] = 48
-    params_path.write_text(yaml.safe_dump(params, sort_keys=False))
-    try:
-        status = json.loads(dvc(["status", "--json"], reproduced).stdout)
-    finally:
-        params_path.write_text(original)
+    status = status_after(reproduced, lambda p: p["resize"].update(size=48))
     changed = {name.split("@")[0] for name in status}
     assert changed == {"resize", "sample", "train", "evaluate"}
     # the size is part of the command too: DVC's run-cache key ignores params named `size`

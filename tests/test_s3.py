@@ -177,12 +177,17 @@ ERROR_CASES = {
 }
 
 
-@pytest.mark.parametrize("case", ERROR_CASES)
-def test_s3_errors_are_one_clear_line_and_write_nothing(tmp_path, s3, monkeypatch, case):
+def error_case(case: str, s3, monkeypatch) -> tuple[str, str]:
+    """Set up ERROR_CASES[case] (the archive uploaded, the environment changed); its URI and expected message."""
     env, key, message = ERROR_CASES[case]
     s3.put("faces.zip", zip_bytes(IMAGES))
     set_env(monkeypatch, env)
-    uri = key if key.startswith("s3://") else s3.uri(key)
+    return (key if key.startswith("s3://") else s3.uri(key)), message
+
+
+@pytest.mark.parametrize("case", ERROR_CASES)
+def test_s3_errors_are_one_clear_line_and_write_nothing(tmp_path, s3, monkeypatch, case):
+    uri, message = error_case(case, s3, monkeypatch)
     with pytest.raises(UserError, match=message) as info:
         run(tmp_path, uri, retries=0, timeout_s=5)
     assert "\n" not in str(info.value)
@@ -192,10 +197,7 @@ def test_s3_errors_are_one_clear_line_and_write_nothing(tmp_path, s3, monkeypatc
 @pytest.mark.slow  # a Python start-up per case (~3 s here)
 @pytest.mark.parametrize("case", ["unreachable-endpoint", "wrong-secret", "missing-bucket", "missing-key"])
 def test_stage_script_exits_2_with_one_line(tmp_path, s3, monkeypatch, case):
-    env, key, message = ERROR_CASES[case]
-    s3.put("faces.zip", zip_bytes(IMAGES))
-    set_env(monkeypatch, env)
-    uri = key if key.startswith("s3://") else s3.uri(key)
+    uri, message = error_case(case, s3, monkeypatch)
     (tmp_path / "params.yaml").write_text(
         "data: {profile: t, profiles: [t]}\n"
         "download: {retries: 0, timeout_s: 5, cache_dir: cache}\n"

@@ -61,27 +61,23 @@ PACKAGES = (
                "sha512-wcDyQPE4J5aiCDc3/suH5RQDvrKkjuLkhzUcbOLwEkNF8/+pp17tS0JghzEvAPNRg+5aG1/N2ydixq8Lk3dOlg=="),
 )
 
-PAGE = """<!DOCTYPE html>
-<html>
-<head>
-    <meta charset="utf-8">
-    {refresh_tag}
-    <title>DVC Plot</title>
-    <!-- realfake offline template: built by `python -m realfake.evaluation.plots_template`; libraries inlined from npm:
+# DVC's own page (dvc-render's PAGE_HTML), read from the installed dvc-render rather than copied: the template
+# keeps its {refresh_tag} and {plot_divs} and swaps {scripts} (the CDN tags) for the inlined libraries.
+HEAD_EXTRA = """    <!-- realfake offline template: built by `python -m realfake.evaluation.plots_template`; libraries inlined from npm:
 {manifest}
     -->
-{inline_scripts}
-    <style>
-        table {
-            border-spacing: 15px;
-        }
-    </style>
-</head>
-<body>
-    {plot_divs}
-</body>
-</html>
-"""
+{inline_scripts}"""
+
+
+def page() -> str:
+    """DVC's page with a UTF-8 charset and a slot for the inlined libraries where its CDN tags were."""
+    from dvc_render.html import PAGE_HTML
+
+    if "<head>\n" not in PAGE_HTML or PAGE_HTML.count("    {scripts}\n") != 1:
+        raise UserError("this dvc-render's PAGE_HTML has no `<head>` / `{scripts}` line to replace: "
+                        "update realfake.evaluation.plots_template")
+    return (PAGE_HTML.replace("<head>\n", '<head>\n    <meta charset="utf-8">\n', 1)
+            .replace("    {scripts}\n", HEAD_EXTRA + "\n") + "\n")
 
 
 def integrity_of(data: bytes) -> str:
@@ -133,7 +129,7 @@ def build_template(tarballs: Path) -> str:
         js = read_bundle(pkg, fetch_tarball(pkg, tarballs))
         manifest.append(f"      {pkg.spec} {pkg.bundle} {pkg.integrity}")
         scripts.append(f'    <script type="text/javascript" data-package="{pkg.spec}">\n{js}\n    </script>')
-    return (PAGE.replace("{manifest}", "\n".join(manifest))
+    return (page().replace("{manifest}", "\n".join(manifest))
                 .replace("{inline_scripts}", "\n".join(scripts)))
 
 

@@ -14,7 +14,6 @@ from PIL import Image
 
 from realfake.core.atomic import atomic_dir, write_bytes
 from realfake.core.engine import ComputeConfig, engine_session, imap_chunks
-from realfake.core.errors import UserError
 from realfake.core.imageio import encode_png
 from realfake.core.stage_metrics import counts, write_stage_metrics
 from realfake.core.timings import record_timing
@@ -55,14 +54,11 @@ def run_resize(
     reports_root: Path | None = None, compute: ComputeConfig | None = None,
 ) -> dict[str, Any]:
     """The resize stage for one source: every kept crop to cfg.size (then cfg.reencode), each failure counted by reason."""
-    import pandas as pd
-
     from realfake.core.progress import tqdm
+    from realfake.core.tables import read_faces  # pandas: only the stage's process needs it, not the workers
 
-    table = faces_root / f"{source}.parquet"
-    if not table.is_file():
-        raise UserError(f"{table} not found: run the faces stage for {source!r} first")
-    faces = pd.read_parquet(table, columns=["face_id", "status", "crop_path", "face_px"])
+    columns = ["face_id", "status", "crop_path", "face_px"]
+    faces = read_faces(faces_root, [source], required=tuple(columns)).reindex(columns=columns)  # empty: no rows
     kept = faces[faces["status"] == "kept"]
     compute = compute or ComputeConfig()
     paths = [os.fspath(faces_root / source / str(c)) for c in kept["crop_path"]]
