@@ -143,14 +143,16 @@ def check_overrides(overrides: list[str]) -> None:
 def resample(params: dict[str, Any], metadata: Path, folder: Path) -> tuple[Path, dict[str, Any]]:
     """Run the sample stage with `params` into `folder` (packed splits and its report), for --set sample.*."""
     from realfake.core.training_image import image_size
+    from realfake.core.views import view_record
     from realfake.sample.sampling import SampleConfig
     from realfake.sample.stage import run_sample
 
     if not metadata.is_file():
         raise UserError(f"{metadata} not found: run the pipeline up to the metadata stage first")
-    report = run_sample(metadata, load_section(SampleConfig, params, "sample"), image_size(params),
+    cfg = load_section(SampleConfig, params, "sample")
+    report = run_sample(metadata, cfg, image_size(params),
                         folder / "packed", folder / "splits.parquet", folder / "sample.json", folder / "plots",
-                        folder / "sample-report.json")
+                        folder / "sample-report.json", view=view_record(cfg.view, params))
     log.info("re-sampled: %s (quality TV after %s)", report["split_sizes"], report["quality"]["tv_after"])
     return folder / "packed", {k: report[k] for k in ("split_sizes", "tv_distance", "quality", "lost_to_balancing")}
 
@@ -175,6 +177,7 @@ def run_cv(params: dict[str, Any], cfg: CVConfig, packed_dir: Path, out_path: Pa
 def _run_folds(params: dict[str, Any], cfg: CVConfig, packed_dir: Path, out_path: Path, report_path: Path | None,
                tmp: Path, extra: dict[str, Any]) -> dict[str, Any]:
     from realfake.core.training_image import image_size
+    from realfake.core.views import read_view_record
     from realfake.detector.model import ModelConfig
     from realfake.detector.packed import load_split
     from realfake.detector.scorer import Scorer
@@ -182,7 +185,7 @@ def _run_folds(params: dict[str, Any], cfg: CVConfig, packed_dir: Path, out_path
     from realfake.evaluation.evaluate import EvaluateConfig, holdout_metrics, score_split
 
     started = time.perf_counter()
-    model_cfg, size = load_section(ModelConfig, params, "model"), image_size(params)
+    model_cfg, size = load_section(ModelConfig, params, "model"), read_view_record(packed_dir, image_size(params))["size"]
     train_cfg = load_train_config(params)[0]
     if cfg.epochs is not None:
         train_cfg = dataclasses.replace(train_cfg, epochs=cfg.epochs, min_epochs=min(train_cfg.min_epochs, cfg.epochs))
