@@ -143,7 +143,7 @@ def check_overrides(overrides: list[str]) -> None:
 def resample(params: dict[str, Any], metadata: Path, folder: Path) -> tuple[Path, dict[str, Any]]:
     """Run the sample stage with `params` into `folder` (packed splits and its report), for --set sample.*."""
     from realfake.core.training_image import image_size
-    from realfake.core.views import view_record
+    from realfake.crops.views import view_record
     from realfake.sample.sampling import SampleConfig
     from realfake.sample.stage import run_sample
 
@@ -177,15 +177,14 @@ def run_cv(params: dict[str, Any], cfg: CVConfig, packed_dir: Path, out_path: Pa
 def _run_folds(params: dict[str, Any], cfg: CVConfig, packed_dir: Path, out_path: Path, report_path: Path | None,
                tmp: Path, extra: dict[str, Any]) -> dict[str, Any]:
     from realfake.core.training_image import image_size
-    from realfake.core.views import read_view_record
     from realfake.detector.model import ModelConfig
-    from realfake.detector.packed import load_split
+    from realfake.detector.packed import load_split, packed_image_size
     from realfake.detector.scorer import Scorer
     from realfake.detector.train import load_train_config, train
     from realfake.evaluation.evaluate import EvaluateConfig, holdout_metrics, score_split
 
     started = time.perf_counter()
-    model_cfg, size = load_section(ModelConfig, params, "model"), read_view_record(packed_dir, image_size(params))["size"]
+    model_cfg, size = load_section(ModelConfig, params, "model"), packed_image_size(packed_dir, image_size(params))
     train_cfg = load_train_config(params)[0]
     if cfg.epochs is not None:
         train_cfg = dataclasses.replace(train_cfg, epochs=cfg.epochs, min_epochs=min(train_cfg.min_epochs, cfg.epochs))

@@ -21,9 +21,9 @@ from realfake.core.imageio import IMAGE_EXTENSIONS, DecodeError, read_image
 from realfake.core.params import load_section
 from realfake.core.progress import tqdm
 from realfake.core.training_image import ResizeConfig, shape_crop
-from realfake.core.views import ContextConfig, recorded_view
 from realfake.crops.context import context_view
 from realfake.crops.native import native_view
+from realfake.crops.views import ContextConfig, recorded_view
 from realfake.detector.checkpoint import read_checkpoint
 from realfake.detector.fitness import fitness_of, warning_line
 from realfake.detector.scorer import Scorer

@@ -6,8 +6,8 @@ import dataclasses
 from realfake.core.params import load_params, load_section
 from realfake.core.stage import run_stage
 from realfake.core.training_image import ResizeConfig
-from realfake.core.views import crops_config
 from realfake.crops.stage import run_crops
+from realfake.crops.views import crops_config
 from realfake.faces.crop import FacesConfig
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 from realfake.core.params import load_params, load_section
 from realfake.core.stage import run_stage
 from realfake.core.training_image import image_size
-from realfake.core.views import read_view_record
+from realfake.detector.packed import packed_image_size
 from realfake.evaluation.evaluate import EvaluateConfig, run_evaluate
 
 
@@ -16,7 +16,7 @@ def main() -> None:
            "report": Path("reports/evaluate.md")}
     run_evaluate(load_section(EvaluateConfig, params, "evaluate"), Path("models/detector.pt"),
                  Path("data/packed"), Path("data/metadata.parquet"),
-                 read_view_record(Path("data/packed"), image_size(params))["size"], out)  # the packed view's size
+                 packed_image_size(Path("data/packed"), image_size(params)), out)  # the packed view's size
 
 
 if __name__ == "__main__":

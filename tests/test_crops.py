@@ -17,11 +17,11 @@ from PIL import Image
 from realfake.core.imageio import read_image
 from realfake.core.params import load_params, load_section
 from realfake.core.training_image import ResizeConfig
-from realfake.core.views import CropsConfig, NativeConfig, crops_config, view_record
 from realfake.core.watermark import Watermark, crop_reads_box
 from realfake.crops.context import context_view
 from realfake.crops.native import NativeWindow, face_geometry, place_window, window_reads_box
 from realfake.crops.stage import run_crops
+from realfake.crops.views import CropsConfig, NativeConfig, crops_config, view_record
 from realfake.faces.crop import FacesConfig, run_source
 from realfake.ingest.download import DownloadConfig, run_download
 from realfake.ingest.sources import resolve_source

@@ -196,8 +196,8 @@ def pipeline_views(photos: dict[str, Path], names: tuple[str, ...], view: str, r
 
     Returns the faces stage's records and the packed array (N, 3, S, S) in `names` order.
     """
-    from realfake.core.views import crops_config
     from realfake.crops.stage import run_crops
+    from realfake.crops.views import crops_config
     from realfake.sample.packing import pack_split
     from realfake.sample.views import view_rows
 
@@ -228,7 +228,7 @@ def pipeline_views(photos: dict[str, Path], names: tuple[str, ...], view: str, r
 @pytest.mark.parametrize("view", ["native", "context"])
 def test_predict_cuts_each_view_byte_for_byte_as_the_pipeline_packed_it(photos, tmp_path, view):
     """faces -> crops -> sample (packed) against predict's own detection and cut of the same photos."""
-    from realfake.core.views import view_record
+    from realfake.crops.views import view_record
     from realfake.predict import crop_faces
 
     names = ("gan", "ffhq", "lfw")
@@ -248,7 +248,7 @@ def test_predict_cuts_each_view_byte_for_byte_as_the_pipeline_packed_it(photos, 
 @pytest.mark.slow
 def test_the_checkpoint_records_the_packed_view_and_predict_scores_with_it(photos, tmp_path):
     """sample writes data/packed/view.json; train stores it; predict reads it back and cuts native windows."""
-    from realfake.core.views import view_record, write_view_record
+    from realfake.crops.views import view_record, write_view_record
     from realfake.predict import predict
 
     record = view_record("native", PARAMS)

@@ -158,7 +158,7 @@ ALLOWED = {
     "dedupe": set(),
     "attributes": set(),
     "metadata": {"attributes"},  # face measures
-    "sample": set(),
+    "sample": {"crops"},  # the view record and which view to pack (realfake/sample/views.py)
     "detector": set(),
     "evaluation": {"detector"},  # scores the test split with the trained checkpoint
 }

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from realfake.core.training_image import ResizeConfig, shape_crop
-from realfake.core.views import ContextConfig
 from realfake.core.watermark import crop_reads_box
+from realfake.crops.views import ContextConfig
 from realfake.faces.alignment import Alignment, align, pad_fraction, warp_crop
 
 

@@ -25,9 +25,9 @@ from realfake.core.imageio import DecodeError, encode_png, read_image
 from realfake.core.stage_metrics import counts, write_stage_metrics
 from realfake.core.timings import record_timing
 from realfake.core.training_image import ResizeConfig
-from realfake.core.views import CropsConfig
 from realfake.crops.context import context_view
 from realfake.crops.native import native_view
+from realfake.crops.views import CropsConfig
 
 log = logging.getLogger(__name__)
 

@@ -37,7 +37,6 @@ from realfake.core.errors import UserError
 from realfake.core.params import load_section
 from realfake.core.progress import tqdm
 from realfake.core.training_image import ResizeConfig
-from realfake.core.views import read_view_record
 from realfake.detector.augment import AugmentConfig, augment_batch
 from realfake.detector.checkpoint import preprocessing_for, save_checkpoint, to_model_input
 from realfake.detector.fitness import FitnessConfig, assess
@@ -53,6 +52,7 @@ from realfake.detector.packed import (
     PackedSplit,
     iterate_batches,
     load_split,
+    packed_view,
     read_batch,
     source_balanced_rows,
 )
@@ -378,7 +378,7 @@ def train(
         preprocessing["faces"] = dict(face_params)
     preprocessing["resize"] = resize_record(resize_params, size)  # and how the crop became the training image
     # which view the packed arrays hold (sample.view) and its params, so predict cuts new photos the same way
-    preprocessing["view"] = read_view_record(packed_dir, size) if cfg.input == "packed" else {"name": "aligned"}
+    preprocessing["view"] = packed_view(packed_dir, size) if cfg.input == "packed" else {"name": "aligned"}
     preprocessing["view"]["size"] = size
     check_fits(cfg.patch, size)
     if cfg.patch.enabled:  # how images are scored: the evaluate stage and `realfake predict` read it from here

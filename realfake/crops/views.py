@@ -1,14 +1,14 @@
-"""The detector's input view (params `sample.view`, `crops`): what the packed arrays hold, recorded beside them.
+"""The detector's input views (params `sample.view`, `crops`): their params, packed size and record.
 
 aligned: today's aligned tight crop at `resize.size`; context: a wider aligned crop at `crops.context.size`, resampled
 once from the original; native: an axis-aligned window of `crops.native.side` original pixels, never resampled
 (docs/views.md). One definition for the crops stage, the sample stage (which writes data/packed/view.json), the
-checkpoint's record of it and `realfake predict`, so they cannot disagree.
+checkpoint's record of it and `realfake predict`, so they cannot disagree. It lives outside realfake/core so
+that a change here re-runs only the stages that cut or pack views, never download, faces or resize.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,7 +21,7 @@ from realfake.core.training_image import image_size
 
 View = Literal["aligned", "context", "native"]
 VIEWS: tuple[str, ...] = ("aligned", "context", "native")
-VIEW_FILE = "view.json"  # beside the packed arrays: the view they hold and its params
+VIEW_FILE = "view.json"  # beside the packed arrays: the view they hold and its params (detector/packed.py reads it)
 
 
 @dataclass
@@ -89,23 +89,8 @@ def view_record(view: str, params: Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 def write_view_record(packed_dir: str | Path, record: Mapping[str, Any]) -> None:
-    """data/packed/view.json, atomically."""
+    """data/packed/view.json, atomically (read back by realfake.detector.packed.packed_view)."""
     write_json(Path(packed_dir) / VIEW_FILE, dict(record))
-
-
-def read_view_record(packed_dir: str | Path, aligned_size: int | None) -> dict[str, Any]:
-    """The view the packed arrays hold; arrays packed without a record (older runs, tests) hold the aligned view
-    at `aligned_size` (resize.size; None: whatever size they hold)."""
-    path = Path(packed_dir) / VIEW_FILE
-    if not path.is_file():
-        return {"name": "aligned", "size": aligned_size}
-    try:
-        record = json.loads(path.read_text())
-    except ValueError as exc:
-        raise UserError(f"{path} is not valid JSON ({exc}): re-run the sample stage") from None
-    if not isinstance(record, dict) or record.get("name") not in VIEWS or not isinstance(record.get("size"), int):
-        raise UserError(f"{path} does not describe a view (name in {VIEWS}, integer size): re-run the sample stage")
-    return record
 
 
 def recorded_view(preprocessing: Mapping[str, Any]) -> dict[str, Any]:
