@@ -112,6 +112,31 @@ def test_switching_the_view_keeps_the_splits_and_packs_the_views_pixels(reproduc
 
 
 @pytest.mark.slow
+def test_required_views_pack_the_same_faces_in_every_arm(reproduced, tmp_path):
+    """sample.require_views=[context, native]: the aligned, context and native arms pack identical face lists."""
+    from realfake.core.params import load_section
+    from realfake.core.training_image import image_size
+    from realfake.crops.views import view_record
+    from realfake.sample.sampling import SampleConfig
+    from realfake.sample.stage import run_sample
+
+    packed = {}
+    for view in ("aligned", "context", "native"):
+        params = yaml.safe_load((reproduced / "params.yaml").read_text())
+        params["sample"].update(view=view, require_views=["context", "native"])
+        out = tmp_path / view
+        report = run_sample(reproduced / "data" / "metadata.parquet", load_section(SampleConfig, params, "sample"),
+                            image_size(params), out / "packed", out / "splits.parquet", out / "sample.json",
+                            out / "plots", out / "report.json", view=view_record(view, params),
+                            crops_root=reproduced / "data" / "crops")
+        packed[view] = {s: list(pd.read_parquet(out / "packed" / f"{s}.parquet")["face_id"])
+                        for s in report["view"]["per_split"]}
+        rejected = sum(c["rejected"] for c in report["view"]["per_split"].values())
+        assert rejected > 0, "the sample's dfdc and pixabay faces lose context crops to padding"
+    assert packed["aligned"] == packed["context"] == packed["native"]
+
+
+@pytest.mark.slow
 def test_second_repro_has_nothing_to_do(reproduced):
     out = dvc(["repro"], reproduced).stdout
     assert "Data and pipelines are up to date" in out

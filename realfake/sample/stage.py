@@ -178,7 +178,7 @@ def run_sample(metadata_path: Path, cfg: SampleConfig, size: int, out_dir: Path,
     packed = {}
     for split in (*SPLITS, "holdout"):
         rows = table[table["split"] == split].assign(group=lambda d: d["split_group"])
-        chosen = view_rows(rows, view["name"], crops_root)
+        chosen = view_rows(rows, view["name"], crops_root, tuple(cfg.require_views))
         pack_split(chosen.rows, int(view["size"]), out_dir / f"{split}.npy", out_dir / f"{split}.parquet")
         packed[split] = chosen.report(len(rows))
     write_view_record(out_dir, view)
@@ -186,7 +186,7 @@ def run_sample(metadata_path: Path, cfg: SampleConfig, size: int, out_dir: Path,
     write_parquet(table[keep].astype({"stratum": "string", "split": "string", "exclude_reason": "string"}),
                   splits_path)
     report = sample_report(metadata, table, cfg, info)
-    report["view"] = {**view, "per_split": packed}
+    report["view"] = {**view, "require_views": list(cfg.require_views), "per_split": packed}
     write_stage_metrics(metrics_path, sample_headline(report), report, report_path)
     write_distribution_plots(distribution_plot(metadata, table[table["split"].isin(SPLITS)], cfg.strata,
                                                info["quality_edges"]), plots_dir)

@@ -41,21 +41,40 @@ def crops_table(crops_root: Path, sources: list[str]) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["face_id", "source"])
 
 
-def view_rows(rows: pd.DataFrame, view: str, crops_root: Path = Path("data/crops"),
-              crops: pd.DataFrame | None = None) -> ViewRows:
-    """`rows` (a split, in packing order) with `path` pointing at the view's image; rejected faces left out."""
-    if view == "aligned":
-        return ViewRows(rows.assign(path=rows["resized_path"]))
-    if crops is None:
-        crops = crops_table(crops_root, sorted(rows["source"].astype(str).unique()))
+def view_status(rows: pd.DataFrame, view: str, crops: pd.DataFrame) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """Per row of `rows`: whether `view` was kept, the reason when not, and its path relative to data/crops."""
     cols = crops[["face_id", "source", f"{view}_status", f"{view}_reason", f"{view}_path"]]
     joined = rows[["face_id", "source"]].astype(str).merge(cols.astype({"face_id": str, "source": str}),
                                                            on=["face_id", "source"], how="left")
     joined.index = rows.index
     status = joined[f"{view}_status"].fillna("missing")
-    kept = status == "kept"
-    reasons = joined.loc[~kept, f"{view}_reason"].where(status[~kept] != "missing", "not_in_crops_table")
-    paths = [(crops_root / s / p).as_posix() for s, p in zip(joined.loc[kept, "source"], joined.loc[kept, f"{view}_path"],
-                                                             strict=True)]
-    counts = reasons.fillna("unknown").astype(str).value_counts()
-    return ViewRows(rows[kept.to_numpy()].assign(path=paths), {k: int(v) for k, v in counts.items()})
+    reason = joined[f"{view}_reason"].where(status != "missing", "not_in_crops_table").fillna("unknown").astype(str)
+    path = joined["source"] + "/" + joined[f"{view}_path"].fillna("")
+    return status == "kept", reason, path
+
+
+def view_rows(rows: pd.DataFrame, view: str, crops_root: Path = Path("data/crops"), require: tuple[str, ...] = (),
+              crops: pd.DataFrame | None = None) -> ViewRows:
+    """`rows` (a split, in packing order) with `path` pointing at the view's image; rejected faces left out.
+
+    `require` (params `sample.require_views`) also leaves out faces whose other listed views were rejected, so arms
+    with different views can be packed from the very same faces (reason `<view>:<its reason>`).
+    """
+    needed = [v for v in dict.fromkeys((view, *require)) if v != "aligned"]
+    if needed and crops is None:
+        crops = crops_table(crops_root, sorted(rows["source"].astype(str).unique()))
+    keep = pd.Series(True, index=rows.index)
+    reasons = pd.Series("", index=rows.index)
+    for name in needed:
+        kept, reason, _ = view_status(rows, name, crops)
+        first = keep & ~kept  # a face is counted once, under the first view that lost it
+        reasons[first] = reason[first] if name == view else f"{name}:" + reason[first]
+        keep &= kept
+    chosen = rows[keep.to_numpy()]
+    if view == "aligned":
+        paths = chosen["resized_path"]  # as it was, dtype included: the default packs byte-identical tables
+    else:
+        relative = view_status(chosen, view, crops)[2]
+        paths = pd.Series([(crops_root / rel).as_posix() for rel in relative], index=chosen.index, dtype="string")
+    counts = reasons[~keep].value_counts()
+    return ViewRows(chosen.assign(path=paths), {k: int(v) for k, v in counts.items()})
