@@ -191,3 +191,20 @@ def test_context_crops_padded_beyond_the_limit_are_rejected_and_the_pad_is_recor
     assert len(rejected) >= 1 and (rejected["context_reason"] == "pad").all()
     assert (rejected["context_pad_fraction"] > 0).all()
     assert (table.loc[table["context_status"] == "kept", "context_pad_fraction"] == 0).all()
+
+
+@pytest.mark.slow
+def test_the_declared_box_in_params_applies_when_the_faces_table_has_none(faced, tmp_path):
+    """Faces tables built before the download stage recorded the box (the mirror's) still get the params' box."""
+    faces = pd.read_parquet(faced / "faces" / "pollinations.parquet").drop(columns="watermark_box")
+    root = tmp_path / "old"
+    (root / "faces").mkdir(parents=True)
+    faces.to_parquet(root / "faces" / "pollinations.parquet")
+    (root / "raw").symlink_to(faced / "raw")
+    out = root / "out"
+    run_crops("pollinations", CROPS, FACES.margin, RESIZE, FACES.max_pixels, root / "raw", root / "faces",
+              out / "crops", out / "metrics", out / "reports", progress=False,
+              watermark=Watermark((0.0, 0.5, 1.0, 1.0)))
+    table = pd.read_parquet(out / "crops" / "pollinations.parquet")
+    assert len(table) > 0 and (table["native_reason"] == "watermark").all()
+    assert (table["context_reason"] == "watermark").all()

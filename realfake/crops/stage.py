@@ -25,6 +25,7 @@ from realfake.core.imageio import DecodeError, encode_png, read_image
 from realfake.core.stage_metrics import counts, write_stage_metrics
 from realfake.core.timings import record_timing
 from realfake.core.training_image import ResizeConfig
+from realfake.core.watermark import Watermark
 from realfake.crops.context import context_view
 from realfake.crops.native import native_view
 from realfake.crops.views import CropsConfig
@@ -141,17 +142,21 @@ def summarize(source: str, table: pd.DataFrame, cfg: CropsConfig, seconds: float
 def run_crops(source: str, cfg: CropsConfig, margin: float, resize: ResizeConfig, max_pixels: int,
               raw_root: Path = Path("data/raw"), faces_root: Path = Path("data/faces"),
               crops_root: Path = Path("data/crops"), metrics_root: Path = Path("metrics/crops"),
-              reports_root: Path | None = None, progress: bool = True) -> dict[str, Any]:
+              reports_root: Path | None = None, progress: bool = True,
+              watermark: Watermark | None = None) -> dict[str, Any]:
     """The crops stage for one source: both views of every kept face, written atomically; returns the details.
 
     margin is faces.margin (the aligned face's centre and face_px), resize the params that re-encode the context
-    view as today's view is re-encoded, max_pixels the faces stage's decompression-bomb guard.
+    view as today's view is re-encoded, max_pixels the faces stage's decompression-bomb guard. watermark is the
+    source's declared box (params `sources.<source>.watermark`); without it, the box the download stage recorded
+    in the faces table (column `watermark_box`), if any.
     """
     from realfake.core.progress import tqdm
 
     kept = kept_faces(faces_root / f"{source}.parquet")
+    declared = None if watermark is None else list(watermark.box)
     items = [(os.fspath(raw_root / source / str(r.path)), str(r.face_id), np.asarray(r.landmarks),
-              None if r.watermark_box is None else [float(v) for v in r.watermark_box])
+              declared or (None if r.watermark_box is None else [float(v) for v in r.watermark_box]))
              for r in kept.itertuples()]
     rows: list[dict[str, Any]] = []
     start = time.perf_counter()
