@@ -53,12 +53,17 @@ def faced(tmp_path_factory) -> Path:
 
 
 def crops_of(root: Path, source: str, cfg: CropsConfig = CROPS, tag: str = "default") -> tuple[pd.DataFrame, dict, Path]:
-    """run_crops into root/<tag>: the table, the metrics headline and the crops folder."""
+    """run_crops into root/<tag>: the table, the metrics headline (with each view's `<view>_rejected` from the
+    report) and the crops folder."""
     out = root / tag
     run_crops(source, cfg, FACES.margin, RESIZE, FACES.max_pixels, root / "raw", root / "faces", out / "crops",
               out / "metrics", out / "reports", progress=False)
     table = pd.read_parquet(out / "crops" / f"{source}.parquet")
-    return table, json.loads((out / "metrics" / f"{source}.json").read_text()), out / "crops" / source
+    metrics = json.loads((out / "metrics" / f"{source}.json").read_text())
+    report = json.loads((out / "reports" / f"{source}.json").read_text())
+    assert set(metrics) == {"in", "kept", "rejected"}
+    metrics.update({f"{view}_rejected": report[view]["rejected"] for view in ("native", "context")})
+    return table, metrics, out / "crops" / source
 
 
 # ---------------------------------------------------------------- geometry (no images)

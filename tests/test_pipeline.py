@@ -107,7 +107,7 @@ def test_switching_the_view_keeps_the_splits_and_packs_the_views_pixels(reproduc
         images = np.load(tmp_path / "packed" / f"{split}.npy")
         assert images.shape == (counts["packed"], 3, record["size"], record["size"])
     assert json.loads((tmp_path / "packed" / "view.json").read_text()) == record
-    assert json.loads((tmp_path / "sample.json").read_text())["view_rejected"] == sum(
+    assert json.loads((tmp_path / "sample.json").read_text())["not_packed"] == sum(
         c["rejected"] for c in report["view"]["per_split"].values())
 
 

@@ -159,8 +159,8 @@ def sample_headline(report: dict[str, Any]) -> dict[str, Any]:
             "quality_tv_after": max(report["quality"]["tv_after"].values(), default=None),
             "lost_to_balancing": report["lost_to_balancing"]["lost"],
             "leakage": sum(report["leakage"].values()),
-            # faces placed in a split whose chosen view (sample.view) the crops stage rejected: not packed
-            "view_rejected": sum(p["rejected"] for p in report.get("view", {}).get("per_split", {}).values())}
+            # faces placed in a split whose view (sample.view, sample.require_views) the crops stage rejected
+            "not_packed": sum(p["rejected"] for p in report.get("view", {}).get("per_split", {}).values())}
 
 
 def run_sample(metadata_path: Path, cfg: SampleConfig, size: int, out_dir: Path, splits_path: Path,
@@ -168,7 +168,7 @@ def run_sample(metadata_path: Path, cfg: SampleConfig, size: int, out_dir: Path,
                view: dict[str, Any] | None = None, crops_root: Path = Path("data/crops")) -> dict[str, Any]:
     """Select, split, pack and report (headline in metrics_path, details in report_path, plots in plots_dir).
 
-    `view` (realfake.core.views.view_record; None: aligned at `size`) picks the packed pixels, after the split.
+    `view` (realfake.crops.views.view_record; None: aligned at `size`) picks the packed pixels, after the split.
     """
     metadata = pd.read_parquet(metadata_path)
     table, info = split_table(metadata, cfg)
