@@ -146,14 +146,16 @@ def check_overrides(overrides: list[str]) -> None:
 def resample(params: dict[str, Any], metadata: Path, folder: Path) -> tuple[Path, dict[str, Any]]:
     """Run the sample stage with `params` into `folder` (packed splits and its report), for --set sample.*."""
     from realfake.core.training_image import image_size
+    from realfake.crops.views import view_record
     from realfake.sample.sampling import SampleConfig
     from realfake.sample.stage import run_sample
 
     if not metadata.is_file():
         raise UserError(f"{metadata} not found: run the pipeline up to the metadata stage first")
-    report = run_sample(metadata, load_section(SampleConfig, params, "sample"), image_size(params),
+    cfg = load_section(SampleConfig, params, "sample")
+    report = run_sample(metadata, cfg, image_size(params),
                         folder / "packed", folder / "splits.parquet", folder / "sample.json", folder / "plots",
-                        folder / "sample-report.json")
+                        folder / "sample-report.json", view=view_record(cfg.view, params))
     log.info("re-sampled: %s (quality TV after %s)", report["split_sizes"], report["quality"]["tv_after"])
     return folder / "packed", {k: report[k] for k in ("split_sizes", "tv_distance", "quality", "lost_to_balancing")}
 
@@ -179,14 +181,14 @@ def _run_folds(params: dict[str, Any], cfg: CVConfig, packed_dir: Path, out_path
                tmp: Path, extra: dict[str, Any]) -> dict[str, Any]:
     from realfake.core.training_image import image_size
     from realfake.detector.model import ModelConfig
-    from realfake.detector.packed import load_split
+    from realfake.detector.packed import load_split, packed_image_size
     from realfake.detector.scorer import Scorer
     from realfake.detector.train import train
     from realfake.detector.train_config import load_train_config
     from realfake.evaluation.evaluate import EvaluateConfig, holdout_metrics, score_split
 
     started = time.perf_counter()
-    model_cfg, size = load_section(ModelConfig, params, "model"), image_size(params)
+    model_cfg, size = load_section(ModelConfig, params, "model"), packed_image_size(packed_dir, image_size(params))
     train_cfg = load_train_config(params)[0]
     if cfg.epochs is not None:
         train_cfg = dataclasses.replace(train_cfg, epochs=cfg.epochs, min_epochs=min(train_cfg.min_epochs, cfg.epochs))

@@ -21,6 +21,9 @@ from realfake.core.imageio import IMAGE_EXTENSIONS, DecodeError, read_image
 from realfake.core.params import load_section
 from realfake.core.progress import tqdm
 from realfake.core.training_image import ResizeConfig, shape_crop
+from realfake.crops.context import context_view
+from realfake.crops.native import native_view
+from realfake.crops.views import ContextConfig, recorded_view
 from realfake.detector.checkpoint import read_checkpoint
 from realfake.detector.fitness import fitness_of, warning_line
 from realfake.detector.scorer import Scorer
@@ -97,13 +100,32 @@ def model_input(rgb: np.ndarray, landmarks: np.ndarray, faces: FacesConfig, resi
     return shape_crop(crop, resize).transpose(2, 0, 1)
 
 
+def view_input(rgb: np.ndarray, landmarks: np.ndarray, faces: FacesConfig, resize: ResizeConfig,
+               view: dict[str, Any]) -> tuple[np.ndarray | None, str | None]:
+    """The model input of the checkpoint's view (3xSxS uint8), or why this face has none.
+
+    context and native go through the crops stage's own functions (realfake.crops), so a photo gives the pixels the
+    pipeline packed for it; the watermark rule is the stage's only difference (a photo has no declared box).
+    """
+    if view["name"] == "aligned":
+        return model_input(rgb, landmarks, faces, resize), None
+    if view["name"] == "native":
+        cut = native_view(rgb, landmarks, faces.margin, int(view["native"]["side"]))
+    else:
+        cut = context_view(rgb, landmarks, load_section(ContextConfig, view, "context"), resize)
+    if cut.pixels is None:
+        return None, f"{cut.reason}: {cut.detail}"
+    return cut.pixels.transpose(2, 0, 1), None
+
+
 def crop_faces(paths: list[Path], detector: FaceDetector, faces: FacesConfig, resize: ResizeConfig,
-               errors: list[dict[str, Any]]) -> list[FaceCrop]:
+               errors: list[dict[str, Any]], view: dict[str, Any] | None = None) -> list[FaceCrop]:
     """Every face above faces.min_prob in each readable file; a file that cannot be scored goes to `errors`.
 
     Detection is the faces stage's own (realfake.faces.detect.detect_faces): too-small images are answered, not
-    crashed on, and a failure on one image never costs the others theirs.
+    crashed on, and a failure on one image never costs the others theirs. `view` is the checkpoint's (view_of).
     """
+    view = view or {"name": "aligned"}
     decoded = []
     for path in paths:
         try:
@@ -129,7 +151,11 @@ def crop_faces(paths: list[Path], detector: FaceDetector, faces: FacesConfig, re
                 errors.append({**where, "error": f"face_too_small: {side:.0f} px < faces.min_face_px={faces.min_face_px}"})
                 continue
             try:
-                crops.append(FaceCrop(str(path), k, face.box, face.prob, model_input(img.rgb, face.landmarks, faces, resize)))
+                image, why = view_input(img.rgb, face.landmarks, faces, resize, view)
+                if image is None:  # the crops stage rejects such faces from training: don't score them either
+                    errors.append({**where, "error": why})
+                    continue
+                crops.append(FaceCrop(str(path), k, face.box, face.prob, image))
             except Exception as exc:  # noqa: BLE001 -- one odd face must not cost the batch its results
                 errors.append({**where, "error": f"crop_error: {type(exc).__name__}: {exc}"[:200]})
     return crops
@@ -143,6 +169,7 @@ def predict(inputs: list[str], model_path: Path, batch: int = 16, threshold: flo
     """
     scorer = Scorer(model_path, resolve_device(device, "--device"))
     faces, resize = shaping(scorer.checkpoint["preprocessing"])
+    view = recorded_view(scorer.checkpoint["preprocessing"])
     threshold = float(scorer.checkpoint.get("info", {}).get("threshold", 0.5) if threshold is None else threshold)
     warning = warning_line(fitness_of(scorer.checkpoint))
     detector = FaceDetector(faces.detect_size, faces.min_face_px, faces.detect_pad)  # as in the faces stage
@@ -150,7 +177,7 @@ def predict(inputs: list[str], model_path: Path, batch: int = 16, threshold: flo
     paths = named.files
     rows, errors = [], []
     for start in tqdm(range(0, len(paths), batch), desc="predict", unit="batch"):
-        crops = crop_faces(paths[start:start + batch], detector, faces, resize, errors)
+        crops = crop_faces(paths[start:start + batch], detector, faces, resize, errors, view)
         if crops:
             scores = scorer(np.stack([c.image for c in crops]))
             rows += [{"file": c.file, "face_index": c.index, "x1": c.box[0], "y1": c.box[1], "x2": c.box[2],

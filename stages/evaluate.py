@@ -5,6 +5,7 @@ from pathlib import Path
 from realfake.core.params import load_params, load_section
 from realfake.core.stage import run_stage
 from realfake.core.training_image import image_size
+from realfake.detector.packed import packed_image_size
 from realfake.evaluation.evaluate import EvaluateConfig, run_evaluate
 
 
@@ -14,7 +15,8 @@ def main() -> None:
            "breakdowns": Path("reports/evaluate_breakdowns.json"), "plots": Path("plots/evaluate"),
            "report": Path("reports/evaluate.md")}
     run_evaluate(load_section(EvaluateConfig, params, "evaluate"), Path("models/detector.pt"),
-                 Path("data/packed"), Path("data/metadata.parquet"), image_size(params), out)
+                 Path("data/packed"), Path("data/metadata.parquet"),
+                 packed_image_size(Path("data/packed"), image_size(params)), out)  # the packed view's size
 
 
 if __name__ == "__main__":

@@ -2,9 +2,11 @@
 
 from pathlib import Path
 
+from realfake.core.errors import UserError
 from realfake.core.params import load_params, load_section
 from realfake.core.stage import run_stage
 from realfake.core.training_image import image_size
+from realfake.crops.views import view_record
 from realfake.sample.sampling import SampleConfig
 from realfake.sample.shards import write_stage_shards
 from realfake.sample.stage import run_sample
@@ -13,8 +15,12 @@ from realfake.sample.stage import run_sample
 def main() -> None:
     params = load_params()
     cfg, size = load_section(SampleConfig, params, "sample"), image_size(params)  # checked before the long work
+    view = view_record(cfg.view, params)
+    if cfg.view != "aligned" and cfg.shards.enabled:
+        raise UserError(f"sample.shards hold the aligned view only: set sample.shards.enabled=false with "
+                        f"sample.view={cfg.view}")
     run_sample(Path("data/metadata.parquet"), cfg, size, Path("data/packed"), Path("data/splits.parquet"),
-               Path("metrics/sample.json"), Path("plots/sample"))
+               Path("metrics/sample.json"), Path("plots/sample"), view=view)
     write_stage_shards(Path("data/metadata.parquet"), Path("data/splits.parquet"), Path("data/shards"), cfg.shards,
                        cfg.seed, size, Path("reports/shards.json"))
 

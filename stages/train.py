@@ -11,6 +11,7 @@ from realfake.core.params import load_params, load_section
 from realfake.core.stage import run_stage
 from realfake.core.training_image import image_size
 from realfake.detector.model import ModelConfig
+from realfake.detector.packed import packed_image_size
 from realfake.detector.stage import run_train_stage
 from realfake.detector.train_config import load_train_config
 
@@ -27,7 +28,8 @@ def main() -> None:
     params = load_params(args.params)
     model_cfg = load_section(ModelConfig, params, "model")  # every section is checked before anything is logged
     train_cfg, override = load_train_config(params)
-    run_train_stage(model_cfg, train_cfg, image_size(params), params.get("faces"),
+    size = packed_image_size(args.packed, image_size(params))  # the packed view's (sample.view)
+    run_train_stage(model_cfg, train_cfg, size, params.get("faces"),
                     args.packed, args.checkpoint, args.card, args.metrics, args.live, resize=params.get("resize"),
                     profile=(params.get("data") or {}).get("profile"), profile_overrides=override)
 

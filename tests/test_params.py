@@ -15,6 +15,7 @@ from realfake.core.engine import ComputeConfig
 from realfake.core.errors import UserError
 from realfake.core.params import load_section
 from realfake.core.training_image import ResizeConfig, image_size
+from realfake.crops.views import CropsConfig
 from realfake.cv import CVConfig
 from realfake.dedupe.config import DedupeConfig
 from realfake.detector.model import ModelConfig
@@ -33,7 +34,7 @@ SECTIONS = {
     "data": DataConfig, "download": DownloadConfig, "faces": FacesConfig, "resize": ResizeConfig,
     "dedupe": DedupeConfig, "attributes": AttributesConfig, "metadata": MetadataConfig, "sample": SampleConfig,
     "cv": CVConfig, "model": ModelConfig, "train": TrainConfig, "evaluate": EvaluateConfig,
-    "compute": ComputeConfig,
+    "compute": ComputeConfig, "crops": CropsConfig,
 }
 
 

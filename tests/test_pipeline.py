@@ -64,6 +64,80 @@ def test_repro_on_the_sample_runs_every_stage_and_metrics_reconcile(reproduced):
 
 
 @pytest.mark.slow
+def test_repro_cuts_both_views_of_every_kept_face_and_counts_reconcile(reproduced):
+    """The crops stage ran for every source: one row per kept face, in = kept + rejected per view, files on disk."""
+    params = yaml.safe_load((reproduced / "params.yaml").read_text())
+    for name in params["sources"]:
+        faces = json.loads((reproduced / "metrics" / "faces" / f"{name}.json").read_text())
+        metrics = json.loads((reproduced / "metrics" / "crops" / f"{name}.json").read_text())
+        details = json.loads((reproduced / "reports" / "crops" / f"{name}.json").read_text())
+        table = pd.read_parquet(reproduced / "data" / "crops" / f"{name}.parquet")
+        assert metrics["in"] == faces["kept"] == len(table), name
+        for view in ("native", "context"):
+            assert details[view]["in"] == details[view]["kept"] + details[view]["rejected"], (name, view)
+            on_disk = len(list((reproduced / "data" / "crops" / name / view).glob("*.png")))
+            assert on_disk == details[view]["kept"] == int((table[f"{view}_status"] == "kept").sum()), (name, view)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("view", ["context", "native"])
+def test_switching_the_view_keeps_the_splits_and_packs_the_views_pixels(reproduced, tmp_path, view):
+    """sample.view changes what is packed, never who is in which split; rejected views are counted per split."""
+    from realfake.core.params import load_section
+    from realfake.core.training_image import image_size
+    from realfake.crops.views import view_record
+    from realfake.sample.sampling import SampleConfig
+    from realfake.sample.stage import run_sample
+
+    params = yaml.safe_load((reproduced / "params.yaml").read_text())
+    params["sample"]["view"] = view
+    record = view_record(view, params)
+    report = run_sample(reproduced / "data" / "metadata.parquet", load_section(SampleConfig, params, "sample"),
+                        image_size(params), tmp_path / "packed", tmp_path / "splits.parquet", tmp_path / "sample.json",
+                        tmp_path / "plots", tmp_path / "report.json", view=record,
+                        crops_root=reproduced / "data" / "crops")
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "splits.parquet"),
+                                  pd.read_parquet(reproduced / "data" / "splits.parquet"))
+    splits = pd.read_parquet(reproduced / "data" / "splits.parquet")
+    aligned = {s: pd.read_parquet(reproduced / "data" / "packed" / f"{s}.parquet") for s in report["view"]["per_split"]}
+    for split, counts in report["view"]["per_split"].items():
+        assert counts["in"] == int((splits["split"] == split).sum()) == len(aligned[split])
+        assert counts["in"] == counts["packed"] + counts["rejected"], (split, counts)
+        packed = pd.read_parquet(tmp_path / "packed" / f"{split}.parquet")
+        assert set(packed["face_id"]) <= set(aligned[split]["face_id"]) and len(packed) == counts["packed"]
+        images = np.load(tmp_path / "packed" / f"{split}.npy")
+        assert images.shape == (counts["packed"], 3, record["size"], record["size"])
+    assert json.loads((tmp_path / "packed" / "view.json").read_text()) == record
+    assert json.loads((tmp_path / "sample.json").read_text())["not_packed"] == sum(
+        c["rejected"] for c in report["view"]["per_split"].values())
+
+
+@pytest.mark.slow
+def test_required_views_pack_the_same_faces_in_every_arm(reproduced, tmp_path):
+    """sample.require_views=[context, native]: the aligned, context and native arms pack identical face lists."""
+    from realfake.core.params import load_section
+    from realfake.core.training_image import image_size
+    from realfake.crops.views import view_record
+    from realfake.sample.sampling import SampleConfig
+    from realfake.sample.stage import run_sample
+
+    packed = {}
+    for view in ("aligned", "context", "native"):
+        params = yaml.safe_load((reproduced / "params.yaml").read_text())
+        params["sample"].update(view=view, require_views=["context", "native"])
+        out = tmp_path / view
+        report = run_sample(reproduced / "data" / "metadata.parquet", load_section(SampleConfig, params, "sample"),
+                            image_size(params), out / "packed", out / "splits.parquet", out / "sample.json",
+                            out / "plots", out / "report.json", view=view_record(view, params),
+                            crops_root=reproduced / "data" / "crops")
+        packed[view] = {s: list(pd.read_parquet(out / "packed" / f"{s}.parquet")["face_id"])
+                        for s in report["view"]["per_split"]}
+        rejected = sum(c["rejected"] for c in report["view"]["per_split"].values())
+        assert rejected > 0, "the sample's dfdc and pixabay faces lose context crops to padding"
+    assert packed["aligned"] == packed["context"] == packed["native"]
+
+
+@pytest.mark.slow
 def test_second_repro_has_nothing_to_do(reproduced):
     out = dvc(["repro"], reproduced).stdout
     assert "Data and pipelines are up to date" in out

@@ -4,6 +4,7 @@ models trained tiny in temp dirs, real subprocess exit codes."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import pickle
@@ -25,6 +26,7 @@ from realfake.core.training_image import ResizeConfig
 from realfake.detector.checkpoint import load_detector
 from realfake.detector.fitness import FitnessConfig, assess
 from realfake.detector.model import ModelConfig
+from realfake.detector.patches import PatchConfig
 from realfake.detector.train import train
 from realfake.detector.train_config import TrainConfig
 from realfake.faces.crop import FacesConfig, process_images
@@ -188,6 +190,79 @@ def test_predict_shapes_faces_exactly_like_training_with_default_params(photos, 
     primary = [min((c for c in crops if Path(c.file).stem == n), key=lambda c: np.abs(c.box - np.asarray(r["box"])).sum())
                for n, r in zip(names, records, strict=True)]
     assert np.abs(scorer(np.stack([c.image for c in primary])) - stage_scores).max() < 0.01
+
+
+def pipeline_views(photos: dict[str, Path], names: tuple[str, ...], view: str, root: Path) -> tuple[list, np.ndarray]:
+    """The photos through the faces stage, the crops stage and the sample stage's packing of `view`.
+
+    Returns the faces stage's records and the packed array (N, 3, S, S) in `names` order.
+    """
+    from realfake.crops.stage import run_crops
+    from realfake.crops.views import crops_config
+    from realfake.sample.packing import pack_split
+    from realfake.sample.views import view_rows
+
+    faces_cfg = load_section(FacesConfig, {"faces": {**PARAMS["faces"], "workers": 1}}, "faces")
+    raw = root / "raw" / "photos"
+    raw.mkdir(parents=True)
+    for n in names:
+        (raw / photos[n].name).write_bytes(photos[n].read_bytes())
+    records, _ = process_images([(str(raw / photos[n].name), n) for n in names], root / "aligned", faces_cfg,
+                                progress=False)
+    assert all(r["status"] == "kept" for r in records)
+    (root / "faces").mkdir()
+    pd.DataFrame({"face_id": list(names), "status": "kept", "path": [photos[n].name for n in names],
+                  "landmarks": [r["landmarks"] for r in records]}).to_parquet(root / "faces" / "photos.parquet")
+    crops = dataclasses.replace(crops_config(PARAMS), workers=1)
+    run_crops("photos", crops, faces_cfg.margin, load_section(ResizeConfig, PARAMS, "resize"), faces_cfg.max_pixels,
+              root / "raw", root / "faces", root / "crops", root / "metrics", progress=False)
+    rows = pd.DataFrame({"face_id": list(names), "source": "photos", "label": "real", "group": list(names),
+                         "stratum": "s", "resized_path": None})
+    chosen = view_rows(rows, view, root / "crops")
+    assert len(chosen.rows) == len(names), chosen.rejected_by_reason
+    size = 128
+    pack_split(chosen.rows, size, root / "packed" / "test.npy", root / "packed" / "test.parquet")
+    return records, np.load(root / "packed" / "test.npy")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("view", ["native", "context"])
+def test_predict_cuts_each_view_byte_for_byte_as_the_pipeline_packed_it(photos, tmp_path, view):
+    """faces -> crops -> sample (packed) against predict's own detection and cut of the same photos."""
+    from realfake.crops.views import view_record
+    from realfake.predict import crop_faces
+
+    names = ("gan", "ffhq", "lfw")
+    records, packed = pipeline_views(photos, names, view, tmp_path)
+    record = view_record(view, PARAMS)
+    faces = load_section(FacesConfig, PARAMS, "faces")
+    resize = load_section(ResizeConfig, {"resize": {**PARAMS["resize"], "size": record["size"]}}, "resize")
+    errors: list = []
+    crops = crop_faces([photos[n] for n in names], FaceDetector(faces.detect_size, faces.min_face_px,
+                                                                 faces.detect_pad), faces, resize, errors, record)
+    for name, expected, rec in zip(names, packed, records, strict=True):
+        got = min((c for c in crops if Path(c.file).stem == name),
+                  key=lambda c: np.abs(c.box - np.asarray(rec["box"])).sum())  # the stage's primary face
+        assert got.image.dtype == np.uint8 and np.array_equal(got.image, expected), (name, view)
+
+
+@pytest.mark.slow
+def test_the_checkpoint_records_the_packed_view_and_predict_scores_with_it(photos, tmp_path):
+    """sample writes data/packed/view.json; train stores it; predict reads it back and cuts native windows."""
+    from realfake.crops.views import view_record, write_view_record
+    from realfake.predict import predict
+
+    record = view_record("native", PARAMS)
+    write_packed(tmp_path / "packed", "train", 40, 40, record["size"], seed=0)
+    write_packed(tmp_path / "packed", "val", 20, 20, record["size"], seed=1)
+    write_view_record(tmp_path / "packed", record)
+    cfg = TrainConfig(epochs=1, batch_size=32, min_epochs=1, threads=1, patch=PatchConfig(size=64, count=4))
+    train(TINY, cfg, tmp_path / "packed", tmp_path / "detector.pt", tmp_path / "live", record["size"],
+          PARAMS["faces"], PARAMS["resize"], "sample")
+    pre = torch.load(tmp_path / "detector.pt", weights_only=True)["preprocessing"]
+    assert pre["view"] == record and pre["size"] == 128 and pre["patch"]["size"] == 64
+    table = predict([str(photos[n]) for n in ("gan", "ffhq", "lfw")], tmp_path / "detector.pt")
+    assert table["p_fake"].notna().sum() >= 3, table
 
 
 def test_checkpoint_without_a_resize_record_is_scored_without_reencoding_and_says_so(caplog):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections import Counter
 from dataclasses import dataclass
@@ -109,3 +110,29 @@ def read_batch(split: PackedSplit, batch: np.ndarray) -> tuple[torch.Tensor, tor
     """uint8 images and float labels for positions `batch` of the split (reads only those rows)."""
     images = torch.from_numpy(np.ascontiguousarray(split.images[split.rows[batch]]))
     return images, torch.from_numpy(split.y[batch]).float()
+
+
+VIEW_FILE = "view.json"  # realfake.crops.views.VIEW_FILE: the sample stage writes it beside the arrays
+
+
+def packed_view(packed_dir: str | os.PathLike, aligned_size: int | None) -> dict[str, Any]:
+    """The view the packed arrays hold (`sample.view`, its size and params: realfake.crops.views.view_record).
+
+    Arrays packed without a record (older runs, tests that pack their own) hold the aligned view at `aligned_size`
+    (resize.size; None: whatever size they hold).
+    """
+    path = Path(packed_dir) / VIEW_FILE
+    if not path.is_file():
+        return {"name": "aligned", "size": aligned_size}
+    try:
+        record = json.loads(path.read_text())
+    except ValueError as exc:
+        raise UserError(f"{path} is not valid JSON ({exc}): re-run the sample stage") from None
+    if not isinstance(record, dict) or not isinstance(record.get("name"), str) or not isinstance(record.get("size"), int):
+        raise UserError(f"{path} does not describe a view (a name and an integer size): re-run the sample stage")
+    return record
+
+
+def packed_image_size(packed_dir: str | os.PathLike, aligned_size: int | None) -> int | None:
+    """Side of the packed images: the view's (packed_view), resize.size for arrays packed without a record."""
+    return packed_view(packed_dir, aligned_size)["size"]

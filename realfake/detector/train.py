@@ -50,7 +50,7 @@ from realfake.detector.model import (
     config_to_dict,
     count_parameters,
 )
-from realfake.detector.packed import PackedSplit
+from realfake.detector.packed import PackedSplit, packed_view
 from realfake.detector.patches import PatchConfig, check_fits, image_logits, random_patches
 from realfake.detector.schedule import EarlyStopping, make_optimizer, make_scheduler
 from realfake.detector.threshold import choose_threshold
@@ -198,6 +198,9 @@ def train(
     if face_params is not None:  # how faces were cut, so `realfake predict` crops new photos the same way
         preprocessing["faces"] = dict(face_params)
     preprocessing["resize"] = resize_record(resize_params, size)  # and how the crop became the training image
+    # which view the packed arrays hold (sample.view) and its params, so predict cuts new photos the same way
+    preprocessing["view"] = packed_view(packed_dir, size) if cfg.input == "packed" else {"name": "aligned"}
+    preprocessing["view"]["size"] = size
     check_fits(cfg.patch, size)
     model_side = cfg.patch.size if cfg.patch.enabled else size
     if model_cfg.arch == "npr" and model_side % 2:  # the residual works on 2x2 cells

@@ -10,6 +10,7 @@ import pandas as pd
 
 from realfake.core.atomic import write_parquet, write_text
 from realfake.core.stage_metrics import counts, write_stage_metrics
+from realfake.crops.views import write_view_record
 from realfake.sample.packing import pack_split
 from realfake.sample.quality_cells import bands
 from realfake.sample.sampling import (
@@ -22,6 +23,7 @@ from realfake.sample.sampling import (
     stratum_keys,
     tv_distance,
 )
+from realfake.sample.views import view_rows
 
 log = logging.getLogger(__name__)
 
@@ -156,21 +158,35 @@ def sample_headline(report: dict[str, Any]) -> dict[str, Any]:
             "held_out": report["held_out"], "tv_after": report["tv_distance"]["after"],
             "quality_tv_after": max(report["quality"]["tv_after"].values(), default=None),
             "lost_to_balancing": report["lost_to_balancing"]["lost"],
-            "leakage": sum(report["leakage"].values())}
+            "leakage": sum(report["leakage"].values()),
+            # faces placed in a split whose view (sample.view, sample.require_views) the crops stage rejected
+            "not_packed": sum(p["rejected"] for p in report.get("view", {}).get("per_split", {}).values())}
 
 
 def run_sample(metadata_path: Path, cfg: SampleConfig, size: int, out_dir: Path, splits_path: Path,
-               metrics_path: Path, plots_dir: Path, report_path: Path | None = None) -> dict[str, Any]:
-    """Select, split, pack and report (headline in metrics_path, details in report_path, plots in plots_dir)."""
+               metrics_path: Path, plots_dir: Path, report_path: Path | None = None,
+               view: dict[str, Any] | None = None, crops_root: Path = Path("data/crops")) -> dict[str, Any]:
+    """Select, split, pack and report (headline in metrics_path, details in report_path, plots in plots_dir).
+
+    `view` (realfake.crops.views.view_record; None: aligned at `size`) picks the packed pixels, after the split.
+    """
     metadata = pd.read_parquet(metadata_path)
     table, info = split_table(metadata, cfg)
+    view = view or {"name": "aligned", "size": size}
+    if view["name"] != cfg.view:
+        raise ValueError(f"run_sample got the {view['name']!r} view record but sample.view is {cfg.view!r}")
+    packed = {}
     for split in (*SPLITS, "holdout"):
-        rows = table[table["split"] == split].assign(path=lambda d: d["resized_path"], group=lambda d: d["split_group"])
-        pack_split(rows, size, out_dir / f"{split}.npy", out_dir / f"{split}.parquet")
+        rows = table[table["split"] == split].assign(group=lambda d: d["split_group"])
+        chosen = view_rows(rows, view["name"], crops_root, tuple(cfg.require_views))
+        pack_split(chosen.rows, int(view["size"]), out_dir / f"{split}.npy", out_dir / f"{split}.parquet")
+        packed[split] = chosen.report(len(rows))
+    write_view_record(out_dir, view)
     keep = ["face_id", "source", "label", "split_group", "stratum", "split", "exclude_reason", "holdout_for"]
     write_parquet(table[keep].astype({"stratum": "string", "split": "string", "exclude_reason": "string"}),
                   splits_path)
     report = sample_report(metadata, table, cfg, info)
+    report["view"] = {**view, "require_views": list(cfg.require_views), "per_split": packed}
     write_stage_metrics(metrics_path, sample_headline(report), report, report_path)
     write_distribution_plots(distribution_plot(metadata, table[table["split"].isin(SPLITS)], cfg.strata,
                                                info["quality_edges"]), plots_dir)
