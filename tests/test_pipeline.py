@@ -113,8 +113,9 @@ def test_switching_the_view_keeps_the_splits_and_packs_the_views_pixels(reproduc
 
 
 @pytest.mark.slow
-def test_required_views_pack_the_same_faces_in_every_arm(reproduced, tmp_path):
+def test_required_views_pack_the_same_faces_in_every_arm(reproduced, tmp_path, monkeypatch):
     """sample.require_views=[context, native]: the aligned, context and native arms pack identical face lists."""
+    monkeypatch.chdir(reproduced)  # the metadata's image paths are relative to the repo, as in the sample stage
     from realfake.core.params import load_section
     from realfake.core.training_image import image_size
     from realfake.crops.views import view_record
