@@ -160,3 +160,12 @@ def _shortcut(in_channels: int, out_channels: int, stride: int) -> nn.Module:
     if stride == 1 and in_channels == out_channels:
         return nn.Identity()
     return nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride, bias=False), nn.BatchNorm2d(out_channels))
+
+
+def init_classifier(net: nn.Module, fc: nn.Linear) -> None:
+    """He init for convolutions (ReLU nets, as torchvision's ResNet), zero bias for the classifier so it starts at p=0.5."""
+    for module in net.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+    nn.init.normal_(fc.weight, std=0.01)
+    nn.init.zeros_(fc.bias)

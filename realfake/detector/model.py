@@ -33,7 +33,7 @@ from typing import Any, Literal
 from torch import nn
 
 from realfake.core.errors import UserError
-from realfake.detector.layers import CBAM, ConvBnAct, SelfAttention2d, SqueezeExcite
+from realfake.detector.layers import CBAM, ConvBnAct, SelfAttention2d, SqueezeExcite, init_classifier
 from realfake.detector.npr_net import NprConfig, NPRDetector
 
 
@@ -123,11 +123,7 @@ class Detector(nn.Module):
 
     def reset_parameters(self) -> None:
         """He init for convolutions (ReLU nets), zero bias for the classifier so it starts at p=0.5."""
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-        nn.init.normal_(self.fc.weight, std=0.01)
-        nn.init.zeros_(self.fc.bias)
+        init_classifier(self, self.fc)
 
     def forward(self, x):
         features = self.pool(self.stages(x)).flatten(1)

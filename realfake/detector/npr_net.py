@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from realfake.core.errors import UserError
-from realfake.detector.layers import BasicBlock, Bottleneck
+from realfake.detector.layers import BasicBlock, Bottleneck, init_classifier
 from realfake.detector.npr import NeighbourResidual
 
 BLOCKS = {"basic": BasicBlock, "bottleneck": Bottleneck}
@@ -79,11 +79,7 @@ class NPRDetector(nn.Module):
 
     def reset_parameters(self) -> None:
         """He init for convolutions (as torchvision's ResNet), zero bias for the classifier so it starts at p=0.5."""
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-        nn.init.normal_(self.fc.weight, std=0.01)
-        nn.init.zeros_(self.fc.bias)
+        init_classifier(self, self.fc)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         features = self.pool(self.stages(self.stem(self.residual(x)))).flatten(1)

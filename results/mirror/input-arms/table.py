@@ -7,8 +7,9 @@ from pathlib import Path
 runs = Path(sys.argv[1])
 rows = {}
 for d in sorted(p for p in runs.iterdir() if (p / "done").exists()):
-    ev, rep = json.load(open(d / "metrics/evaluate.json")), json.load(open(d / "reports/evaluate.json"))
-    timing = [json.loads(x) for x in open(d / "logs/timings.jsonl")] if (d / "logs/timings.jsonl").exists() else []
+    ev = json.loads((d / "metrics/evaluate.json").read_text())
+    rep = json.loads((d / "reports/evaluate.json").read_text())
+    timing = [json.loads(x) for x in (d / "logs/timings.jsonl").read_text().splitlines()] if (d / "logs/timings.jsonl").exists() else []
     train_s = next((t["train_seconds"] for t in timing if t.get("stage") == "train"), None)
     hp, ho, rb = rep["honest_pair"], rep["holdout"], rep.get("robustness", {})
     row = {"test_auc": ev["auc"], "pair_auc": hp["pair_auc"], "ffhq_acc": hp["real_accuracy"],
@@ -22,7 +23,7 @@ for d in sorted(p for p in runs.iterdir() if (p / "done").exists()):
         if src in ho:
             row[f"{src}_left_out"] = ho[src].get("called_right") if src == "pixabay" else ho[src].get("auc")
     rows[d.name] = row
-json.dump(rows, open(runs / "summary.json", "w"), indent=1, sort_keys=True)
+(runs / "summary.json").write_text(json.dumps(rows, indent=1, sort_keys=True))
 arms = {}
 for name, row in rows.items():
     arm, _, seed = name.rpartition("-s")
