@@ -13,7 +13,7 @@ def main() -> None:
     params = load_params()
     out = {"metrics": Path("metrics/evaluate.json"), "details": Path("reports/evaluate.json"),
            "breakdowns": Path("reports/evaluate_breakdowns.json"), "plots": Path("plots/evaluate"),
-           "report": Path("reports/evaluate.md")}
+           "report": Path("reports/evaluate.md"), "scores": Path("reports/scores.parquet")}
     run_evaluate(load_section(EvaluateConfig, params, "evaluate"), Path("models/detector.pt"),
                  Path("data/packed"), Path("data/metadata.parquet"),
                  packed_image_size(Path("data/packed"), image_size(params)), out)  # the packed view's size

@@ -193,6 +193,21 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
     return float(inter / ((a[2:] - a[:2]).prod() + (b[2:] - b[:2]).prod() - inter))
 
 
+def test_evaluate_writes_one_score_row_per_test_and_held_out_face(reproduced):
+    from sklearn.metrics import roc_auc_score
+
+    scores = pd.read_parquet(reproduced / "reports" / "scores.parquet")
+    report = json.loads((reproduced / "reports" / "evaluate.json").read_text())
+    test, held = scores[scores["split"] == "test"], scores[scores["split"] == "holdout"]
+    assert len(test) == report["n"]["test"] and len(held) == report["holdout"]["n"] > 0
+    assert test["face_id"].is_unique and test["holdout_for"].isna().all() and held["holdout_for"].notna().all()
+    assert roc_auc_score(test["y"], test["p_fake"]) == pytest.approx(report["at_threshold"]["roc_auc"])
+    assert roc_auc_score(test["y"], test["p_audit"]) == pytest.approx(report["baselines"]["audit"]["roc_auc"])
+    real = held[held["source"] == "ciplab-real"]
+    assert (real["p_fake"] < report["threshold"]["threshold"]).mean() == pytest.approx(
+        report["holdout"]["ciplab-real"]["called_right"])
+
+
 @pytest.mark.slow
 def test_predict_reproduces_the_evaluate_scores_on_test_faces(reproduced, monkeypatch):
     """With the default params (JPEG re-encoding included), predict builds the packed pixels from the photo."""

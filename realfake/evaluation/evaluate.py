@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from realfake.core.atomic import write_json, write_text
+from realfake.core.atomic import write_json, write_parquet, write_text
 from realfake.core.device import resolve_device
 from realfake.core.stage_metrics import write_stage_metrics
 from realfake.core.tables import markdown_table
@@ -42,7 +42,7 @@ from realfake.evaluation.metrics import (
     plot_records,
     to_jsonable,
 )
-from realfake.evaluation.robustness import robustness_table
+from realfake.evaluation.robustness import DEFAULT_SPECS, robustness_table
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ class EvaluateConfig:
     yaw_edges: tuple[float, ...] = (0, 15, 30, 45, 180)
     quality_quantiles: int = 4
     honest_pair: HonestPair = field(default_factory=HonestPair)
-    robustness: tuple[str, ...] = ("jpeg:75", "jpeg:50", "jpeg:30", "blur:1", "blur:2", "downscale:0.5", "crop:0.9")
+    robustness: tuple[str, ...] = DEFAULT_SPECS
     spectral: SpectralConfig = field(default_factory=SpectralConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
     batch_size: int = 256
@@ -140,18 +140,45 @@ def holdout_table(p_fake: np.ndarray, y: np.ndarray, source: np.ndarray, holdout
     return out
 
 
-def holdout_metrics(scorer: Scorer, packed_dir: Path, size: int, threshold: float, batch: int) -> dict[str, Any]:
-    """Sources never trained on: per held-out source the share called right, and a fake source's AUC (holdout_table)."""
+def holdout_scores(scorer: Scorer, packed_dir: Path, size: int, batch: int) -> pd.DataFrame | None:
+    """p_fake for every face of the held-out split (sources never trained on), or None when nothing was held out."""
     if not (packed_dir / "holdout.npy").exists():
-        return {}
+        return None
     split = load_split(packed_dir, "holdout", size)
     if len(split) == 0:
-        return {}
+        return None
     if "holdout_for" not in split.meta or split.meta["holdout_for"].isna().any():
         log.warning("%s/holdout.parquet lacks holdout_for (packed by older code): re-run the sample stage", packed_dir)
+        return None
+    return split.meta[["face_id", "source", "label", "holdout_for"]].assign(
+        y=split.y, p_fake=score_split(scorer, split, batch))
+
+
+def holdout_metrics(scorer: Scorer, packed_dir: Path, size: int, threshold: float, batch: int) -> dict[str, Any]:
+    """Sources never trained on: per held-out source the share called right, and a fake source's AUC (holdout_table)."""
+    return held_out_table(holdout_scores(scorer, packed_dir, size, batch), threshold)
+
+
+def held_out_table(frame: pd.DataFrame | None, threshold: float) -> dict[str, Any]:
+    """holdout_table of a holdout_scores frame ({} when nothing was held out)."""
+    if frame is None:
         return {}
-    p = score_split(scorer, split, batch)
-    return holdout_table(p, split.y, split.meta["source"].to_numpy(), split.meta["holdout_for"].to_numpy(), threshold)
+    return holdout_table(frame["p_fake"].to_numpy(), frame["y"].to_numpy(), frame["source"].to_numpy(),
+                         frame["holdout_for"].to_numpy(), threshold)
+
+
+def scores_table(test: pd.DataFrame, holdout: pd.DataFrame | None) -> pd.DataFrame:
+    """reports/scores.parquet: one row per scored face (test and held-out), for error analysis and score fusion."""
+    parts = [test.assign(split="test", holdout_for=pd.array([pd.NA] * len(test), dtype="string"))]
+    if holdout is not None:
+        parts.append(holdout.assign(split="holdout"))
+    frame = pd.concat(parts, ignore_index=True)
+    cols = ["split", "face_id", "source", "label", "y", "p_fake", "p_spectral", "p_audit", "holdout_for"]
+    frame = frame.reindex(columns=cols)
+    frame["y"] = frame["y"].astype("int8")
+    for c in ("split", "face_id", "source", "label", "holdout_for"):
+        frame[c] = frame[c].astype("string")
+    return frame
 
 
 def run_evaluate(cfg: EvaluateConfig, model_path: Path, packed_dir: Path, metadata_path: Path, size: int,
@@ -182,10 +209,11 @@ def run_evaluate(cfg: EvaluateConfig, model_path: Path, packed_dir: Path, metada
                                       ("spectral", "spectral baseline", "only the crop's power spectrum"))]
     test_images = np.asarray(test.images[test.rows])
     robust = robustness_table(test_images, test.y, scorer, cfg.robustness, threshold, cfg.batch_size)
+    held = holdout_scores(scorer, packed_dir, size, cfg.batch_size)
 
     report = {
         **core,
-        "holdout": holdout_metrics(scorer, packed_dir, size, threshold, cfg.batch_size),
+        "holdout": held_out_table(held, threshold),
         "n": {"val": len(val), "test": len(test), "test_without_metadata": missing},
         "honest_pair": bd["honest_pair"],
         "baselines": {"spectral": binary_metrics(test.y, extra["spectral"], spectral_t),
@@ -197,6 +225,7 @@ def run_evaluate(cfg: EvaluateConfig, model_path: Path, packed_dir: Path, metada
     write_stage_metrics(out["metrics"], headline(report), to_jsonable(report), out["details"])
     write_json(out["breakdowns"], to_jsonable({**bd, "shortcut_audit": verdicts,
                                                "per_source_models": per_source.to_dict(orient="records")}))
+    write_parquet(scores_table(scored, held), out["scores"])
     plots = plot_records(test.y, p_test, threshold, cfg.calibration_bins, cfg.curve_points)
     plots["robustness"] = [{"transform": r["transform"], "roc_auc": r["roc_auc"]} for r in robust]
     for name, records in plots.items():

@@ -21,7 +21,7 @@ from realfake.evaluation.metrics import binary_metrics
 log = logging.getLogger(__name__)
 
 Transform = Callable[[np.ndarray], np.ndarray]
-DEFAULT_SPECS = ("jpeg:75", "jpeg:50", "jpeg:30", "blur:1", "blur:2", "downscale:0.5", "crop:0.9")
+DEFAULT_SPECS = ("jpeg:95", "jpeg:75", "jpeg:50", "jpeg:30", "blur:1", "blur:2", "downscale:0.5", "crop:0.9")
 
 
 def _check(batch: np.ndarray) -> np.ndarray:
