@@ -72,6 +72,11 @@ def test_bad_model_params_are_user_errors():
         load({"attention": "maybe"})
     with pytest.raises(UserError, match="attention_stages"):
         ModelConfig(attention_stages=[7])
+    with pytest.raises(UserError, match=r"mhsa_heads 5 must divide .* \{4: 128\}"):
+        load({"attention_type": "mhsa", "mhsa_heads": 5})
+    with pytest.raises(UserError, match=r"mhsa_heads 3 must divide .* \{1: 64\}"):
+        load({"arch": "npr", "attention_type": "mhsa", "mhsa_heads": 3})
+    assert load({"attention_type": "mhsa", "mhsa_heads": 5, "attention": False}).mhsa_heads == 5  # unused: fine
 
 
 def test_blocks_keep_shape_and_gates_act():

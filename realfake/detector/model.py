@@ -62,6 +62,16 @@ class ModelConfig:
         bad = [s for s in self.stages_with_attention() if not 0 <= s < self.num_stages()]
         if bad:
             raise UserError(f"model.attention_stages {bad} out of range 0..{self.num_stages() - 1} for arch {self.arch}")
+        if self.attention and self.attention_type == "mhsa":
+            widths = {s: self.stage_width(s) for s in self.stages_with_attention()}
+            uneven = {s: w for s, w in widths.items() if self.mhsa_heads < 1 or w % self.mhsa_heads}
+            if uneven:
+                raise UserError(f"model.mhsa_heads {self.mhsa_heads} must divide the width of every stage with "
+                                f"attention (stage: width {uneven})")
+
+    def stage_width(self, stage: int) -> int:
+        """Channels leaving `stage` of the chosen architecture (what its attention block sees)."""
+        return self.widths[stage] if self.arch == "cnn" else self.npr.out_channels(stage)
 
     def num_stages(self) -> int:
         """Stages of the chosen architecture (where attention blocks can go)."""
