@@ -2,7 +2,6 @@
 
 from pathlib import Path
 
-from realfake.core.errors import UserError
 from realfake.core.params import load_params, load_section
 from realfake.core.stage import run_stage
 from realfake.core.training_image import image_size
@@ -16,13 +15,10 @@ def main() -> None:
     params = load_params()
     cfg, size = load_section(SampleConfig, params, "sample"), image_size(params)  # checked before the long work
     view = view_record(cfg.view, params)
-    if cfg.view != "aligned" and cfg.shards.enabled:
-        raise UserError(f"sample.shards hold the aligned view only: set sample.shards.enabled=false with "
-                        f"sample.view={cfg.view}")
     run_sample(Path("data/metadata.parquet"), cfg, size, Path("data/packed"), Path("data/splits.parquet"),
                Path("metrics/sample.json"), Path("plots/sample"), view=view)
     write_stage_shards(Path("data/metadata.parquet"), Path("data/splits.parquet"), Path("data/shards"), cfg.shards,
-                       cfg.seed, size, Path("reports/shards.json"))
+                       cfg.seed, size, Path("reports/shards.json"), view=view, require=tuple(cfg.require_views))
 
 
 if __name__ == "__main__":

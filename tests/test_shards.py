@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import os
@@ -246,6 +247,63 @@ def test_training_from_shards_matches_packed_quality(staged, tmp_path):
         k: packed["data"]["train"][k] for k in ("kept", "real", "fake")}
     # the same images and the same recipe: the fit of the train split is alike (the val split is too small to rank)
     assert abs(shards["history"][-1]["train_loss"] - packed["history"][-1]["train_loss"]) < 0.1
+
+
+CONTEXT = 48  # a context view at another side than the aligned SIZE: the shards must take the view's
+
+
+def fake_context_crops(root: Path, metadata: pd.DataFrame) -> int:
+    """A crops stage's output for `metadata`: a context PNG per face (its aligned image, flipped and upsized) and
+    every seventh face rejected for padding; returns how many were rejected."""
+    rejected = 0
+    for source, faces in metadata.groupby("source"):
+        rows = []
+        for i, face in enumerate(faces.itertuples()):
+            row = {"face_id": face.face_id, "source": source, "context_status": "kept", "context_reason": None,
+                   "context_path": f"context/{face.face_id}.png"}
+            if i % 7 == 3:
+                row.update(context_status="rejected", context_reason="pad", context_path=None)
+                rejected += 1
+            else:
+                img = Image.open(root / face.resized_path).transpose(Image.FLIP_LEFT_RIGHT).resize((CONTEXT, CONTEXT))
+                (root / "data/crops" / source / "context").mkdir(parents=True, exist_ok=True)
+                img.save(root / "data/crops" / source / row["context_path"])
+            rows.append(row)
+        pd.DataFrame(rows).to_parquet(root / "data/crops" / f"{source}.parquet")
+    return rejected
+
+
+def test_shards_of_the_context_view_hold_its_packed_pixels_and_training_records_the_view(tmp_path, monkeypatch):
+    from test_train import TINY
+
+    from realfake.detector.checkpoint import read_checkpoint
+
+    monkeypatch.chdir(tmp_path)
+    metadata = embedded_sample_metadata(tmp_path)
+    metadata.to_parquet("data/metadata.parquet")
+    pad = fake_context_crops(tmp_path, metadata)
+    view = {"name": "context", "size": CONTEXT, "context": {"margin": 2.2, "size": CONTEXT}}
+    cfg = dataclasses.replace(SAMPLE_CFG, view="context")
+    run_sample(Path("data/metadata.parquet"), cfg, SIZE, Path("data/packed"), Path("data/splits.parquet"),
+               Path("metrics/sample.json"), Path("plots/sample"), view=view)
+    report = write_stage_shards(Path("data/metadata.parquet"), Path("data/splits.parquet"), Path("data/shards"),
+                                ShardsConfig(enabled=True, max_count=40), 0, SIZE, Path("reports/shards.json"),
+                                view=view)
+    assert report["in"] == len(metadata) and report["written"] == len(metadata) - pad
+    assert report["rejected"] == {"pad": pad}
+    index = pd.read_parquet("data/shards/index.parquet")
+    assert set(index["px"]) == {CONTEXT}
+    for split in ("train", "val", "test", "holdout"):
+        packed = load_split(Path("data/packed"), split, CONTEXT)
+        rows = index[index["split"] == split].set_index("face_id")
+        assert sorted(rows.index) == sorted(packed.meta["face_id"])  # the same faces as the packed arrays
+        members = read_members(Path("data/shards"), rows.loc[packed.meta["face_id"]])
+        for i, face_id in enumerate(packed.meta["face_id"]):
+            assert np.array_equal(members[face_id], packed.images[packed.rows[i]]), face_id
+    train_cfg = TrainConfig(epochs=1, batch_size=16, min_epochs=1, threads=1, input="shards",
+                            shards=shard_input(tmp_path))
+    train(TINY, train_cfg, Path("data/packed"), tmp_path / "m.pt", tmp_path / "live", CONTEXT)
+    assert read_checkpoint(tmp_path / "m.pt")["preprocessing"]["view"] == view
 
 
 def test_missing_shards_and_keys_are_one_clear_error(staged, tmp_path):

@@ -18,10 +18,10 @@ from realfake.core.atomic import write_json
 from realfake.core.errors import UserError
 from realfake.core.params import load_section
 from realfake.core.training_image import image_size
+from realfake.core.view_record import VIEW_FILE
 
 View = Literal["aligned", "context", "native"]
 VIEWS: tuple[str, ...] = ("aligned", "context", "native")
-VIEW_FILE = "view.json"  # beside the packed arrays: the view they hold and its params (detector/packed.py reads it)
 
 
 @dataclass

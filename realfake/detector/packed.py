@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections import Counter
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ import pandas as pd
 import torch
 
 from realfake.core.errors import UserError
+from realfake.core.view_record import read_view_record
 
 
 @dataclass
@@ -112,25 +112,13 @@ def read_batch(split: PackedSplit, batch: np.ndarray) -> tuple[torch.Tensor, tor
     return images, torch.from_numpy(split.y[batch]).float()
 
 
-VIEW_FILE = "view.json"  # realfake.crops.views.VIEW_FILE: the sample stage writes it beside the arrays
-
-
 def packed_view(packed_dir: str | os.PathLike, aligned_size: int | None) -> dict[str, Any]:
     """The view the packed arrays hold (`sample.view`, its size and params: realfake.crops.views.view_record).
 
     Arrays packed without a record (older runs, tests that pack their own) hold the aligned view at `aligned_size`
     (resize.size; None: whatever size they hold).
     """
-    path = Path(packed_dir) / VIEW_FILE
-    if not path.is_file():
-        return {"name": "aligned", "size": aligned_size}
-    try:
-        record = json.loads(path.read_text())
-    except ValueError as exc:
-        raise UserError(f"{path} is not valid JSON ({exc}): re-run the sample stage") from None
-    if not isinstance(record, dict) or not isinstance(record.get("name"), str) or not isinstance(record.get("size"), int):
-        raise UserError(f"{path} does not describe a view (a name and an integer size): re-run the sample stage")
-    return record
+    return read_view_record(packed_dir) or {"name": "aligned", "size": aligned_size}
 
 
 def packed_image_size(packed_dir: str | os.PathLike, aligned_size: int | None) -> int | None:

@@ -38,6 +38,7 @@ from realfake.core.errors import UserError
 from realfake.core.params import load_section
 from realfake.core.progress import tqdm
 from realfake.core.training_image import ResizeConfig
+from realfake.core.view_record import read_view_record
 from realfake.detector.augment import augment_batch
 from realfake.detector.batches import Split, eval_batches, open_split, train_batches
 from realfake.detector.checkpoint import preprocessing_for, save_checkpoint, to_model_input
@@ -199,7 +200,8 @@ def train(
         preprocessing["faces"] = dict(face_params)
     preprocessing["resize"] = resize_record(resize_params, size)  # and how the crop became the training image
     # which view the packed arrays hold (sample.view) and its params, so predict cuts new photos the same way
-    preprocessing["view"] = packed_view(packed_dir, size) if cfg.input == "packed" else {"name": "aligned"}
+    preprocessing["view"] = (packed_view(packed_dir, size) if cfg.input == "packed"
+                             else read_view_record(cfg.shards.location) or {"name": "aligned"})
     preprocessing["view"]["size"] = size
     check_fits(cfg.patch, size)
     model_side = cfg.patch.size if cfg.patch.enabled else size

@@ -16,6 +16,7 @@ import io
 import json
 import logging
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -28,6 +29,7 @@ from tqdm import tqdm
 from realfake.core.atomic import atomic_dir, write_json
 from realfake.core.errors import UserError
 from realfake.core.shard_manifest import INDEX_NAME, INDEX_SCHEMA, write_index
+from realfake.core.view_record import VIEW_FILE
 
 log = logging.getLogger(__name__)
 
@@ -86,11 +88,11 @@ def check_image(path: Path, size: int | None, encoding: str = "file") -> tuple[b
 
 
 def write_shards(rows: pd.DataFrame, out_dir: Path, cfg: ShardsConfig, seed: int, size: int | None = None,
-                 root: Path = Path(".")) -> dict[str, Any]:
+                 root: Path = Path("."), view: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Write `rows` (face_id, path, split, label, source, group, stratum, holdout_for) as shards + index into out_dir.
 
-    The directory is swapped in whole when done (an interrupted run leaves the previous one). Returns the report:
-    in = written + rejected, by reason.
+    The directory is swapped in whole when done (an interrupted run leaves the previous one), with the `view` record
+    (view.json) when given. Returns the report: in = written + rejected, by reason.
     """
     import webdataset as wds
 
@@ -121,6 +123,8 @@ def write_shards(rows: pd.DataFrame, out_dir: Path, cfg: ShardsConfig, seed: int
         for empty in sorted(set(p.name for p in tmp.glob("shard-*.tar")) - set(table["shard"])):
             (tmp / empty).unlink()  # ShardWriter opens its first file before any write
         write_index(table, tmp / INDEX_NAME)
+        if view is not None:
+            write_json(tmp / VIEW_FILE, dict(view))
     report = {"enabled": True, "in": len(rows), "written": len(table), "rejected": dict(sorted(rejected.items())),
               "shards": int(table["shard"].nunique()), "bytes": int(table["bytes"].sum()),
               "per_split": {str(k): int(v) for k, v in table["split"].fillna("none").value_counts().items()}}
@@ -129,20 +133,36 @@ def write_shards(rows: pd.DataFrame, out_dir: Path, cfg: ShardsConfig, seed: int
 
 
 def write_stage_shards(metadata_path: Path, splits_path: Path, out_dir: Path, cfg: ShardsConfig, seed: int,
-                       size: int, metrics_path: Path) -> dict[str, Any]:
-    """The sample stage's hook: shards of every face in the split table, or an empty index when disabled."""
+                       size: int, metrics_path: Path, view: Mapping[str, Any] | None = None,
+                       require: tuple[str, ...] = (), crops_root: Path = Path("data/crops")) -> dict[str, Any]:
+    """The sample stage's hook: shards of every face in the split table, or an empty index when disabled.
+
+    `view` (realfake.crops.views.view_record; None: aligned at `size`) picks the pixels as for the packed arrays: a
+    face whose view (or one of `require`, sample.require_views) the crops stage rejected is counted, not written.
+    """
     if not cfg.enabled:
         with atomic_dir(out_dir) as tmp:  # the DVC output exists either way; training from it says what to do
             write_index(pd.DataFrame(columns=INDEX_SCHEMA.names), tmp / INDEX_NAME)
         report = {"enabled": False, "in": 0, "written": 0, "rejected": {}, "shards": 0, "bytes": 0, "per_split": {}}
     else:
+        from realfake.sample.views import view_rows
+
+        view = dict(view or {"name": "aligned", "size": size})
         splits = pd.read_parquet(splits_path)
         paths = pd.read_parquet(metadata_path, columns=["face_id", "resized_path"])
         rows = splits.merge(paths, on="face_id", how="left", validate="one_to_one")
-        rows = rows.assign(path=rows["resized_path"].fillna(""), group=rows["split_group"])
-        report = write_shards(rows, out_dir, cfg, seed, size)
-        log.info("shards: %d images in %d shards (%.1f MB), rejected %s", report["written"], report["shards"],
-                 report["bytes"] / 1e6, report["rejected"] or "none")
+        rows = rows.assign(group=rows["split_group"])
+        if view["name"] == "aligned" and not require:
+            chosen, left_out = rows.assign(path=rows["resized_path"].fillna("")), {}
+        else:
+            picked = view_rows(rows, view["name"], crops_root, tuple(require))
+            chosen, left_out = picked.rows.assign(path=picked.rows["path"].fillna("")), picked.rejected_by_reason
+        report = write_shards(chosen, out_dir, cfg, seed, int(view["size"]),
+                              view=None if view["name"] == "aligned" else view)
+        report["in"] += sum(left_out.values())
+        report["rejected"] = dict(sorted((Counter(report["rejected"]) + Counter(left_out)).items()))
+        log.info("shards (%s view): %d images in %d shards (%.1f MB), rejected %s", view["name"], report["written"],
+                 report["shards"], report["bytes"] / 1e6, report["rejected"] or "none")
     write_json(metrics_path, report)
     return report
 
