@@ -397,6 +397,11 @@ def test_streaming_from_s3_matches_local(staged, s3, monkeypatch):
     _, seen_remote = epoch_images(load_shard_split(remote, "train", SIZE), cfg, seed=1)
     _, seen_local = epoch_images(load_shard_split(local, "train", SIZE), cfg, seed=1)
     assert seen_remote == seen_local
+    from realfake.core.view_record import read_view_record
+
+    assert read_view_record(remote.location) is None  # aligned shards carry no record
+    s3.put("shards/view.json", b'{"name": "context", "size": 48}')
+    assert read_view_record(remote.location) == {"name": "context", "size": 48}
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens on the discard port
     with pytest.raises(UserError, match="cannot read the shard manifest") as err:
         load_shard_split(ShardInputConfig(location=s3.uri("shards")), "train", SIZE)
