@@ -93,7 +93,7 @@ def packed_holdout(root: Path) -> Path:
     frame["resized_path"] = paths
     frame.to_parquet(root / "metadata.parquet")
     cfg = SampleConfig(strata=("gender",), min_per_stratum=2, seed=0, holdout_sources=("lfw",),
-                       holdout_source="tpdne")
+                       holdout_source="tpdne", view="aligned")  # the resized images: no crops stage here
     run_sample(root / "metadata.parquet", cfg, SIZE, root / "packed", root / "splits.parquet",
                root / "sample.json", root / "plots")
     return root / "packed"

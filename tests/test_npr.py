@@ -130,6 +130,10 @@ def test_npr_trains_with_chain_matching_on_synthetic_data(tmp_path):
     assert "- NPR (Tan et al. CVPR 2024)" in card and "basic residual blocks [1, 1], widths [8, 16]" in card
     assert "- Chain matching (`train.augment.chain`)" in card and "quality [30, 100]" in card
     assert "Chain matching" not in render_model_card(summary, TINY_NPR, TrainConfig())
+    context = {"name": "context", "size": 32, "context": {"margin": 2.2, "size": 32, "max_pad_fraction": 0.05}}
+    card = render_model_card({**summary, "data": {**summary["data"], "view": context}}, TINY_NPR, cfg)
+    assert "- View `context`: the aligned face at a wider margin (2.2 x eye-to-mouth" in card
+    assert "more than 0.05 padding are left out" in card
 
 
 def test_npr_refuses_an_odd_input_side(tmp_path):

@@ -80,7 +80,7 @@ def test_repro_cuts_both_views_of_every_kept_face_and_counts_reconcile(reproduce
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("view", ["context", "native"])
+@pytest.mark.parametrize("view", ["aligned", "context", "native"])
 def test_switching_the_view_keeps_the_splits_and_packs_the_views_pixels(reproduced, tmp_path, view):
     """sample.view changes what is packed, never who is in which split; rejected views are counted per split."""
     from realfake.core.params import load_section
@@ -99,12 +99,13 @@ def test_switching_the_view_keeps_the_splits_and_packs_the_views_pixels(reproduc
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "splits.parquet"),
                                   pd.read_parquet(reproduced / "data" / "splits.parquet"))
     splits = pd.read_parquet(reproduced / "data" / "splits.parquet")
-    aligned = {s: pd.read_parquet(reproduced / "data" / "packed" / f"{s}.parquet") for s in report["view"]["per_split"]}
     for split, counts in report["view"]["per_split"].items():
-        assert counts["in"] == int((splits["split"] == split).sum()) == len(aligned[split])
-        assert counts["in"] == counts["packed"] + counts["rejected"], (split, counts)
+        members = set(splits.loc[splits["split"] == split, "face_id"])
+        assert counts["in"] == len(members) and counts["in"] == counts["packed"] + counts["rejected"], (split, counts)
         packed = pd.read_parquet(tmp_path / "packed" / f"{split}.parquet")
-        assert set(packed["face_id"]) <= set(aligned[split]["face_id"]) and len(packed) == counts["packed"]
+        assert set(packed["face_id"]) <= members and len(packed) == counts["packed"]
+        if view == "aligned":
+            assert counts["rejected"] == 0, "the aligned view is every kept face"
         images = np.load(tmp_path / "packed" / f"{split}.npy")
         assert images.shape == (counts["packed"], 3, record["size"], record["size"])
     assert json.loads((tmp_path / "packed" / "view.json").read_text()) == record
@@ -210,7 +211,8 @@ def test_evaluate_writes_one_score_row_per_test_and_held_out_face(reproduced):
 
 @pytest.mark.slow
 def test_predict_reproduces_the_evaluate_scores_on_test_faces(reproduced, monkeypatch):
-    """With the default params (JPEG re-encoding included), predict builds the packed pixels from the photo."""
+    """With the default params (the default view, JPEG re-encoding included), predict builds the packed pixels from the photo."""
+    from realfake.crops.views import recorded_view
     from realfake.detector.scorer import Scorer
     from realfake.faces.detect import FaceDetector
     from realfake.predict import crop_faces, predict, shaping
@@ -222,12 +224,15 @@ def test_predict_reproduces_the_evaluate_scores_on_test_faces(reproduced, monkey
     scorer = Scorer(Path("models/detector.pt"))
     expected = scorer(np.asarray(packed))
     faces_cfg, resize = shaping(scorer.checkpoint["preprocessing"])
+    view = recorded_view(scorer.checkpoint["preprocessing"])
+    assert view["name"] == params["sample"]["view"] and view["size"] == packed.shape[-1]
     assert (resize.reencode, resize.jpeg_quality) == (params["resize"]["reencode"], params["resize"]["jpeg_quality"])
     meta = pd.read_parquet("data/metadata.parquet").set_index("face_id").loc[test["face_id"]]
     faces = pd.concat(pd.read_parquet(f"data/faces/{s}.parquet") for s in test["source"].unique())
     boxes = faces.set_index("face_id").loc[test["face_id"], "box"]
     crops = crop_faces([Path(p) for p in meta["raw_path"]],
-                       FaceDetector(faces_cfg.detect_size, faces_cfg.min_face_px, faces_cfg.detect_pad), faces_cfg, resize, [])
+                       FaceDetector(faces_cfg.detect_size, faces_cfg.min_face_px, faces_cfg.detect_pad), faces_cfg, resize, [],
+                       view)
     for raw_path, box, pixels in zip(meta["raw_path"], boxes, packed, strict=True):
         mine = max((c for c in crops if c.file == raw_path), key=lambda c: _iou(c.box, np.asarray(box)))
         assert np.abs(mine.image.astype(int) - pixels.astype(int)).mean() < 0.5, raw_path

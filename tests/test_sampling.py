@@ -138,7 +138,8 @@ def test_sample_stage_packs_arrays_that_match_the_images_bit_for_bit(tmp_path, m
         paths.append(str(path))
     frame["resized_path"] = paths
     frame.to_parquet("metadata.parquet")
-    cfg = SampleConfig(strata=("gender", "age_group"), min_per_stratum=2, seed=0, holdout_sources=())
+    cfg = SampleConfig(strata=("gender", "age_group"), min_per_stratum=2, seed=0, holdout_sources=(),
+                       view="aligned")  # the resized images: no crops stage here
     report = run_sample(Path("metadata.parquet"), cfg, 16, Path("packed"), Path("splits.parquet"),
                         Path("sample.json"), Path("plots"))
     assert report["leakage"]["split_group"] == 0 and report["in"] == 240
@@ -354,7 +355,7 @@ def test_sample_stage_packs_the_holdout_with_its_sources_and_reconciles(tmp_path
     frame["resized_path"] = tiny_pngs(frame, Path("data/resized/x"))
     frame.to_parquet("metadata.parquet")
     cfg = SampleConfig(strata=("gender",), min_per_stratum=2, seed=0, holdout_sources=("lfw",),
-                       holdout_source="tpdne")
+                       holdout_source="tpdne", view="aligned")
     report = run_sample(Path("metadata.parquet"), cfg, 8, Path("packed"), Path("splits.parquet"),
                         Path("sample.json"), Path("plots"))
     holdout = pd.read_parquet("packed/holdout.parquet")

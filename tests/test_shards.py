@@ -37,7 +37,8 @@ SIZE = 32
 # the embedded sample's single-class archives (dfdc and ciplab mix both classes in one ZIP)
 ARCHIVES = {"ffhq": "real", "ffhq-1024": "real", "lfw": "real", "utkface": "real",
             "stylegan-140k": "fake", "tpdne": "fake", "boredhumans": "fake", "generated-faces": "fake"}
-SAMPLE_CFG = SampleConfig(strata=("gender",), min_per_stratum=2, seed=0, holdout_sources=("utkface",))
+SAMPLE_CFG = SampleConfig(strata=("gender",), min_per_stratum=2, seed=0, holdout_sources=("utkface",),
+                          view="aligned")  # the resized images; a context view is made by hand below
 
 
 def centre_square(img: Image.Image, size: int) -> Image.Image:

@@ -338,6 +338,7 @@ def test_stage_writes_outputs_and_reports_bad_input(tmp_path):
     assert "Known limits" in card and f"{metrics['params']:,}" in card
     assert "**Not fit to judge photos.** trained on the embedded sample" in card
     assert "Data profile `sample` replaces `batch_size` = 8" in card and "batch 8," in card
+    assert "- View `aligned`: the MTCNN-aligned face crop (faces.margin), resized to 32 px" in card  # no view.json
     _, checkpoint = load_detector(tmp_path / "models" / "detector.pt")
     assert checkpoint["model_config"]["attention"] is False
     assert checkpoint["preprocessing"]["resize"] == {"size": 32, "reencode": "jpeg", "jpeg_quality": 75}

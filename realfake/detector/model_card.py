@@ -10,8 +10,8 @@ from realfake.detector.model import ModelConfig
 from realfake.detector.train_config import TrainConfig
 
 KNOWN_LIMITS = """\
-- Trained on face crops made by this pipeline (MTCNN-aligned, resized to the size above). Other crops,
-  sizes or whole photos are out of distribution: run them through the same pipeline first.
+- Trained on face crops made by this pipeline (MTCNN-aligned, cut as the view above says). Other crops,
+  sizes or whole photos are out of distribution: `realfake predict` cuts photos the same way.
 - Real and fake sources differ in more than "generated or not" (framing, resolution, JPEG history,
   demographics; see `../shared/mirror/SOURCES.md`). Part of what the model learns may be such a shortcut;
   the per-source and cross-source results of the evaluate stage are the check.
@@ -51,6 +51,21 @@ def architecture_line(model_cfg: ModelConfig) -> str:
     return f"- Compact CNN, {len(model_cfg.widths)} conv stages, widths {model_cfg.widths}, "
 
 
+def view_line(view: dict[str, Any] | None, size: int) -> str:
+    """What pixels the model sees (`sample.view`, docs/views.md)."""
+    view = view or {"name": "aligned"}
+    if view["name"] == "context":
+        c = view.get("context") or {}
+        return (f"- View `context`: the aligned face at a wider margin ({c.get('margin')} x eye-to-mouth: hair, ears, "
+                f"some background), resampled once from the original to {size} px and JPEG re-encoded as the resize "
+                f"stage does; faces needing more than {c.get('max_pad_fraction')} padding are left out (docs/views.md).")
+    if view["name"] == "native":
+        side = (view.get("native") or {}).get("side", size)
+        return (f"- View `native`: a {side} px window of the original pixels around the aligned face, never rotated "
+                "or resampled, stored lossless (docs/views.md).")
+    return f"- View `aligned`: the MTCNN-aligned face crop (faces.margin), resized to {size} px (docs/views.md)."
+
+
 def render_model_card(summary: dict[str, Any], model_cfg: ModelConfig, train_cfg: TrainConfig) -> str:
     """The model card as Markdown, from the training summary and the configs."""
     data = summary["data"]
@@ -68,6 +83,7 @@ def render_model_card(summary: dict[str, Any], model_cfg: ModelConfig, train_cfg
         architecture_line(model_cfg) + f"{summary['params']:,} parameters ({summary['attention_params']:,} in "
         "attention blocks).",
         f"- Attention: {attention}.",
+        view_line(data.get("view"), data["size"]),
         f"- Input: RGB {data['size']}x{data['size']}, pixels / 255, then (x - 0.5) / 0.5.",
         (f"- Patch-level (Chai et al. 2020): trained on one random {train_cfg.patch.size} px patch per image; "
          f"an image scores the mean p(fake) of {train_cfg.patch.count} patches at fixed positions "

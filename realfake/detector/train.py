@@ -281,7 +281,8 @@ def train(
         "batch_size": cfg.batch_size,
         "input": cfg.input,
         "class_weights": weights,
-        "data": {"train": train_split.report(), "val": val_split.report(), "size": size},
+        "data": {"train": train_split.report(), "val": val_split.report(), "size": size,
+                 "view": preprocessing["view"]},
         "history": history,
     }
 

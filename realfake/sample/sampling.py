@@ -63,7 +63,7 @@ class SampleConfig:
     quality_bins: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_BINS))
     quality_position: Literal["first", "last"] = "last"  # last: bands split demographic cells and merge away first
     shards: ShardsConfig = field(default_factory=ShardsConfig)  # WebDataset shards of every face (sample/shards.py)
-    view: Literal["aligned", "context", "native"] = "aligned"  # the packed pixels (realfake/sample/views.py)
+    view: Literal["aligned", "context", "native"] = "context"  # the packed pixels (realfake/sample/views.py)
     require_views: tuple[Literal["aligned", "context", "native"], ...] = ()  # pack only faces every listed view kept
 
     def __post_init__(self) -> None:
