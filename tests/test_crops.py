@@ -88,7 +88,8 @@ def test_window_reads_a_box_only_when_a_pixel_overlaps_it():
 def test_view_record_names_the_view_and_its_params():
     assert view_record("aligned", PARAMS) == {"name": "aligned", "size": PARAMS["resize"]["size"]}
     assert view_record("native", PARAMS) == {"name": "native", "size": 128, "native": {"side": 128}}
-    assert view_record("context", PARAMS)["context"] == {"margin": 2.2, "size": 128, "max_pad_fraction": 0.05}
+    assert view_record("context", PARAMS)["context"] == {"margin": 2.2, "size": 96, "max_pad_fraction": 0.05,
+                                                         "max_upscale": 1.0}
 
 
 # ---------------------------------------------------------------- the stage on real images
@@ -124,7 +125,28 @@ def test_windows_near_the_edge_shift_inside_and_frames_smaller_than_the_window_a
     table, metrics, folder = crops_of(faced, "lfw", small, "side256")
     assert (table["native_reason"] == "native_too_small").all() and table["native_path"].isna().all()
     assert metrics["native_rejected"] == metrics["in"] and not list((folder / "native").iterdir())
-    assert (table["context_status"] == "kept").all()  # one view's rejection leaves the other alone
+    default = crops_of(faced, "lfw")[0]
+    # one view's rejection leaves the other alone
+    assert table["context_status"].tolist() == default["context_status"].tolist() and (table["context_status"] == "kept").any()
+
+
+@pytest.mark.slow
+def test_context_crops_that_would_be_upscaled_are_rejected(faced):
+    """LFW's small faces: a context crop smaller in the original than its output size is never upscaled."""
+    from realfake.faces.alignment import align
+
+    table, metrics, _ = crops_of(faced, "lfw")
+    size = CROPS.context.size
+    faces = pd.read_parquet(faced / "faces" / "lfw.parquet").set_index("face_id")
+    side = {fid: align(np.asarray(faces.loc[fid, "landmarks"], dtype=np.float32).astype(np.float64).reshape(5, 2),
+                       CROPS.context.margin, size).side for fid in table["face_id"]}
+    small = table["face_id"].map(side) < size
+    assert small.any() and (~small).any(), "the sample's LFW faces lie on both sides of the output size"
+    assert (table.loc[small, "context_reason"] == "upscale").all()
+    assert (table.loc[~small, "context_status"] == "kept").all()
+    assert metrics["context_rejected"] == int(small.sum())
+    allowed, _, _ = crops_of(faced, "lfw", replace(CROPS, context=replace(CROPS.context, max_upscale=None)), "up")
+    assert (allowed["context_status"] == "kept").all()
 
 
 @pytest.mark.slow

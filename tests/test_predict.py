@@ -198,7 +198,7 @@ def pipeline_views(photos: dict[str, Path], names: tuple[str, ...], view: str, r
     Returns the faces stage's records and the packed array (N, 3, S, S) in `names` order.
     """
     from realfake.crops.stage import run_crops
-    from realfake.crops.views import crops_config
+    from realfake.crops.views import crops_config, view_record
     from realfake.sample.packing import pack_split
     from realfake.sample.views import view_rows
 
@@ -220,7 +220,7 @@ def pipeline_views(photos: dict[str, Path], names: tuple[str, ...], view: str, r
                          "stratum": "s", "resized_path": None})
     chosen = view_rows(rows, view, root / "crops")
     assert len(chosen.rows) == len(names), chosen.rejected_by_reason
-    size = 128
+    size = view_record(view, PARAMS)["size"]
     pack_split(chosen.rows, size, root / "packed" / "test.npy", root / "packed" / "test.parquet")
     return records, np.load(root / "packed" / "test.npy")
 

@@ -4,7 +4,9 @@ The same alignment and warp as the faces stage (realfake.faces.alignment) at a l
 size (no 224 px intermediate), then the same JPEG re-encode as the resize stage gives today's view
 (realfake.core.training_image.shape_crop), so the codec chain is the same for every source and class. Border area is
 mirrored as in the faces stage; more than `max_pad_fraction` of it rejects the face (reason `pad`), because padding
-shares differ between sources and a classifier can learn them.
+shares differ between sources and a classifier can learn them. A face whose crop is smaller in the original than the
+output size is rejected too (reason `upscale`, `max_upscale`): only small-face sources would be upscaled (LFW's
+faces, all real), and "was upscaled" would then mean "real".
 """
 
 from __future__ import annotations
@@ -40,13 +42,17 @@ def context_view(rgb: np.ndarray, landmarks, cfg: ContextConfig, reencode: Resiz
     """Cut the context crop of one face (the crops stage and `realfake predict` both call this).
 
     `reencode` is params `resize` (its reencode and jpeg_quality; size is replaced by cfg.size). Rejected: `pad`
-    above cfg.max_pad_fraction, `watermark` when the crop would read the declared box (the faces stage's rule).
+    above cfg.max_pad_fraction, `upscale` when cfg.size would upscale the crop by more than cfg.max_upscale,
+    `watermark` when the crop would read the declared box (the faces stage's rule).
     """
     height, width = rgb.shape[:2]
     al = context_alignment(landmarks, cfg)
     pad = pad_fraction(al, width, height)
     if pad > cfg.max_pad_fraction:
         return ContextCut(None, al, pad, "pad", f"pad_fraction {pad:.3f} > {cfg.max_pad_fraction}")
+    if cfg.max_upscale is not None and cfg.size > al.side * cfg.max_upscale:
+        return ContextCut(None, al, pad, "upscale", f"crop side {al.side:.1f} px in the original x max_upscale "
+                                                    f"{cfg.max_upscale} < {cfg.size} px")
     if watermark_px is not None and crop_reads_box(al.matrix, cfg.size, width, height, watermark_px):
         return ContextCut(None, al, pad, "watermark", f"the crop would read the source's declared watermark box "
                                                       f"{[round(v, 1) for v in watermark_px]}")

@@ -40,12 +40,17 @@ class ContextConfig:
     """params.yaml `crops.context`: the wider aligned crop."""
 
     margin: float = 2.2  # crop side = margin x eye-to-mouth distance (faces.margin is the tight crop's)
-    size: int = 128  # output side, px: the crop is resampled once from the original to it
+    size: int = 96  # output side, px: the crop is resampled once from the original to it
     max_pad_fraction: float = 0.05  # reject when more of the crop than this lies outside the image (reason `pad`)
+    # reject when `size` exceeds the crop's side in the original times this (reason `upscale`): upscaling would
+    # happen to small-face sources only (at 128 px, 99% of LFW, all real), a real-only chain; null: allow any
+    max_upscale: float | None = 1.0
 
     def __post_init__(self) -> None:
         if not self.margin > 0:
             raise UserError(f"crops.context.margin must be > 0, got {self.margin!r}")
+        if self.max_upscale is not None and not self.max_upscale >= 1.0:
+            raise UserError(f"crops.context.max_upscale must be >= 1 or null, got {self.max_upscale!r}")
         if not 8 <= self.size <= 1024:
             raise UserError(f"crops.context.size must be an integer in 8..1024, got {self.size!r}")
         if not 0 <= self.max_pad_fraction <= 1:
