@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -144,13 +146,14 @@ def test_npr_refuses_an_odd_input_side(tmp_path):
               tmp_path / "live", size=33)
 
 
-@pytest.mark.slow  # the sample pipeline (session fixture, shared) and two epochs of the NPR net on its 64 px faces
+@pytest.mark.slow  # the sample pipeline (session fixture, shared) and two epochs of the NPR net on its packed faces
 def test_npr_trains_on_the_embedded_samples_packed_faces(sample_pipeline, tmp_path):
     packed = sample_pipeline.root / "data" / "packed"
     cfg = load_section(TrainConfig, {"train": {"epochs": 2, "batch_size": 32, "threads": 1, "min_epochs": 1,
                                                "augment": {"chain": True}}}, "train")
     summary = train(NPR, cfg, packed, tmp_path / "m.pt", tmp_path / "live")
-    assert summary["data"]["size"] == 64 and summary["epochs_run"] == 2
+    view = json.loads((packed / "view.json").read_text())  # the default view's size
+    assert summary["data"]["size"] == view["size"] and summary["data"]["view"] == view and summary["epochs_run"] == 2
     assert summary["data"]["train"]["kept"] > 100 and np.isfinite(summary["best_val_loss"])
     assert summary["attention_params"] > 0
     model, _ = load_detector(tmp_path / "m.pt")

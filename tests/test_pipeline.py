@@ -81,8 +81,9 @@ def test_repro_cuts_both_views_of_every_kept_face_and_counts_reconcile(reproduce
 
 @pytest.mark.slow
 @pytest.mark.parametrize("view", ["aligned", "context", "native"])
-def test_switching_the_view_keeps_the_splits_and_packs_the_views_pixels(reproduced, tmp_path, view):
+def test_switching_the_view_keeps_the_splits_and_packs_the_views_pixels(reproduced, tmp_path, view, monkeypatch):
     """sample.view changes what is packed, never who is in which split; rejected views are counted per split."""
+    monkeypatch.chdir(reproduced)  # the metadata's image paths are relative to the repo, as in the sample stage
     from realfake.core.params import load_section
     from realfake.core.training_image import image_size
     from realfake.crops.views import view_record
