@@ -1,0 +1,37 @@
+"""Lead's check: the sample profile's training over seeds with the current default view (train + val/test AUC)."""
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.metrics import roc_auc_score
+
+from realfake.core.params import load_params, load_section
+from realfake.detector.model import ModelConfig
+from realfake.detector.packed import load_split, packed_image_size
+from realfake.detector.scorer import Scorer
+from realfake.detector.train import train
+from realfake.detector.train_config import load_train_config
+
+params = load_params("params.yaml")
+model_cfg = load_section(ModelConfig, params, "model")
+cfg, _ = load_train_config(params)
+packed = Path("data/packed")
+size = packed_image_size(packed, None)
+out = Path(sys.argv[1])
+rows = []
+for seed in range(int(sys.argv[2])):
+    c = dataclasses.replace(cfg, seed=seed, threads=1)
+    s = train(model_cfg, c, packed, out / f"m{seed}.pt", out / f"live{seed}", size, params.get("faces"), params.get("resize"), "sample")
+    test = load_split(packed, "test", size)
+    p = Scorer(out / f"m{seed}.pt")(np.asarray(test.images[test.rows]))
+    rows.append({"seed": seed, "val_auc": s["best_val_auc"], "val_loss": s["best_val_loss"], "test_auc": roc_auc_score(test.y, p)})
+    print(rows[-1], flush=True)
+v, t = np.array([r["val_auc"] for r in rows]), np.array([r["test_auc"] for r in rows])
+summary = {"view": json.loads((packed / "view.json").read_text())["name"], "size": size, "seeds": len(rows),
+           "val_auc": [v.mean(), v.std(ddof=1)], "test_auc": [t.mean(), t.std(ddof=1)],
+           "at_chance": int(sum(r["val_loss"] > 0.69 for r in rows)), "runs": rows}
+json.dump(summary, open(out / "summary.json", "w"), indent=1)
+print(summary)
