@@ -5,7 +5,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 from sklearn.metrics import roc_auc_score
 
 from realfake.core.params import load_params, load_section
@@ -33,5 +32,5 @@ v, t = np.array([r["val_auc"] for r in rows]), np.array([r["test_auc"] for r in 
 summary = {"view": json.loads((packed / "view.json").read_text())["name"], "size": size, "seeds": len(rows),
            "val_auc": [v.mean(), v.std(ddof=1)], "test_auc": [t.mean(), t.std(ddof=1)],
            "at_chance": int(sum(r["val_loss"] > 0.69 for r in rows)), "runs": rows}
-json.dump(summary, open(out / "summary.json", "w"), indent=1)
+(out / "summary.json").write_text(json.dumps(summary, indent=1))
 print(summary)
