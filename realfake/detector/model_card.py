@@ -16,7 +16,8 @@ KNOWN_LIMITS = """\
   demographics; see `../shared/mirror/SOURCES.md`). Part of what the model learns may be such a shortcut;
   the per-source and cross-source results of the evaluate stage are the check.
 - Generators not in the training data (newer diffusion models, face swaps, Photoshop edits) are likely
-  to be missed.
+  to be missed. On the mirror, a diffusion generator left out of training scores AUC 0.55, and face swaps
+  and Photoshop edits are near chance even inside their own sources (README "Input views and architectures").
 - The validation split chose the checkpoint (lowest val loss), so val metrics are optimistic: quote the
   test split.
 - Not for decisions about people: a score is evidence about an image, not proof."""
