@@ -135,7 +135,10 @@ def test_npr_trains_with_chain_matching_on_synthetic_data(tmp_path):
     context = {"name": "context", "size": 32, "context": {"margin": 2.2, "size": 32, "max_pad_fraction": 0.05}}
     card = render_model_card({**summary, "data": {**summary["data"], "view": context}}, TINY_NPR, cfg)
     assert "- View `context`: the aligned face at a wider margin (2.2 x eye-to-mouth" in card
-    assert "more than 0.05 padding are left out" in card
+    assert "more than 0.05 padding are left out" in card  # the record of a crop that allowed upscaling
+    upscale_free = {**context, "context": {**context["context"], "max_upscale": 1.0}}
+    card = render_model_card({**summary, "data": {**summary["data"], "view": upscale_free}}, TINY_NPR, cfg)
+    assert "more than 0.05 padding or upscaling are left out" in card
 
 
 def test_npr_refuses_an_odd_input_side(tmp_path):

@@ -59,7 +59,8 @@ def view_line(view: dict[str, Any] | None, size: int) -> str:
         c = view.get("context") or {}
         return (f"- View `context`: the aligned face at a wider margin ({c.get('margin')} x eye-to-mouth: hair, ears, "
                 f"some background), resampled once from the original to {size} px and JPEG re-encoded as the resize "
-                f"stage does; faces needing more than {c.get('max_pad_fraction')} padding are left out (docs/views.md).")
+                f"stage does; faces needing more than {c.get('max_pad_fraction')} padding"
+                + (" or upscaling" if c.get("max_upscale") is not None else "") + " are left out (docs/views.md).")
     if view["name"] == "native":
         side = (view.get("native") or {}).get("side", size)
         return (f"- View `native`: a {side} px window of the original pixels around the aligned face, never rotated "
