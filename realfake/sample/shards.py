@@ -152,11 +152,8 @@ def write_stage_shards(metadata_path: Path, splits_path: Path, out_dir: Path, cf
         paths = pd.read_parquet(metadata_path, columns=["face_id", "resized_path"])
         rows = splits.merge(paths, on="face_id", how="left", validate="one_to_one")
         rows = rows.assign(group=rows["split_group"])
-        if view["name"] == "aligned" and not require:
-            chosen, left_out = rows.assign(path=rows["resized_path"].fillna("")), {}
-        else:
-            picked = view_rows(rows, view["name"], crops_root, tuple(require))
-            chosen, left_out = picked.rows.assign(path=picked.rows["path"].fillna("")), picked.rejected_by_reason
+        picked = view_rows(rows, view["name"], crops_root, tuple(require))  # aligned alone reads no crops table
+        chosen, left_out = picked.rows.assign(path=picked.rows["path"].fillna("")), picked.rejected_by_reason
         report = write_shards(chosen, out_dir, cfg, seed, int(view["size"]),
                               view=None if view["name"] == "aligned" else view)
         report["in"] += sum(left_out.values())
