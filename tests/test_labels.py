@@ -123,3 +123,24 @@ def test_folder_gender_reads_man_and_woman():
 def test_ffhq_id_groups_read_the_140k_real_file_names():
     assert group_key("ffhq-id", "ffhq", "real_vs_fake/real-vs-fake/train/real/01101.jpg", None) == "ffhq:1101"
     assert group_key("ffhq-id", "ffhq", "ffhq/images/01101.jpg", None) == "ffhq:1101"
+
+
+def test_unsplash_folders_map_onto_the_project_ethnicities():
+    frame = parse_labels("folder-names", ["unsplash/female/caucasian/a-b-y-mT2OATY6k-unsplash.jpg",
+                                          "unsplash/male/hispanic/x-kNstJF4l5cA-unsplash.jpg",
+                                          "unsplash/male/mideastern/x-kNstJF4l5cB-unsplash.jpg",
+                                          "unsplash/female/martian/x-kNstJF4l5cC-unsplash.jpg"], {})
+    assert list(frame["gender_source"].fillna("-")) == ["female", "male", "male", "-"]
+    assert list(frame["ethnicity_source"].fillna("-")) == ["white", "latino", "middle-eastern", "-"]
+    assert frame["label_note"].notna().tolist() == [False, False, False, True]
+
+
+def test_unsplash_groups_are_photographers():
+    """Photo ids are 11 characters and may hold '-': the photographer is what stands before them."""
+    key = group_key("unsplash-photographer", "unsplash", "unsplash/female/asian/afif-kusuma-y-mT2OATY6k-unsplash.jpg", None)
+    assert key == "unsplash:afif-kusuma"
+    assert group_key("unsplash-photographer", "unsplash", "unsplash/male/black/Alex-Sorto-suymY_8bk4Y-unsplash.jpg",
+                     None) == "unsplash:alex-sorto"
+    # a name that breaks the pattern is its own group, as with the file rule
+    assert group_key("unsplash-photographer", "unsplash", "unsplash/male/black/odd.jpg", None) == \
+        "unsplash:unsplash/male/black/odd.jpg"

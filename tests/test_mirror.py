@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 EXPECTED_IMAGES = {"ffhq": 1100 + 900, "ffhq-1024": 300, "lfw": 2000, "utkface": 4000, "pixabay": 802,
                    "dfdc-real": 1000, "ciplab-real": 200, "stylegan-140k": 1100 + 900, "tpdne": 564,
                    "boredhumans": 901, "generated-faces": 1100, "pollinations": 1001, "dfdc-faceswap": 1000,
-                   "ciplab-photoshop": 200}
+                   "ciplab-photoshop": 200, "unsplash": 1225}
 NEW_SOURCES = ("ffhq", "stylegan-140k", "pixabay", "pollinations")  # the archives added with issue 17
 
 
@@ -35,7 +35,7 @@ def test_mirror_profile_describes_every_archive(mirror):
     params = load_params(REPO / "params.yaml")
     archives = {uri for n, s in params["sources"].items() for uri in resolve_source(n, s, "mirror").uris}
     assert archives == {f"mirror://{p.name}" for p in mirror.glob("*.zip")}
-    assert len(archives) == 13
+    assert len(archives) == 14
     sums = dict(reversed(line.split()) for line in (mirror / "SHA256SUMS").read_text().splitlines())
     for name, spec in params["sources"].items():
         for part in resolve_source(name, spec, "mirror").parts:

@@ -30,8 +30,8 @@ class DedupeConfig:
     match_flips: bool = False  # also match a face against the left-right mirror of the others
     match_frames: bool = True  # also match the original images (data/raw/<source>/<path>) by the same rule
     # keeper policy: earlier source wins (ffhq before ffhq-1024: it carries the age/gender labels), then more pixels
-    source_priority: tuple[str, ...] = ("ffhq", "ffhq-1024", "lfw", "utkface", "pixabay", "dfdc-real",
-                                        "dfdc-faceswap", "ciplab-real", "ciplab-photoshop", "stylegan-140k",
+    source_priority: tuple[str, ...] = ("ffhq", "ffhq-1024", "lfw", "utkface", "pixabay", "unsplash",
+                                        "dfdc-real", "dfdc-faceswap", "ciplab-real", "ciplab-photoshop", "stylegan-140k",
                                         "tpdne", "boredhumans", "generated-faces", "pollinations")
     drop_conflicts: bool = True  # drop every member of a cluster that carries both labels
     workers: int = 2  # threads decoding crops (PIL releases the GIL)

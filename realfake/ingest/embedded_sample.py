@@ -102,7 +102,7 @@ def pick_ciplab(zf: zipfile.ZipFile, n: int, rng: random.Random) -> list[str]:
 
 
 def pick_halves(first: str, second: str) -> Picker:
-    """n/2 images from each of two folders (pixabay man/woman, 140k-faces real/fake)."""
+    """n/2 images from each of two folders (pixabay man/woman, unsplash female/male, 140k-faces real/fake)."""
     def pick(zf: zipfile.ZipFile, n: int, rng: random.Random) -> list[str]:
         images = _images(zf)
         halves = [[p for p in images if f"/{folder}/" in p] for folder in (first, second)]
@@ -158,10 +158,10 @@ PICKERS: dict[str, Picker] = {
     "ciplab-photoshop": pick_ciplab, "stylegan-140k": pick_random, "tpdne": pick_random,
     "boredhumans": pick_random, "generated-faces": pick_random,
     "pixabay": pick_halves("man", "woman"), "pollinations": pick_pollinations,
-    "140k-faces": pick_halves("real", "fake"),
+    "140k-faces": pick_halves("real", "fake"), "unsplash": pick_halves("female", "male"),
 }
 # The archives added later take a share of per_source, so the sample stays a few MB (README.md here)
-SHARE = {"pixabay": 0.3, "pollinations": 0.4, "140k-faces": 0.6}
+SHARE = {"pixabay": 0.3, "pollinations": 0.4, "140k-faces": 0.6, "unsplash": 0.3}
 # Where pollinations' "pollinations.ai" mark sits (params.yaml sources.pollinations.watermark) and the stroke
 # share above which an image carries it (measured on the mirror: tests/test_watermark.py)
 POLLINATIONS_WATERMARK = (0.68, 0.93, 1.0, 1.0)

@@ -20,6 +20,10 @@ INT_COLUMNS = ("age_source", "age_min_source", "age_max_source")
 FOLDER_GENDERS = {"man": "male", "men": "male", "male": "male", "woman": "female", "women": "female",
                   "female": "female"}
 _UTK_NAME = re.compile(r"^(\d+)_(\d+)_(\d+)_\d+")
+# Unsplash names a download `<photographer>-<photo id>-unsplash.jpg`; photo ids are 11 characters of [A-Za-z0-9_-]
+_UNSPLASH_NAME = re.compile(r"^(.+)-[A-Za-z0-9_-]{11}-unsplash\.[a-z]+$", re.IGNORECASE)
+# Other folder words for the ethnicities of core.vocab (the Unsplash/MEBeauty layout)
+ETHNICITY_ALIASES = {"caucasian": "white", "hispanic": "latino", "mideastern": "middle-eastern"}
 
 Row = dict[str, object]
 Parser = Callable[[list[str], dict[str, bytes]], list[Row]]
@@ -99,12 +103,12 @@ def _lines(sidecars: dict[str, bytes], basename: str) -> set[str]:
 
 
 def folder_names(paths: list[str], sidecars: dict[str, bytes]) -> list[Row]:
-    """`…/<gender>/<ethnicity>/<file>` folders (the generated-faces layout)."""
+    """`…/<gender>/<ethnicity>/<file>` folders (the generated-faces and Unsplash layouts)."""
     rows = []
     for p in paths:
         parts = [s.lower() for s in PurePosixPath(p).parts[:-1]]
         gender = parts[-2] if len(parts) >= 2 else None
-        ethnicity = parts[-1] if parts else None
+        ethnicity = ETHNICITY_ALIASES.get(parts[-1], parts[-1]) if parts else None
         if gender in GENDERS and ethnicity in ETHNICITY_TO_RACE:
             rows.append({"gender_source": gender, "ethnicity_source": ethnicity})
         else:
@@ -168,4 +172,6 @@ def group_key(rule: str, source: str, path: str, dfdc_original: str | None) -> s
         return f"dfdc:{dfdc_original}"
     if rule == "ffhq-id" and p.stem.isdigit():
         return f"ffhq:{int(p.stem)}"
+    if rule == "unsplash-photographer" and (match := _UNSPLASH_NAME.match(p.name)):
+        return f"unsplash:{match.group(1).lower()}"
     return f"{source}:{path}"

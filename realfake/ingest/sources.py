@@ -12,7 +12,7 @@ from realfake.core.watermark import Watermark
 
 LABEL_PARSERS = ("ffhq-features-json", "lfw-gender-lists", "utkface-filename", "folder-names", "folder-gender",
                  "dfdc-metadata", "pollinations-prompt", None)
-GROUP_RULES = ("file", "lfw-person", "dfdc-original", "ffhq-id")
+GROUP_RULES = ("file", "lfw-person", "dfdc-original", "ffhq-id", "unsplash-photographer")
 PART_KEYS = ("uri", "sha256", "include", "label_files", "labels")
 PROFILE_KEYS = (*PART_KEYS, "parts")
 SOURCE_KEYS = ("label", "kind", "group", "profiles", "watermark", *PART_KEYS)
