@@ -18,10 +18,10 @@ from realfake.core.imageio import read_image
 from realfake.core.params import load_params, load_section
 from realfake.core.training_image import ResizeConfig
 from realfake.core.watermark import Watermark, crop_reads_box
-from realfake.crops.context import context_view
+from realfake.crops.context import candidate_margins, context_alignment, context_view
 from realfake.crops.native import NativeWindow, face_geometry, place_window, window_reads_box
 from realfake.crops.stage import run_crops
-from realfake.crops.views import CropsConfig, NativeConfig, crops_config, view_record
+from realfake.crops.views import CropsConfig, NativeConfig, crops_config, recorded_view, view_record
 from realfake.faces.crop import FacesConfig
 from realfake.faces.stage import run_source
 from realfake.ingest.download import DownloadConfig, run_download
@@ -89,7 +89,20 @@ def test_view_record_names_the_view_and_its_params():
     assert view_record("aligned", PARAMS) == {"name": "aligned", "size": PARAMS["resize"]["size"]}
     assert view_record("native", PARAMS) == {"name": "native", "size": 128, "native": {"side": 128}}
     assert view_record("context", PARAMS)["context"] == {"margin": 2.2, "size": 96, "max_pad_fraction": 0.05,
-                                                         "max_upscale": 1.0}
+                                                         "max_upscale": None, "fit": "shrink", "min_margin": 1.6}
+
+
+def test_shrink_tries_margins_from_the_widest_down_to_min_margin():
+    assert candidate_margins(CROPS.context)[:3] == [2.2, 2.15, 2.1] and candidate_margins(CROPS.context)[-1] == 1.6
+    assert candidate_margins(replace(CROPS.context, min_margin=1.62))[-2:] == [1.65, 1.62]
+    assert candidate_margins(replace(CROPS.context, fit="reject")) == [2.2]
+
+
+def test_a_checkpoint_from_before_the_fit_policy_keeps_rejecting_padded_faces():
+    old = {"view": {"name": "context", "size": 96, "context": {"margin": 2.2, "size": 96, "max_pad_fraction": 0.05,
+                                                               "max_upscale": 1.0}}}
+    assert recorded_view(old)["context"] == {"margin": 2.2, "size": 96, "max_pad_fraction": 0.05, "max_upscale": 1.0,
+                                             "fit": "reject", "min_margin": 2.2}
 
 
 # ---------------------------------------------------------------- the stage on real images
@@ -131,11 +144,11 @@ def test_windows_near_the_edge_shift_inside_and_frames_smaller_than_the_window_a
 
 
 @pytest.mark.slow
-def test_context_crops_that_would_be_upscaled_are_rejected(faced):
-    """LFW's small faces: a context crop smaller in the original than its output size is never upscaled."""
+def test_context_crops_that_would_be_upscaled_are_rejected_only_under_max_upscale(faced):
+    """LFW's small faces: by default upscaled (every face gets a crop); max_upscale 1.0 refuses them."""
     from realfake.faces.alignment import align
 
-    table, metrics, _ = crops_of(faced, "lfw")
+    table, metrics, _ = crops_of(faced, "lfw", replace(CROPS, context=replace(CROPS.context, max_upscale=1.0)), "up1")
     size = CROPS.context.size
     faces = pd.read_parquet(faced / "faces" / "lfw.parquet").set_index("face_id")
     side = {fid: align(np.asarray(faces.loc[fid, "landmarks"], dtype=np.float32).astype(np.float64).reshape(5, 2),
@@ -145,8 +158,9 @@ def test_context_crops_that_would_be_upscaled_are_rejected(faced):
     assert (table.loc[small, "context_reason"] == "upscale").all()
     assert (table.loc[~small, "context_status"] == "kept").all()
     assert metrics["context_rejected"] == int(small.sum())
-    allowed, _, _ = crops_of(faced, "lfw", replace(CROPS, context=replace(CROPS.context, max_upscale=None)), "up")
+    allowed, details, _ = crops_of(faced, "lfw")
     assert (allowed["context_status"] == "kept").all()
+    assert details["context_rejected"] == 0
 
 
 @pytest.mark.slow
@@ -191,9 +205,9 @@ def test_no_kept_crop_of_either_view_reads_the_pollinations_watermark(faced):
             assert np.array_equal(png(folder / row.context_path), cut.pixels)
             assert np.array_equal(context_view(painted, landmarks, CROPS.context, RESIZE).pixels, cut.pixels)
             checked += 1
-        elif row.context_reason == "watermark":
-            assert crop_reads_box(context_view(rgb, landmarks, replace(CROPS.context, max_pad_fraction=1.0),
-                                               RESIZE).alignment.matrix, CROPS.context.size, w, h, box_px)
+        elif row.context_reason == "watermark":  # even the narrowest margin would read it
+            al = context_alignment(landmarks, CROPS.context, CROPS.context.min_margin)
+            assert crop_reads_box(al.matrix, CROPS.context.size, w, h, box_px)
     assert checked >= 10
 
 
@@ -212,8 +226,24 @@ def test_a_window_reaching_a_declared_box_is_rejected_with_a_reason(faced, tmp_p
 
 
 @pytest.mark.slow
-def test_context_crops_padded_beyond_the_limit_are_rejected_and_the_pad_is_recorded(faced):
+def test_context_crops_that_would_pad_are_cut_at_a_narrower_margin_and_every_face_is_kept(faced):
     tight = replace(CROPS, context=replace(CROPS.context, margin=4.0, max_pad_fraction=0.0))
+    table, metrics, folder = crops_of(faced, "lfw", tight, "shrink")
+    assert (table["context_status"] == "kept").all() and metrics["context_rejected"] == 0
+    narrowed = table[table["context_fit"] != "full"]
+    assert len(narrowed) >= 1 and (narrowed["context_margin"] < 4.0).all()
+    assert (narrowed["context_margin"] >= CROPS.context.min_margin - 1e-6).all()
+    shrunk = table[table["context_fit"] == "shrunk"]
+    assert (shrunk["context_pad_fraction"] == 0).all()  # a margin that fits pads nothing here
+    padded = table[table["context_fit"] == "padded"]
+    assert (padded["context_margin"].round(4) == CROPS.context.min_margin).all()
+    assert (padded["context_pad_fraction"] > 0).all()
+    assert len(list((folder / "context").glob("*.png"))) == len(table)
+
+
+@pytest.mark.slow
+def test_context_crops_padded_beyond_the_limit_are_rejected_under_fit_reject(faced):
+    tight = replace(CROPS, context=replace(CROPS.context, margin=4.0, max_pad_fraction=0.0, fit="reject"))
     table, metrics, _ = crops_of(faced, "lfw", tight, "pad")
     rejected = table[table["context_status"] != "kept"]
     assert len(rejected) >= 1 and (rejected["context_reason"] == "pad").all()

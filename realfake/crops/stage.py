@@ -43,7 +43,7 @@ CROPS_SCHEMA = pa.schema([
     ("native_shift_x", pa.int32()), ("native_shift_y", pa.int32()),
     ("context_status", pa.string()), ("context_reason", pa.string()), ("context_detail", pa.string()),
     ("context_path", pa.string()), ("context_size", pa.int32()), ("context_margin", pa.float32()),
-    ("context_pad_fraction", pa.float32()),
+    ("context_pad_fraction", pa.float32()), ("context_fit", pa.string()),
 ])
 
 
@@ -80,8 +80,8 @@ def crop_face(item: tuple[str, str, Any, Any], source: str, cfg: CropsConfig, ma
                                native_shift_y=w.shift_y)
             else:
                 cut = context_view(rgb, landmarks, cfg.context, resize, box_px)
-                row.update(context_size=cfg.context.size, context_margin=cfg.context.margin,
-                           context_pad_fraction=cut.pad_fraction)
+                row.update(context_size=cfg.context.size, context_margin=cut.margin,
+                           context_pad_fraction=cut.pad_fraction, context_fit=cut.fit)
             if cut.pixels is None:
                 row[f"{view}_reason"], row[f"{view}_detail"] = cut.reason, cut.detail
                 continue
@@ -116,8 +116,11 @@ def view_counts(table: pd.DataFrame, view: str) -> dict[str, Any]:
     return {**counts(len(table), kept, len(table) - kept), "rejected_by_reason": {str(k): int(v) for k, v in reasons.items()}}
 
 
-def summarize(source: str, table: pd.DataFrame, cfg: CropsConfig, seconds: float) -> dict[str, Any]:
-    """The stage's details: per view counts by reason, framing and padding statistics."""
+def summarize(source: str, table: pd.DataFrame, cfg: CropsConfig, seconds: float, margin: float) -> dict[str, Any]:
+    """The stage's details: per view counts by reason, framing, padding and upscaling statistics.
+
+    margin is faces.margin, at which face_px was measured.
+    """
     native_kept = table[table["native_status"] == "kept"]
     context_kept = table[table["context_status"] == "kept"]
     both = int(((table["native_status"] == "kept") & (table["context_status"] == "kept")).sum())
@@ -134,7 +137,13 @@ def summarize(source: str, table: pd.DataFrame, cfg: CropsConfig, seconds: float
                     "mean_pad_fraction": float(context_kept["context_pad_fraction"].mean()) if len(context_kept)
                     else 0.0,
                     "share_padded": float((context_kept["context_pad_fraction"] > 0).mean()) if len(context_kept)
-                    else 0.0},
+                    else 0.0,
+                    # full: cut at crops.context.margin; shrunk: a narrower margin fitted the photo; padded: at
+                    # min_margin with more border than max_pad_fraction
+                    "fit": {str(k): int(v) for k, v in context_kept["context_fit"].value_counts().sort_index().items()},
+                    "median_margin": float(context_kept["context_margin"].median()) if len(context_kept) else 0.0,
+                    "median_upscale": float((cfg.context.size / (context_kept["face_px"] * context_kept["context_margin"] / margin))
+                                            .median()) if len(context_kept) else 0.0},
         "seconds": round(seconds, 3),
     }
 
@@ -174,7 +183,7 @@ def run_crops(source: str, cfg: CropsConfig, margin: float, resize: ResizeConfig
     seconds = time.perf_counter() - start
     table = pd.DataFrame(rows, columns=CROPS_SCHEMA.names)
     write_parquet(table, crops_root / f"{source}.parquet", schema=CROPS_SCHEMA)
-    details = summarize(source, table, cfg, seconds)
+    details = summarize(source, table, cfg, seconds, margin)
     # headline: faces with both views kept; per view (in = kept + rejected, by reason) in reports/crops/<source>.json.
     # Per-view headline keys would widen `dvc metrics show` past a terminal (tests/test_dvc_views.py)
     top = counts(details["in"], details["kept"], details["rejected"])

@@ -41,10 +41,16 @@ class ContextConfig:
 
     margin: float = 2.2  # crop side = margin x eye-to-mouth distance (faces.margin is the tight crop's)
     size: int = 96  # output side, px: the crop is resampled once from the original to it
-    max_pad_fraction: float = 0.05  # reject when more of the crop than this lies outside the image (reason `pad`)
-    # reject when `size` exceeds the crop's side in the original times this (reason `upscale`): upscaling would
-    # happen to small-face sources only (at 128 px, 99% of LFW, all real), a real-only chain; null: allow any
-    max_upscale: float | None = 1.0
+    max_pad_fraction: float = 0.05  # most of the crop that may lie outside the image (mirrored border)
+    # reject when `size` exceeds the crop's side in the original times this (reason `upscale`); null: allow any
+    # (a face the faces stage kept spans >= faces.min_face_px, so the upscale is bounded by size / min_face_px)
+    max_upscale: float | None = None
+    # a crop that would pad more than max_pad_fraction: `shrink` cuts it at the widest margin in [min_margin,
+    # margin] that fits (and pads at min_margin when none does), so every face gets a crop; `reject` refuses it
+    # (reason `pad`). Shrinking makes framing vary with the photo: train.augment.crop_scale reaching
+    # (min_margin / margin)^2 shows every framing in both classes (docs/views.md)
+    fit: Literal["shrink", "reject"] = "shrink"
+    min_margin: float = 1.6  # faces.margin: the tight crop the faces stage already cut within max_pad_fraction
 
     def __post_init__(self) -> None:
         if not self.margin > 0:
@@ -55,6 +61,8 @@ class ContextConfig:
             raise UserError(f"crops.context.size must be an integer in 8..1024, got {self.size!r}")
         if not 0 <= self.max_pad_fraction <= 1:
             raise UserError(f"crops.context.max_pad_fraction must be in 0..1, got {self.max_pad_fraction!r}")
+        if not 0 < self.min_margin <= self.margin:
+            raise UserError(f"crops.context.min_margin must be in (0, margin={self.margin}], got {self.min_margin!r}")
 
 
 @dataclass
@@ -100,7 +108,10 @@ def write_view_record(packed_dir: str | Path, record: Mapping[str, Any]) -> None
 
 def recorded_view(preprocessing: Mapping[str, Any]) -> dict[str, Any]:
     """A checkpoint's view record (checkpoints written before views were recorded hold the aligned view)."""
-    record = preprocessing.get("view") or {"name": "aligned"}
+    record = dict(preprocessing.get("view") or {"name": "aligned"})
     if record.get("name") not in VIEWS:
         raise UserError(f"the checkpoint records an unknown view {record.get('name')!r} (known: {', '.join(VIEWS)})")
-    return dict(record)
+    if isinstance(record.get("context"), Mapping) and "fit" not in record["context"]:
+        # recorded before the fit policy existed: those models were trained on crops that rejected padding
+        record["context"] = {**record["context"], "fit": "reject", "min_margin": record["context"].get("margin")}
+    return record
