@@ -180,10 +180,10 @@ def run_cv(params: dict[str, Any], cfg: CVConfig, packed_dir: Path, out_path: Pa
 def _run_folds(params: dict[str, Any], cfg: CVConfig, packed_dir: Path, out_path: Path, report_path: Path | None,
                tmp: Path, extra: dict[str, Any]) -> dict[str, Any]:
     from realfake.core.training_image import image_size
+    from realfake.detector.ensemble import train_detector
     from realfake.detector.model import ModelConfig
     from realfake.detector.packed import load_split, packed_image_size
     from realfake.detector.scorer import Scorer
-    from realfake.detector.train import train
     from realfake.detector.train_config import load_train_config
     from realfake.evaluation.evaluate import EvaluateConfig, holdout_metrics, score_split
 
@@ -203,8 +203,8 @@ def _run_folds(params: dict[str, Any], cfg: CVConfig, packed_dir: Path, out_path
         for name, rows in (("train", trained), ("val", val), ("test", scored)):
             write_split(images, meta, rows, folder, name)
         log.info("fold %d/%d: train %d, val %d, scored %d", k + 1, cfg.folds, len(trained), len(val), len(scored))
-        summary = train(model_cfg, train_cfg, folder, folder / "detector.pt", folder / "live", size,
-                        params.get("faces"))
+        summary = train_detector(model_cfg, train_cfg, folder, folder / "detector.pt", folder / "live", size,
+                               params.get("faces"))
         scorer = Scorer(folder / "detector.pt")
         threshold = float(scorer.checkpoint["info"]["threshold"])
         test = load_split(folder, "test", size)

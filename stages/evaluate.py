@@ -16,7 +16,8 @@ def main() -> None:
            "report": Path("reports/evaluate.md"), "scores": Path("reports/scores.parquet")}
     run_evaluate(load_section(EvaluateConfig, params, "evaluate"), Path("models/detector.pt"),
                  Path("data/packed"), Path("data/metadata.parquet"),
-                 packed_image_size(Path("data/packed"), image_size(params)), out)  # the packed view's size
+                 packed_image_size(Path("data/packed"), image_size(params)), out,  # the packed view's size
+                 Path("data/splits.parquet"))
 
 
 if __name__ == "__main__":

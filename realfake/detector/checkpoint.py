@@ -80,12 +80,26 @@ def load_detector(path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:
     checkpoint = read_checkpoint(path)
     try:
         model = build_model(load_section(ModelConfig, {"model_config": checkpoint["model_config"]}, "model_config"))
+        check_weights(model, checkpoint["state_dict"])
         model.load_state_dict(checkpoint["state_dict"])
         PatchConfig.from_preprocessing(checkpoint["preprocessing"])
     except (KeyError, TypeError, ValueError, RuntimeError, UserError) as exc:
         reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
         raise UserError(f"model {path} is a damaged {CHECKPOINT_FORMAT} checkpoint: {reason}") from None
     return model.eval(), checkpoint
+
+
+def check_weights(model: nn.Module, state: dict[str, Any]) -> None:
+    """The checkpoint holds exactly the model's weights (a missing ensemble member is named as such)."""
+    expected, got = set(model.state_dict()), set(state)
+    missing, extra = sorted(expected - got), sorted(got - expected)
+    if not (missing or extra):
+        return
+    lost = sorted({k.split(".")[1] for k in missing if k.startswith("members.")}, key=int)
+    what = (f"ensemble member(s) {', '.join(lost)} of {len(model.members)} have no weights" if lost else
+            f"{len(missing)} weights missing{f' (first: {missing[0]})' if missing else ''}, {len(extra)} unexpected"
+            f"{f' (first: {extra[0]})' if extra else ''}")
+    raise ValueError(what)
 
 
 def preprocessing_for(size: int) -> dict[str, Any]:

@@ -27,12 +27,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from torch import nn
 
 from realfake.core.errors import UserError
+from realfake.detector.ensemble_net import Ensemble
 from realfake.detector.layers import CBAM, ConvBnAct, SelfAttention2d, SqueezeExcite, init_classifier
 from realfake.detector.npr_net import NprConfig, NPRDetector
 
@@ -51,8 +52,11 @@ class ModelConfig:
     mhsa_heads: int = 4
     dropout: float = 0.2
     npr: NprConfig = field(default_factory=NprConfig)
+    members: int = 1  # K > 1: an ensemble of K networks from seeds train.seed..+K-1, logits averaged (ensemble.py)
 
     def __post_init__(self) -> None:
+        if not 1 <= self.members <= 16:
+            raise UserError(f"model.members must be an integer in 1..16, got {self.members!r}")
         if not 1 <= len(self.widths) <= 8 or any(w < 1 for w in self.widths):
             raise UserError(f"model.widths must list 1-8 positive channel counts, got {self.widths!r}")
         if self.stem_stride not in (1, 2):
@@ -141,7 +145,9 @@ class Detector(nn.Module):
 
 
 def build_model(cfg: ModelConfig) -> nn.Module:
-    """The detector for `cfg` (randomly initialised): the CNN, or the NPR network (`model.arch`)."""
+    """The detector for `cfg` (randomly initialised): the CNN, or the NPR network (`model.arch`); K members: Ensemble."""
+    if cfg.members > 1:
+        return Ensemble([build_model(replace(cfg, members=1)) for _ in range(cfg.members)])
     if cfg.arch == "npr":
         return NPRDetector(cfg.npr, cfg.dropout, lambda channels: attention_block(cfg, channels),
                            cfg.stages_with_attention())

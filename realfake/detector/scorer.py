@@ -12,10 +12,14 @@ from realfake.core.device import resolve_device
 from realfake.core.progress import tqdm
 from realfake.detector.checkpoint import load_detector, to_model_input
 from realfake.detector.patches import PatchConfig, image_logits
+from realfake.detector.verdict import calibrate, operating_point_of
 
 
 class Scorer:
-    """p_fake of the detector for uint8 N×3×S×S batches, exactly as the training input was prepared."""
+    """Calibrated p_fake of the detector for uint8 N×3×S×S batches, exactly as the training input was prepared.
+
+    `operating_point` is the checkpoint's (verdict.py); checkpoints from before it score with temperature 1.
+    """
 
     def __init__(self, model_path: Path, device: str | torch.device = "cpu"):
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
@@ -24,12 +28,14 @@ class Scorer:
         self.pre = checkpoint["preprocessing"]
         self.patch = PatchConfig.from_preprocessing(self.pre)  # patch-level models average fixed patches
         self.checkpoint = checkpoint
+        self.operating_point = operating_point_of(checkpoint)
+        self.temperature = self.operating_point.temperature if self.operating_point else 1.0
 
     @torch.no_grad()
     def __call__(self, images: np.ndarray) -> np.ndarray:
         x = to_model_input(torch.from_numpy(np.array(images, dtype=np.uint8)), self.pre, channels_last=True,
                            device=self.device)
-        return torch.sigmoid(image_logits(self.model, x, self.patch)).cpu().numpy().astype(np.float64)
+        return calibrate(image_logits(self.model, x, self.patch).float().cpu().numpy(), self.temperature)
 
 
 def score_in_batches(score_fn: Callable[[np.ndarray], np.ndarray], images: np.ndarray, batch_size: int,

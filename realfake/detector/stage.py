@@ -7,9 +7,9 @@ from typing import Any
 
 from realfake.core.stage_metrics import write_stage_metrics
 from realfake.core.timings import record_timing
+from realfake.detector.ensemble import train_detector
 from realfake.detector.model import ModelConfig
 from realfake.detector.model_card import write_model_card
-from realfake.detector.train import train
 from realfake.detector.train_config import TrainConfig
 
 log = logging.getLogger("stages.train")
@@ -25,7 +25,7 @@ def run_train_stage(model_cfg: ModelConfig, train_cfg: TrainConfig, size: int | 
     metrics/train.json gets the headline (val AUC), `report` (default reports/train.json) the rest, the log and
     logs/timings.jsonl the timings.
     """
-    summary = train(model_cfg, train_cfg, packed, checkpoint, live, size, faces, resize, profile)
+    summary = train_detector(model_cfg, train_cfg, packed, checkpoint, live, size, faces, resize, profile)
     summary["profile_overrides"] = dict(profile_overrides or {})  # what the data profile changed in `train`
     if profile_overrides:  # said after training: a bad input above must stay a one-line error
         log.info("data.profile=%s overrode train params: %s", profile,

@@ -56,6 +56,7 @@ from realfake.detector.patches import PatchConfig, check_fits, image_logits, ran
 from realfake.detector.schedule import EarlyStopping, make_optimizer, make_scheduler
 from realfake.detector.threshold import choose_threshold
 from realfake.detector.train_config import TrainConfig
+from realfake.detector.verdict import calibrate, choose_operating_point
 
 log = logging.getLogger(__name__)
 
@@ -249,24 +250,21 @@ def train(
                 break
 
     model.load_state_dict(best_state)
-    p_val = torch.sigmoid(torch.from_numpy(predict_logits(model, val_split, cfg.eval_batch_size, preprocessing,
-                                                          cfg.channels_last, runtime))).numpy()
-    choice = choose_threshold(val_split.y, p_val)  # the decision threshold `realfake predict` applies
-    fitness = assess(best_val["auc"], len(val_split), profile, cfg.fitness)
-    info = {"best_epoch": best_val["epoch"], "val_loss": best_val["loss"], "val_auc": best_val["auc"],
-            "threshold": choice.threshold, "threshold_rule": choice.rule, "profile": profile, "fitness": fitness}
-    if not fitness["fit"]:
-        log.warning("model not fit to judge photos: %s", "; ".join(fitness["reasons"]))
-    save_checkpoint(checkpoint_path, model, model_cfg, preprocessing, info)
+    logits_val = predict_logits(model, val_split, cfg.eval_batch_size, preprocessing, cfg.channels_last, runtime)
+    info, verdict = finish_checkpoint(model, model_cfg, cfg, val_split, logits_val, preprocessing, profile,
+                                      checkpoint_path, {"best_epoch": best_val["epoch"], "val_loss": best_val["loss"],
+                                                        "val_auc": best_val["auc"]})
     return {
         "best_epoch": best_val["epoch"],
         "best_val_loss": best_val["loss"],
         "best_val_auc": best_val["auc"],
         "best_val_acc": best_val["acc"],
-        "threshold": choice.threshold,
+        "threshold": info["threshold"],
+        "operating_point": info["operating_point"],
+        "verdict_val": verdict,
         "profile": profile,
-        "fit_to_judge": fitness["fit"],
-        "fitness": fitness,
+        "fit_to_judge": info["fitness"]["fit"],
+        "fitness": info["fitness"],
         "epochs_run": len(history),
         "stopped_early": len(history) < cfg.epochs,
         "seconds": round(time.perf_counter() - start, 2),
@@ -285,6 +283,27 @@ def train(
                  "view": preprocessing["view"]},
         "history": history,
     }
+
+
+def finish_checkpoint(model: nn.Module, model_cfg: ModelConfig, cfg: TrainConfig, val_split: Split,
+                      logits_val: np.ndarray, preprocessing: dict[str, Any], profile: str | None,
+                      checkpoint_path: str | os.PathLike, info: dict[str, Any]) -> tuple[dict[str, Any], dict]:
+    """Calibrate on val, choose the operating point and the metrics threshold, assess fitness, save; (info, report)."""
+    point, verdict = choose_operating_point(val_split.y, logits_val, cfg.verdict)
+    p_val = calibrate(logits_val, point.temperature)  # every score the checkpoint gives from now on is calibrated
+    choice = choose_threshold(val_split.y, p_val)  # the threshold of the evaluation's accuracy, F1, MCC
+    fitness = assess(info["val_auc"], len(val_split), profile, cfg.fitness)
+    info = {**info, "threshold": choice.threshold, "threshold_rule": choice.rule,
+            "operating_point": point.record(), "profile": profile, "fitness": fitness}
+    log.info("calibration: temperature %.3f, val ECE %.4f -> %.4f; operating point: fake from p %.4f (val FPR "
+             "%.3f), real below p %.4f (val fakes called real %.3f), %.3f of val uncertain", point.temperature,
+             verdict.get("val_ece_before", float("nan")), verdict.get("val_ece_after", float("nan")), point.t_fake,
+             verdict.get("fpr") or 0.0, point.t_real, verdict.get("fake_called_real") or 0.0,
+             verdict.get("uncertain") or 0.0)
+    if not fitness["fit"]:
+        log.warning("model not fit to judge photos: %s", "; ".join(fitness["reasons"]))
+    save_checkpoint(checkpoint_path, model, model_cfg, preprocessing, info)
+    return info, verdict
 
 
 def cuda_settings(cfg: TrainConfig, device: torch.device, n_train: int) -> tuple[TrainConfig, Runtime]:

@@ -13,6 +13,7 @@ from realfake.detector.fitness import FitnessConfig
 from realfake.detector.losses import Loss
 from realfake.detector.patches import PatchConfig
 from realfake.detector.shard_stream import ShardInputConfig
+from realfake.detector.verdict import VerdictConfig
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ class TrainConfig:
     # on CUDA: this batch (lr scaled by sqrt(cuda_batch_size / batch_size)) when an epoch keeps >= 20 steps
     cuda_batch_size: int | None = 256
     fitness: FitnessConfig = field(default_factory=FitnessConfig)  # when the model may judge photos (fitness.py)
+    verdict: VerdictConfig = field(default_factory=VerdictConfig)  # calibration and operating point (verdict.py)
 
     def __post_init__(self) -> None:
         checks = {

@@ -43,6 +43,7 @@ from realfake.evaluation.metrics import (
     to_jsonable,
 )
 from realfake.evaluation.robustness import DEFAULT_SPECS, robustness_table
+from realfake.evaluation.verdicts import coverage, operating_point_report, verdict_lines
 
 log = logging.getLogger(__name__)
 
@@ -182,8 +183,11 @@ def scores_table(test: pd.DataFrame, holdout: pd.DataFrame | None) -> pd.DataFra
 
 
 def run_evaluate(cfg: EvaluateConfig, model_path: Path, packed_dir: Path, metadata_path: Path, size: int,
-                 out: dict[str, Path]) -> dict[str, Any]:
-    """Score val/test, compute every metric and breakdown, write metrics, plots and the report."""
+                 out: dict[str, Path], splits_path: Path | None = None) -> dict[str, Any]:
+    """Score val/test, compute every metric and breakdown, write metrics, plots and the report.
+
+    splits_path (data/splits.parquet) gives the faces the sample placed, for the view's coverage per source.
+    """
     torch.set_num_threads(cfg.threads)
     scorer = Scorer(model_path, resolve_device(cfg.device, "evaluate.device"))
     splits = {name: load_split(packed_dir, name, size) for name in ("train", "val", "test")}
@@ -211,8 +215,12 @@ def run_evaluate(cfg: EvaluateConfig, model_path: Path, packed_dir: Path, metada
     robust = robustness_table(test_images, test.y, scorer, cfg.robustness, threshold, cfg.batch_size)
     held = holdout_scores(scorer, packed_dir, size, cfg.batch_size)
 
+    verdict = operating_point_report(scorer.operating_point, scored, held, cfg.calibration_bins)
+    covered = coverage(splits_path, scored, held) if splits_path is not None else {}
     report = {
         **core,
+        "operating_point": verdict,
+        "coverage": covered,
         "holdout": held_out_table(held, threshold),
         "n": {"val": len(val), "test": len(test), "test_without_metadata": missing},
         "honest_pair": bd["honest_pair"],
@@ -234,7 +242,8 @@ def run_evaluate(cfg: EvaluateConfig, model_path: Path, packed_dir: Path, metada
     frame = scored.reset_index(drop=True)
     gallery(test_images, frame, threshold, cfg.gallery, out["plots"] / "errors.png")
     cam_figure(scorer, test_images, frame, threshold, cfg.gallery, out["plots"] / "gradcam.png")
-    write_text(out["report"], render_report(report, bd, per_source, robust, verdicts))
+    write_text(out["report"], render_report(report, bd, per_source, robust, verdicts)
+               + "\n".join(["", *verdict_lines(verdict, covered)]))
     log.info("test AUC %.4f, accuracy %.4f at threshold %.3f; honest pair AUC %s", core["at_threshold"]["roc_auc"],
              core["at_threshold"]["accuracy"], threshold, bd["honest_pair"].get("pair_auc"))
     return report
@@ -250,6 +259,9 @@ def headline(report: dict[str, Any]) -> dict[str, Any]:
         "auc": m["roc_auc"], "acc": m["accuracy"], "f1": m["f1"], "mcc": m["mcc"], "ap": m["average_precision"],
         "ece": report["ece"], "pair_auc": report["honest_pair"].get("pair_auc"),
         "heldout_real": (report.get("holdout") or {}).get("real_called_real"),
+        # at the operating point: fakes caught, and held-out reals called fake (the false alarms a user meets)
+        "op_recall": (report["operating_point"].get("test") or {}).get("recall"),
+        "op_heldout_fpr": (report["operating_point"].get("held_out_real") or {}).get("fpr"),
         "audit_auc": report["baselines"]["audit"]["roc_auc"], "spectral_auc": report["baselines"]["spectral"]["roc_auc"],
     }
 

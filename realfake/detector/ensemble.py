@@ -1,0 +1,69 @@
+"""An ensemble of K detectors trained alike from seeds seed..seed+K-1, scored as one model: the mean of their logits.
+
+Averaging members that differ only in their seed (Lakshminarayanan et al., "Simple and Scalable Predictive
+Uncertainty Estimation using Deep Ensembles", NeurIPS 2017) cuts the seed-to-seed swing of every held-out figure;
+the checkpoint stores the members' weights under one model, so `predict`, `evaluate`, `cv` and `serve` need nothing
+new. Calibration and the operating point are fitted on the ensemble's own validation logits.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from realfake.core.device import resolve_device
+from realfake.detector.batches import open_split
+from realfake.detector.checkpoint import load_detector, read_checkpoint
+from realfake.detector.ensemble_net import Ensemble
+from realfake.detector.model import ModelConfig
+from realfake.detector.train import finish_checkpoint, logit_metrics, predict_logits, train
+from realfake.detector.train_config import TrainConfig
+
+log = logging.getLogger(__name__)
+
+
+def train_detector(model_cfg: ModelConfig, cfg: TrainConfig, packed_dir: str | os.PathLike,
+                   checkpoint_path: str | os.PathLike, live_dir: str | os.PathLike, size: int | None = None,
+                   face_params: dict[str, Any] | None = None, resize_params: dict[str, Any] | None = None,
+                   profile: str | None = None) -> dict[str, Any]:
+    """train() for `model.members` 1; for K > 1, K members joined into one checkpoint. Returns the run's summary.
+
+    Member k trains with train.seed + k; dvclive keeps member 0's curves (live_dir), the others' go with their
+    temporary checkpoints. The summary is member 0's with the ensemble's validation figures and `members`.
+    """
+    k_members = model_cfg.members
+    single = replace(model_cfg, members=1)
+    if k_members == 1:
+        return train(single, cfg, packed_dir, checkpoint_path, live_dir, size, face_params, resize_params, profile)
+    target = Path(checkpoint_path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".members-") as tmp:
+        summaries = []
+        for k in range(k_members):
+            log.info("ensemble member %d of %d (train.seed %d)", k + 1, k_members, cfg.seed + k)
+            summaries.append(train(single, replace(cfg, seed=cfg.seed + k), packed_dir, Path(tmp) / f"m{k}.pt",
+                                   live_dir if k == 0 else Path(tmp) / f"live{k}", size, face_params, resize_params,
+                                   profile))
+        members = [load_detector(Path(tmp) / f"m{k}.pt")[0] for k in range(k_members)]
+        preprocessing = read_checkpoint(Path(tmp) / "m0.pt")["preprocessing"]
+    ensemble = Ensemble(members).eval()
+    val_split = open_split(cfg, packed_dir, "val", size, resolve_device(cfg.device, "train.device"))
+    logits = predict_logits(ensemble, val_split, cfg.eval_batch_size, preprocessing, cfg.channels_last)
+    val = logit_metrics(val_split.y, logits)
+    info, verdict = finish_checkpoint(ensemble, model_cfg, cfg, val_split, logits, preprocessing, profile, target,
+                                      {"best_epoch": [s["best_epoch"] for s in summaries], "val_loss": val["loss"],
+                                       "val_auc": val["auc"], "member_val_auc": [s["best_val_auc"] for s in summaries]})
+    log.info("ensemble of %d: val AUC %.4f (members %s)", k_members, val["auc"] or float("nan"),
+             ", ".join(f"{s['best_val_auc']:.4f}" for s in summaries))
+    first = summaries[0]
+    return {**first, "best_val_loss": val["loss"], "best_val_auc": val["auc"], "best_val_acc": val["acc"],
+            "threshold": info["threshold"], "operating_point": info["operating_point"], "verdict_val": verdict,
+            "fit_to_judge": info["fitness"]["fit"], "fitness": info["fitness"], "members": k_members,
+            "member_val_auc": [s["best_val_auc"] for s in summaries],
+            "seconds": round(sum(s["seconds"] for s in summaries), 2),
+            "train_seconds": round(sum(s["train_seconds"] for s in summaries), 2),
+            "params": sum(s["params"] for s in summaries)}

@@ -1,0 +1,128 @@
+"""Calibration, the operating point (real / uncertain / fake) and the ensemble scored as one model."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from test_train import TINY, write_packed
+
+from realfake.core.errors import UserError
+from realfake.core.params import load_section
+from realfake.detector.checkpoint import load_detector
+from realfake.detector.ensemble import train_detector
+from realfake.detector.ensemble_net import Ensemble
+from realfake.detector.model import ModelConfig
+from realfake.detector.scorer import Scorer
+from realfake.detector.train_config import TrainConfig
+from realfake.detector.verdict import (
+    OperatingPoint,
+    VerdictConfig,
+    calibrate,
+    choose_operating_point,
+    expected_calibration_error,
+    fit_temperature,
+    operating_point_of,
+)
+
+
+def overconfident(n: int, scale: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Labels drawn from sigmoid(z) with z ~ N(0, 2), reported as scale * z: a model `scale` times too sure."""
+    rng = np.random.default_rng(seed)
+    z = rng.normal(0, 2, n)
+    y = (rng.random(n) < 1 / (1 + np.exp(-z))).astype(int)
+    return y, scale * z
+
+
+def test_temperature_scaling_lowers_the_ece_of_a_miscalibrated_model():
+    y, logits = overconfident(20000, 4.0)
+    temperature = fit_temperature(y, logits)
+    assert temperature == pytest.approx(4.0, rel=0.1)
+    before = expected_calibration_error(y, calibrate(logits, 1.0))
+    after = expected_calibration_error(y, calibrate(logits, temperature))
+    assert before > 0.08 and after < 0.02 and after < before / 4
+    # a calibrated model is left alone
+    y2, z2 = overconfident(20000, 1.0, seed=1)
+    assert fit_temperature(y2, z2) == pytest.approx(1.0, rel=0.1)
+
+
+def test_the_operating_point_holds_the_validation_false_alarm_rate():
+    y, logits = overconfident(4000, 1.0, seed=2)
+    point, report = choose_operating_point(y, logits, VerdictConfig(target_fpr=0.05, target_fnr=0.10))
+    p = calibrate(logits, point.temperature)
+    assert np.mean(p[y == 0] >= point.t_fake) <= 0.05 and np.mean(p[y == 0] >= point.t_fake) > 0.04
+    assert np.mean(p[y == 1] < point.t_real) <= 0.10 and np.mean(p[y == 1] < point.t_real) > 0.09
+    assert report["fpr"] == pytest.approx(np.mean(p[y == 0] >= point.t_fake))
+    assert report["val_ece_after"] <= report["val_ece_before"] + 1e-9
+    assert point.t_real < point.t_fake  # a model this weak cannot meet both targets: a band between
+
+
+def test_uncertain_lies_between_the_two_thresholds():
+    point = OperatingPoint(temperature=1.0, t_real=0.3, t_fake=0.7, target_fpr=0.05, target_fnr=0.1)
+    assert point.decide(np.array([0.0, 0.2999, 0.3, 0.5, 0.6999, 0.7, 1.0])).tolist() == [
+        "real", "real", "uncertain", "uncertain", "uncertain", "fake", "fake"]
+    no_band = OperatingPoint(1.0, 0.6, 0.6, 0.05, None)
+    assert no_band.decide(np.array([0.59, 0.6])).tolist() == ["real", "fake"]
+
+
+def test_a_separable_validation_set_gets_no_band():
+    y = np.array([0] * 50 + [1] * 50)
+    logits = np.concatenate([np.linspace(-6, -3, 50), np.linspace(3, 6, 50)])
+    point, report = choose_operating_point(y, logits, VerdictConfig())
+    assert point.t_real == point.t_fake and report["uncertain"] == 0.0 and report["recall"] == 1.0
+
+
+@pytest.mark.parametrize("bad", [0.0, 1.0, -0.1, 1.5])
+def test_a_target_fpr_outside_0_1_is_one_clear_error(bad):
+    with pytest.raises(UserError, match="target_fpr must lie strictly between 0 and 1"):
+        load_section(TrainConfig, {"train": {"verdict": {"target_fpr": bad}}}, "train")
+
+
+def test_a_damaged_operating_point_is_one_clear_error():
+    with pytest.raises(UserError, match="operating point is out of range"):
+        operating_point_of({"info": {"operating_point": {"temperature": 1.0, "t_real": 0.8, "t_fake": 0.2,
+                                                         "target_fpr": 0.05, "target_fnr": 0.1}}})
+    with pytest.raises(UserError, match="operating point is damaged"):
+        operating_point_of({"info": {"operating_point": {"temperature": "hot", "t_real": 0.1, "t_fake": 0.2,
+                                                         "target_fpr": 0.05, "target_fnr": 0.1}}})
+    assert operating_point_of({"info": {}}) is None
+
+
+@pytest.mark.slow  # trains two tiny members (~6 s here)
+def test_an_ensemble_is_one_checkpoint_scored_as_the_mean_of_its_members(tmp_path):
+    packed = tmp_path / "packed"
+    write_packed(packed, "train", 80, 80, 32, seed=0)
+    images, _ = write_packed(packed, "val", 40, 40, 32, seed=1)
+    cfg = TrainConfig(epochs=2, batch_size=32, lr=3e-3, warmup_epochs=0.5, min_epochs=2, threads=1)
+    model_cfg = ModelConfig(**{**TINY.__dict__, "members": 2})
+    summary = train_detector(model_cfg, cfg, packed, tmp_path / "e.pt", tmp_path / "live", size=32)
+    assert summary["members"] == 2 and len(summary["member_val_auc"]) == 2
+    assert not list(tmp_path.glob(".members-*"))  # the members' temporary checkpoints are gone
+    model, checkpoint = load_detector(tmp_path / "e.pt")
+    assert isinstance(model, Ensemble) and len(model.members) == 2
+    # the two members differ (seeds 0 and 1) and the ensemble's logit is their mean, calibrated by the scorer
+    x = torch.from_numpy(images[:8]).float().div(255).sub(0.5).div(0.5)
+    with torch.no_grad():
+        a, b = (m(x).numpy() for m in model.members)
+    assert not np.allclose(a, b)
+    scorer = Scorer(tmp_path / "e.pt")
+    expected = calibrate((a.astype(np.float64) + b) / 2, scorer.temperature)
+    assert np.allclose(scorer(images[:8]), expected, atol=1e-5)
+    point = scorer.operating_point
+    assert point is not None and checkpoint["info"]["operating_point"]["t_fake"] == point.t_fake
+    assert math.isfinite(summary["best_val_auc"])
+
+
+def test_an_ensemble_checkpoint_with_a_missing_member_is_one_clear_error(tmp_path):
+    from realfake.detector.checkpoint import preprocessing_for, read_checkpoint, save_checkpoint
+    from realfake.detector.model import build_model
+
+    cfg = ModelConfig(**{**TINY.__dict__, "members": 2})
+    save_checkpoint(tmp_path / "e.pt", build_model(cfg), cfg, preprocessing_for(32), {"threshold": 0.5})
+    checkpoint = read_checkpoint(tmp_path / "e.pt")
+    checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if not k.startswith("members.1.")}
+    torch.save(checkpoint, tmp_path / "cut.pt")
+    with pytest.raises(UserError, match="damaged .*checkpoint: ensemble member.s. 1 of 2 have no weights"):
+        load_detector(tmp_path / "cut.pt")
