@@ -139,6 +139,10 @@ def test_npr_trains_with_chain_matching_on_synthetic_data(tmp_path):
     upscale_free = {**context, "context": {**context["context"], "max_upscale": 1.0}}
     card = render_model_card({**summary, "data": {**summary["data"], "view": upscale_free}}, TINY_NPR, cfg)
     assert "more than 0.05 padding or upscaling are left out" in card
+    shrink = {**context, "context": {**context["context"], "max_upscale": None, "fit": "shrink", "min_margin": 1.6}}
+    card = render_model_card({**summary, "data": {**summary["data"], "view": shrink}}, TINY_NPR, cfg)
+    assert "cut at the widest margin down to 1.6" in card and "so every face gets a verdict" in card
+    assert "## Decision (`realfake predict`: real / uncertain / fake)" in card and "calibrated on validation" in card
 
 
 def test_npr_refuses_an_odd_input_side(tmp_path):

@@ -139,7 +139,7 @@ def test_values_are_validated_not_coerced(path, value, message):
 
 def test_values_keep_their_meaning():
     train = load("train", params_with("train.lr", 1))
-    assert train.lr == 1 and train.augment.crop_scale == [0.8, 1.0] and train.patch.size is None  # an int is a number
+    assert train.lr == 1 and train.augment.crop_scale == [0.5, 1.0] and train.patch.size is None  # an int is a number
     sample = load_section(SampleConfig, PARAMS, "sample")
     assert sample.holdout_sources == ("ciplab-real",) and dataclasses.astuple(sample.fractions) == (0.70, 0.15, 0.15)
     assert load_section(EvaluateConfig, PARAMS, "evaluate").audit.margin == 0.03

@@ -40,7 +40,7 @@ class AugmentConfig:
 
     hflip_p: float = 0.5
     crop_p: float = 0.5
-    crop_scale: list[float] = field(default_factory=lambda: [0.8, 1.0])  # area fraction kept
+    crop_scale: list[float] = field(default_factory=lambda: [0.5, 1.0])  # area fraction kept
     crop_ratio: list[float] = field(default_factory=lambda: [0.9, 1.1])  # aspect ratio of the crop
     jitter_p: float = 0.5
     brightness: float = 0.2  # factor drawn from [1 - b, 1 + b]

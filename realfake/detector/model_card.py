@@ -57,15 +57,47 @@ def view_line(view: dict[str, Any] | None, size: int) -> str:
     view = view or {"name": "aligned"}
     if view["name"] == "context":
         c = view.get("context") or {}
+        if c.get("fit", "reject") == "shrink":
+            fitting = (f"a photo too tight for that margin is cut at the widest margin down to {c.get('min_margin')} "
+                       f"that needs at most {c.get('max_pad_fraction')} padding (padded at {c.get('min_margin')} if "
+                       "none does), so every face gets a verdict"
+                       + ("" if c.get("max_upscale") is None else "; faces needing upscaling are left out"))
+        else:
+            fitting = (f"faces needing more than {c.get('max_pad_fraction')} padding"
+                       + (" or upscaling" if c.get("max_upscale") is not None else "") + " are left out")
         return (f"- View `context`: the aligned face at a wider margin ({c.get('margin')} x eye-to-mouth: hair, ears, "
                 f"some background), resampled once from the original to {size} px and JPEG re-encoded as the resize "
-                f"stage does; faces needing more than {c.get('max_pad_fraction')} padding"
-                + (" or upscaling" if c.get("max_upscale") is not None else "") + " are left out (docs/views.md).")
+                f"stage does; {fitting} (docs/views.md).")
     if view["name"] == "native":
         side = (view.get("native") or {}).get("side", size)
         return (f"- View `native`: a {side} px window of the original pixels around the aligned face, never rotated "
                 "or resampled, stored lossless (docs/views.md).")
     return f"- View `aligned`: the MTCNN-aligned face crop (faces.margin), resized to {size} px (docs/views.md)."
+
+
+def decision_lines(summary: dict[str, Any]) -> list[str]:
+    """How the checkpoint decides (realfake/detector/verdict.py): calibration, thresholds, what they did on val."""
+    op, val = summary.get("operating_point"), summary.get("verdict_val") or {}
+    if not op:
+        return []
+    band = (f"`uncertain` for {fmt(op['t_real'])} <= p < {fmt(op['t_fake'])}" if op["t_real"] < op["t_fake"]
+            else "no uncertain band (validation met both targets at one threshold)")
+    lines = ["## Decision (`realfake predict`: real / uncertain / fake)", "",
+             f"- p(fake) is calibrated on validation by temperature scaling (T = {fmt(op['temperature'], 3)}; "
+             f"validation ECE {fmt(val.get('val_ece_before'))} before, {fmt(val.get('val_ece_after'))} after).",
+             f"- `fake` when p >= {fmt(op['t_fake'])}: the p at which {op['target_fpr']:.0%} of validation reals are "
+             f"called fake; `real` when p < {fmt(op['t_real'])}"
+             + (f", letting {op['target_fnr']:.0%} of validation fakes through" if op.get("target_fnr") else "")
+             + f"; {band}.",
+             f"- On validation: reals called real {fmt(val.get('real_called_real'), 3)}, uncertain "
+             f"{fmt(val.get('real_called_uncertain'), 3)}, fake {fmt(val.get('real_called_fake'), 3)}; fakes caught "
+             f"{fmt(val.get('fake_called_fake'), 3)}, uncertain {fmt(val.get('fake_called_uncertain'), 3)}. On photos "
+             "from sources never trained on, the false-alarm rate can be higher: the evaluate stage measures it "
+             "per held-out source (`reports/evaluate.md`, Operating point).", ""]
+    if summary.get("members", 1) > 1:
+        lines.insert(2, f"- An ensemble of {summary['members']} networks (seeds train.seed + 0..{summary['members'] - 1}), logits "
+                        f"averaged; members' val AUC {', '.join(fmt(a) for a in summary.get('member_val_auc', []))}.")
+    return lines
 
 
 def render_model_card(summary: dict[str, Any], model_cfg: ModelConfig, train_cfg: TrainConfig) -> str:
@@ -135,6 +167,7 @@ def render_model_card(summary: dict[str, Any], model_cfg: ModelConfig, train_cfg
         f"| {summary['best_epoch']} | {fmt(summary['best_val_loss'])} | {fmt(summary['best_val_auc'])} "
         f"| {fmt(summary['best_val_acc'])} |",
         "",
+        *decision_lines(summary),
         "Test-split results come from the evaluate stage (`metrics/evaluate.json`; details in `reports/evaluate.json`).",
         "",
         "## Known limits",

@@ -24,7 +24,7 @@ def uncalibrated(p: np.ndarray, temperature: float) -> np.ndarray:
 def per_source_rates(frame: pd.DataFrame, decided: np.ndarray) -> dict[str, dict[str, Any]]:
     """For each source: n and the shares of its faces called real / uncertain / fake."""
     out = {}
-    for source, rows in frame.assign(decision=decided).groupby("source", sort=True):
+    for source, rows in frame.assign(decision=decided).astype({"source": str}).groupby("source", sort=True):
         label = str(rows["label"].iloc[0])
         share = rows["decision"].value_counts(normalize=True)
         out[str(source)] = {"label": label, "n": len(rows),
@@ -65,9 +65,9 @@ def operating_point_report(point: OperatingPoint | None, test: pd.DataFrame, hel
 def coverage(splits_path: Path, test: pd.DataFrame, held: pd.DataFrame | None) -> dict[str, dict[str, Any]]:
     """Per source: faces the sample placed in test or held out, faces the view packed (scored), and the share."""
     splits = pd.read_parquet(splits_path, columns=["face_id", "source", "split"])
-    placed = splits[splits["split"].isin(SCORED_SPLITS)].groupby("source").size()
+    placed = splits[splits["split"].isin(SCORED_SPLITS)].astype({"source": str}).groupby("source").size()
     scored_ids = pd.concat([test[["face_id", "source"]]] + ([held[["face_id", "source"]]] if held is not None else []))
-    scored = scored_ids.drop_duplicates("face_id").groupby("source").size()
+    scored = scored_ids.drop_duplicates("face_id").astype({"source": str}).groupby("source").size()
     return {str(s): {"placed": int(n), "scored": int(scored.get(s, 0)), "coverage": float(scored.get(s, 0) / n)}
             for s, n in placed.sort_index().items()}
 
