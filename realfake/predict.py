@@ -165,6 +165,13 @@ def model_settings(checkpoint: dict[str, Any], model_path: Path,
             raise UserError(f"preprocessing must be a mapping, got {type(pre).__name__}")
         faces, resize = shaping(pre)
         view = recorded_view(pre)
+        for key in ("mean", "std"):  # used on every batch: a bad one would fail after the photos were read
+            value = pre.get(key)
+            if not (isinstance(value, list) and len(value) == 3 and all(
+                    isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in value)
+                    and (key == "mean" or all(v > 0 for v in value))):
+                raise UserError(f"preprocessing.{key} must be a list of 3 {'positive ' if key == 'std' else ''}"
+                                f"numbers, got {value!r}")
         info = checkpoint.get("info") or {}
         value = info.get("threshold", 0.5) if threshold is None else threshold
         if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value <= 1 or math.isnan(value):

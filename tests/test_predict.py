@@ -541,6 +541,7 @@ def test_checkpoint_with_flipped_weight_bytes_is_refused(sample_model, tmp_path,
     ("resize", 0, "preprocessing.resize must be a mapping, got 0"),
     ("size", 0, "resize.size must be an integer in 8..1024, got 0"),
     ("size", "64", "preprocessing.size must be an integer, got '64'"),
+    ("std", [0.5, 0, 0.5], "preprocessing.std must be a list of 3 positive numbers, got [0.5, 0, 0.5]"),
 ])
 def test_checkpoint_records_of_the_wrong_kind_are_one_line(sample_model, photos, tmp_path, field, value, words):
     """A string threshold or a resize record of 0 gave a ValueError/TypeError traceback."""
