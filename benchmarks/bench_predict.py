@@ -36,7 +36,7 @@ def main() -> None:
         start = time.perf_counter()
         table = predict([tmp], Path(args.model))
         seconds = time.perf_counter() - start
-    faces = int(table["error"].isna().sum())
+    faces = int(table["p_fake"].notna().sum())
     result = {"source": args.source, "images": len(names), "faces": faces, "seconds": round(seconds, 2),
               "images_per_s": round(len(names) / seconds, 2), "faces_per_s": round(faces / seconds, 2)}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

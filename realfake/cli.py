@@ -102,57 +102,93 @@ def cmd_cv(args: argparse.Namespace) -> None:
     log.info("wrote %s", args.out)
 
 
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """Help that ends each option's text with its default (argparse's ArgumentDefaultsHelpFormatter, minus the
+    `(default: None)` and `(default: False)` it would print for options whose text says what happens without them)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if ("default" in text or any(action.default is v for v in (None, False, argparse.SUPPRESS)) or action.nargs == 0
+                or not action.option_strings):
+            return text
+        shown = " ".join(map(str, action.default)) if isinstance(action.default, list | tuple) else "%(default)s"
+        return f"{text} (default: {shown})"
+
+
+class HelpParser(argparse.ArgumentParser):
+    """Every `realfake` parser, subcommands included (whoever adds one), shows each option's default."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", DefaultsHelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with one subcommand per task."""
-    parser = argparse.ArgumentParser(prog="realfake", description="Real vs generated face photos.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    """The argument parser with one subcommand per task; `realfake COMMAND --help` describes each option."""
+    parser = HelpParser(prog="realfake", description="Real vs generated face photos: the pipeline's commands "
+                        "(the stages themselves run with `dvc repro`).")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=HelpParser)
     p = sub.add_parser("make-sample", help="rebuild the embedded sample (data/sample) from the offline mirror")
-    p.add_argument("--mirror", help="mirror directory (default: $REALFAKE_MIRROR or ../shared/mirror)")
-    p.add_argument("--out", default="data/sample")
-    p.add_argument("--per-source", type=int, default=40)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--mirror", help="mirror directory (default: $REALFAKE_MIRROR, else the nearest shared/mirror)")
+    p.add_argument("--out", default="data/sample", help="folder the sample's ZIPs are written to")
+    p.add_argument("--per-source", type=int, default=40, help="photos drawn per source (some sources take a share)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the draw")
     p.set_defaults(func=cmd_make_sample)
     p = sub.add_parser("export-mini", help="write a balanced, stratified mini-dataset (crops + metadata + card)")
     p.add_argument("--per-class", type=int, default=60, help="faces per class (real and fake)")
-    p.add_argument("--out", default="mini.zip")
-    p.add_argument("--metadata", default="data/metadata.parquet")
-    p.add_argument("--strata", nargs="+", default=["gender", "age_group", "race_group"])
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="mini.zip", help="the ZIP to write")
+    p.add_argument("--metadata", default="data/metadata.parquet", help="the metadata stage's table to draw from")
+    p.add_argument("--strata", nargs="+", default=["gender", "age_group", "race_group"],
+                   help="metadata columns the draw is balanced over")
+    p.add_argument("--seed", type=int, default=0, help="seed of the draw")
     p.set_defaults(func=cmd_export_mini)
     p = sub.add_parser("predict", help="score every face in photos: files, directories or globs")
-    p.add_argument("paths", nargs="+", metavar="PATH")
-    p.add_argument("--model", default="models/detector.pt")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders (searched recursively) or globs")
+    p.add_argument("--model", default="models/detector.pt", help="a checkpoint written by the train stage")
     p.add_argument("--out", help="results.csv or results.json (default: print a table)")
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=2, help="CPU threads for the model (an integer >= 1)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda: where the detector scores (auto: CUDA if present)")
     p.set_defaults(func=cmd_predict)
     p = sub.add_parser("resample", help="a new balanced draw over the shards, as a new manifest (no image rewritten)")
     p.add_argument("--shards", default="data/shards", help="shards location: a directory or s3://bucket/prefix")
     p.add_argument("--index", help="manifest to draw from (default: <shards>/index.parquet)")
-    p.add_argument("--metadata", default="data/metadata.parquet")
+    p.add_argument("--metadata", default="data/metadata.parquet", help="the metadata stage's table")
     p.add_argument("--params", default="params.yaml", help="the `sample` section gives the sampling rules")
-    p.add_argument("--seed", type=int, help="overrides sample.seed")
+    p.add_argument("--seed", type=int, help="overrides sample.seed (default: sample.seed of --params)")
     p.add_argument("--out", required=True, help="the new manifest (.parquet)")
     p.set_defaults(func=cmd_resample)
     p = sub.add_parser("exp-table", help="mean ± std of experiment metrics over seeds, grouped by params")
-    p.add_argument("--group", nargs="+", default=["model.attention"], help="params to group by; `arm` groups by experiment name minus its -s<seed> suffix")
-    p.add_argument("--metric", action="append", help="file:dotted.key (repeatable)")
-    p.add_argument("--prefix", help="only experiments whose name starts with this")
+    p.add_argument("--group", nargs="+", default=["model.attention"],
+                   help="params to group by; `arm` groups by experiment name minus its -s<seed> suffix")
+    p.add_argument("--metric", action="append", metavar="FILE:KEY",
+                   help="file:dotted.key (repeatable; default: metrics/evaluate.json auc, f1, acc and pair_auc)")
+    p.add_argument("--prefix", help="only experiments whose name starts with this (default: every experiment)")
     p.set_defaults(func=cmd_exp_table)
     p = sub.add_parser("cv", help="grouped, stratified k-fold cross-validation over train+val (test untouched)")
     p.add_argument("--folds", type=int, help="k (default: params cv.folds, 5)")
-    p.add_argument("--seed", type=int, help="fold assignment seed (default: params cv.seed)")
-    p.add_argument("--epochs", type=int, help="override train.epochs (smoke runs)")
+    p.add_argument("--seed", type=int, help="fold assignment seed (default: params cv.seed, 0)")
+    p.add_argument("--epochs", type=int, help="override train.epochs for smoke runs (default: params cv.epochs, "
+                   "else train.epochs)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="override a param for this run, like dvc exp run -S (e.g. model.attention=false)")
-    p.add_argument("--params", default="params.yaml")
+                   help="override a param for this run, like dvc exp run -S (e.g. model.attention=false; "
+                   "repeatable; default: none)")
+    p.add_argument("--params", default="params.yaml", help="the params file the run starts from")
     p.add_argument("--packed", default="data/packed", help="the sample stage's packed splits")
     p.add_argument("--metadata", default="data/metadata.parquet",
                    help="re-sampled from when --set changes a sample param")
-    p.add_argument("--out", default="metrics/cv.json")
+    p.add_argument("--out", default="metrics/cv.json", help="the metrics file written")
     p.add_argument("--label", help="row label of the printed table (default: the --set overrides)")
     p.set_defaults(func=cmd_cv)
+    describe(sub)
     return parser
+
+
+def describe(sub: argparse._SubParsersAction) -> None:
+    """Each subcommand's own --help opens with the line the command list shows for it (unless it has its own)."""
+    for choice in sub._choices_actions:
+        parser = sub.choices[choice.dest]
+        if not parser.description:
+            parser.description = choice.help
 
 
 def main(argv: list[str] | None = None) -> None:

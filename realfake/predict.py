@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import glob
 import logging
+import math
 import os
+import re
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,11 +36,60 @@ from realfake.faces.detect import FaceDetector, detect_faces
 
 log = logging.getLogger(__name__)
 
-MISSING_REASONS = r"(not_found|no_match|no_images):"
+MISSING_REASONS = r"(not_found|no_match|no_images|not_a_file)(:|$)"
 
-COLUMNS = ["file", "face_index", "x1", "y1", "x2", "y2", "face_prob", "p_fake", "decision", "threshold", "error",
+# One row per face (or per file / input that could not be scored). `reason` says in plain words why a row has no
+# score; `reason_code` keeps the machine code (the faces stage's reason codes, docs/hostile-inputs.md). The decision
+# threshold is the same for every row: the summary line and the printed table's header say it once.
+COLUMNS = ["file", "face_index", "x1", "y1", "x2", "y2", "face_prob", "p_fake", "decision", "reason", "reason_code",
            "warning"]
 OUT_SUFFIXES = (".csv", ".json")
+DECIMALS = 4  # p_fake and face_prob; box corners get 1
+
+# Plain words for every reason code a row can carry; `detail` parsers below add the numbers where they help.
+PLAIN_REASONS = {
+    "not_found": "no such file or folder",
+    "no_match": "the pattern matches no file",
+    "no_images": "the folder holds no image files",
+    "not_a_file": "not a regular file (a FIFO, device or socket): not read",
+    "empty_file": "the file is empty",
+    "unreadable": "the file cannot be read",
+    "not_an_image": "not an image file",
+    "truncated": "the image file is cut short",
+    "decode_error": "the image cannot be decoded",
+    "too_many_pixels": "the image has too many pixels to open safely",
+    "too_small": "the image is too small to look for a face in",
+    "image_too_small": "the image is too small to hold a face the model can judge",
+    "detection_error": "the face detector failed on this image",
+    "no_face": "no face found",
+    "face_too_small": "the face is too small: the model never saw faces this small",
+    "pad": "the face is too close to the photo's edge: its crop would be too much filled-in border",
+    "upscale": "the face is too small in the photo: its crop would have to be enlarged",
+    "native_too_small": "the photo is smaller than the window the model reads",
+    "watermark": "the face's crop would read a watermark",
+    "crop_error": "the face could not be cut out",
+}
+
+
+def plain_reason(error: str) -> tuple[str, str]:
+    """(`reason_code`, plain words) of an internal `code: detail` error string."""
+    code, _, detail = error.partition(":")
+    code, detail = code.strip(), detail.strip()
+    words = PLAIN_REASONS.get(code, code.replace("_", " "))
+    numbers = None
+    if code == "pad" and (m := re.match(r"pad_fraction ([\d.]+) > ([\d.]+)", detail)):
+        numbers = f"{100 * float(m.group(1)):.1f}% border, at most {100 * float(m.group(2)):g}%"
+    elif code == "face_too_small" and (m := re.match(r"([\d.]+) px < \S+=(\d+)", detail)):
+        numbers = f"{m.group(1)} px, at least {m.group(2)} px"
+    elif code in ("image_too_small", "too_small", "too_many_pixels", "native_too_small") and (
+            m := re.search(r"(\d+)x(\d+)", detail)):
+        numbers = f"{m.group(1)}x{m.group(2)} px"
+    return code, f"{words} ({numbers})" if numbers else words
+
+
+def decision(p_fake: float, threshold: float) -> str:
+    """The verdict on one face: the one place it is decided."""
+    return "fake" if p_fake >= threshold else "real"
 
 
 @dataclass
@@ -70,8 +122,10 @@ def expand_inputs(inputs: list[str]) -> Inputs:
             found += inside
             if not inside:
                 missing[item] = "no_images: the directory holds no image files"
-        elif path.exists():
+        elif path.is_file():
             found.append(path)
+        elif path.exists():  # a FIFO would block the read forever; a device never ends
+            missing[item] = "not_a_file: a FIFO, device or socket, not a regular file"
         elif glob.has_magic(item):
             matched = sorted(Path(p) for p in glob.glob(item, recursive=True) if Path(p).is_file())
             found += matched
@@ -90,8 +144,44 @@ def shaping(pre: dict[str, Any]) -> tuple[FacesConfig, ResizeConfig]:
         log.warning("the checkpoint does not record how training images were re-encoded (older than this "
                     "version): scoring without re-encoding; retrain for exact preprocessing")
         recorded = {"reencode": "none"}  # what training images were before re-encoding was recorded
-    resize = load_section(ResizeConfig, {"resize": {**recorded, "size": int(pre["size"])}}, "resize")
+    if not isinstance(recorded, dict):
+        raise UserError(f"preprocessing.resize must be a mapping, got {recorded!r}")
+    size = pre.get("size")
+    if not isinstance(size, int) or isinstance(size, bool):
+        raise UserError(f"preprocessing.size must be an integer, got {size!r}")
+    resize = load_section(ResizeConfig, {"resize": {**recorded, "size": size}}, "resize")
     return faces, resize
+
+
+def model_settings(checkpoint: dict[str, Any], model_path: Path,
+                   threshold: float | None = None) -> tuple[FacesConfig, ResizeConfig, dict[str, Any], float]:
+    """How the checkpoint cuts, shapes and judges a face: (faces, resize, view, threshold).
+
+    A record of the wrong type or out of range is one line naming the model, never a traceback.
+    """
+    try:
+        pre = checkpoint["preprocessing"]
+        if not isinstance(pre, dict):
+            raise UserError(f"preprocessing must be a mapping, got {type(pre).__name__}")
+        faces, resize = shaping(pre)
+        view = recorded_view(pre)
+        for key in ("mean", "std"):  # used on every batch: a bad one would fail after the photos were read
+            value = pre.get(key)
+            if not (isinstance(value, list) and len(value) == 3 and all(
+                    isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in value)
+                    and (key == "mean" or all(v > 0 for v in value))):
+                raise UserError(f"preprocessing.{key} must be a list of 3 {'positive ' if key == 'std' else ''}"
+                                f"numbers, got {value!r}")
+        info = checkpoint.get("info") or {}
+        value = info.get("threshold", 0.5) if threshold is None else threshold
+        if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value <= 1 or math.isnan(value):
+            raise UserError(f"threshold must be a number in 0..1, got {value!r}")
+    except (UserError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        if isinstance(exc, KeyError):
+            reason = f"no {exc} record"
+        raise UserError(f"model {model_path} is a damaged checkpoint: {reason}") from None
+    return faces, resize, view, float(value)
 
 
 def model_input(rgb: np.ndarray, landmarks: np.ndarray, faces: FacesConfig, resize: ResizeConfig) -> np.ndarray:
@@ -168,9 +258,7 @@ def predict(inputs: list[str], model_path: Path, batch: int = 16, threshold: flo
     When the model is not fit to judge (realfake.detector.fitness), every row carries the reason in `warning`.
     """
     scorer = Scorer(model_path, resolve_device(device, "--device"))
-    faces, resize = shaping(scorer.checkpoint["preprocessing"])
-    view = recorded_view(scorer.checkpoint["preprocessing"])
-    threshold = float(scorer.checkpoint.get("info", {}).get("threshold", 0.5) if threshold is None else threshold)
+    faces, resize, view, threshold = model_settings(scorer.checkpoint, model_path, threshold)
     warning = warning_line(fitness_of(scorer.checkpoint))
     detector = FaceDetector(faces.detect_size, faces.min_face_px, faces.detect_pad)  # as in the faces stage
     named = expand_inputs(inputs)
@@ -181,16 +269,23 @@ def predict(inputs: list[str], model_path: Path, batch: int = 16, threshold: flo
         if crops:
             scores = scorer(np.stack([c.image for c in crops]))
             rows += [{"file": c.file, "face_index": c.index, "x1": c.box[0], "y1": c.box[1], "x2": c.box[2],
-                      "y2": c.box[3], "face_prob": c.prob, "p_fake": float(p),
-                      "decision": "fake" if p >= threshold else "real", "threshold": threshold, "error": None}
+                      "y2": c.box[3], "face_prob": c.prob, "p_fake": float(p), "decision": decision(float(p), threshold)}
                      for c, p in zip(crops, scores, strict=True)]
     errors += [{"file": item, "error": why} for item, why in named.missing.items()]
-    table = pd.DataFrame(rows + [{**e, "threshold": threshold} for e in errors], columns=COLUMNS)
+    unscored = []
+    for e in errors:
+        code, words = plain_reason(e.pop("error"))
+        unscored.append({**e, "reason": words, "reason_code": code})
+    table = pd.DataFrame(rows + unscored, columns=COLUMNS)
     table["face_index"] = table["face_index"].astype("Int64")
+    for col, decimals in (("x1", 1), ("y1", 1), ("x2", 1), ("y2", 1), ("face_prob", DECIMALS), ("p_fake", DECIMALS)):
+        table[col] = table[col].astype(float).round(decimals)
     table["warning"] = warning
     order = {name: i for i, name in enumerate([str(p) for p in paths] + list(named.missing))}
-    return table.sort_values(["file", "face_index"], key=lambda s: s.map(order) if s.name == "file" else s,
-                             kind="stable").reset_index(drop=True)
+    table = table.sort_values(["file", "face_index"], key=lambda s: s.map(order) if s.name == "file" else s,
+                              kind="stable").reset_index(drop=True)
+    table.attrs["threshold"] = threshold
+    return table
 
 
 def check_out(out: Path) -> None:
@@ -202,6 +297,15 @@ def check_out(out: Path) -> None:
     folder = next((p for p in [out.parent, *out.parent.parents] if p.exists()), Path("."))
     if not folder.is_dir() or not os.access(folder, os.W_OK):
         raise UserError(f"--out {out}: cannot write in {folder}")
+    try:  # permissions are not the whole story (/proc, a read-only mount, root): try it, as the write will
+        if folder == out.parent:
+            fd, probe = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".probe", dir=folder)
+            os.close(fd)
+            os.unlink(probe)
+        else:  # the write will create the missing folders under `folder`
+            os.rmdir(tempfile.mkdtemp(prefix=".realfake-out.", suffix=".probe", dir=folder))
+    except OSError as exc:
+        raise UserError(f"--out {out}: cannot write in {folder} ({exc.strerror or type(exc).__name__})") from None
 
 
 def write_results(table: pd.DataFrame, out: Path) -> None:
@@ -214,14 +318,56 @@ def write_results(table: pd.DataFrame, out: Path) -> None:
         raise UserError(f"--out must end in .csv or .json, got {out}")
 
 
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
 def summary(table: pd.DataFrame, seconds: float) -> str:
-    """One line for the terminal."""
-    scored = table[table["error"].isna()]
-    missing = table["error"].fillna("").str.match(MISSING_REASONS)
-    return (f"{table.loc[~missing, 'file'].nunique()} files, {len(scored)} faces scored in {seconds:.1f}s: "
-            f"{int((scored['decision'] == 'fake').sum())} fake, {int((scored['decision'] == 'real').sum())} real; "
-            f"{table.loc[table['error'].notna() & ~missing, 'file'].nunique()} files not scored"
-            + (f"; {int(missing.sum())} inputs named nothing" if missing.any() else ""))
+    """One line for the terminal: files, faces scored and their verdicts at the threshold, and what was not scored."""
+    missing = table["reason_code"].fillna("").str.match(MISSING_REASONS)
+    scored = table["p_fake"].notna()
+    files = table.loc[~missing, "file"]
+    unscored_files = files.nunique() - table.loc[scored, "file"].nunique()
+    unscored_faces = int((table["face_index"].notna() & ~scored).sum())
+    threshold = table.attrs.get("threshold")
+    line = (f"{plural(files.nunique(), 'file')}, {plural(int(scored.sum()), 'face')} scored in {seconds:.1f}s"
+            + (f" at threshold {threshold:.{DECIMALS}f}" if threshold is not None else "")
+            + f": {int((table['decision'] == 'fake').sum())} fake, {int((table['decision'] == 'real').sum())} real")
+    if unscored_faces:
+        line += f"; {plural(unscored_faces, 'face')} not scored"
+    if unscored_files:
+        line += f"; {plural(unscored_files, 'file')} with no face scored"
+    if missing.any():
+        line += f"; {plural(int(missing.sum()), 'input')} named nothing"
+    return line
+
+
+def short_warning(warning: str) -> str:
+    """The `warning` cell of the printed table: its gist (the whole line is printed once above the table)."""
+    return warning.partition(":")[0]
+
+
+def printed_table(table: pd.DataFrame) -> str:
+    """The results as a terminal table: names left-aligned, numbers right-aligned, blanks where a row has no value."""
+    def cell(value: Any, fmt: str = "{}") -> str:
+        return "" if value is None or (not isinstance(value, str) and pd.isna(value)) else fmt.format(value)
+
+    header = ["file", "face", "box", "face_prob", "p_fake", "decision", "reason", "warning"]
+    numeric = {"face", "face_prob", "p_fake"}
+    body = []
+    for row in table.itertuples(index=False):
+        box = "" if pd.isna(row.x1) else f"{row.x1:.0f},{row.y1:.0f},{row.x2:.0f},{row.y2:.0f}"
+        body.append([cell(row.file), cell(row.face_index), box, cell(row.face_prob, f"{{:.{DECIMALS}f}}"),
+                     cell(row.p_fake, f"{{:.{DECIMALS}f}}"), cell(row.decision), cell(row.reason),
+                     short_warning(row.warning) if isinstance(row.warning, str) else ""])
+    keep = [k for k, name in enumerate(header) if name != "warning" or any(r[k] for r in body)]
+    widths = {k: max([len(header[k])] + [len(r[k]) for r in body]) for k in keep}
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(cells[k].rjust(widths[k]) if header[k] in numeric else cells[k].ljust(widths[k])
+                         for k in keep).rstrip()
+
+    return "\n".join([line(header)] + [line(r) for r in body])
 
 
 def run_predict(inputs: list[str], model: str, out: str | None, threads: int = 2, device: str = "auto") -> pd.DataFrame:
@@ -231,6 +377,8 @@ def run_predict(inputs: list[str], model: str, out: str | None, threads: int = 2
     named = expand_inputs(inputs)
     if not named.files:
         raise UserError(missing_line(list(named.missing), len(inputs), "nothing to score"))
+    if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
+        raise UserError(f"--threads must be an integer >= 1, got {threads!r}")
     read_checkpoint(model)  # a bad model is one clear line before any photo is read
     torch.set_num_threads(threads)
     start = time.perf_counter()
@@ -238,14 +386,17 @@ def run_predict(inputs: list[str], model: str, out: str | None, threads: int = 2
     warning = table["warning"].iloc[0] if len(table) else None
     if out:
         write_results(table, Path(out))
-    else:
+        if warning:
+            log.warning("%s (every row of %s carries it in `warning`)", warning, out)
+    else:  # the warning once, above the table (stdout), so a pipe or a file keeps it with the results
         if warning:
             print(f"WARNING: {warning}")
-        print(table.drop(columns="warning").to_string(index=False))
-    if warning:
-        log.warning("%s%s", warning, f" (every row of {out} carries it in `warning`)" if out else "")
+        threshold = table.attrs.get("threshold")
+        if threshold is not None:
+            print(f"decision threshold {threshold:.{DECIMALS}f}: a face with p_fake at or above it is called fake")
+        print(printed_table(table))
     log.info("%s", summary(table, time.perf_counter() - start))
-    missing = table.loc[table["error"].fillna("").str.match(MISSING_REASONS), "file"].tolist()
+    missing = table.loc[table["reason_code"].fillna("").str.match(MISSING_REASONS), "file"].tolist()
     if missing:
         raise UserError(missing_line(missing, len(inputs), f"the others' results are in {out}" if out else
                                      "the others were scored"))

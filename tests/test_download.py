@@ -182,7 +182,7 @@ def test_archive_bomb_limits(tmp_path):
     with pytest.raises(UserError, match="bomb|expands"):
         download(tmp_path, source(str(tmp_path / "bomb.zip")))
     with pytest.raises(UserError, match="max_total_bytes"):
-        download(tmp_path, source(str(tmp_path / "bomb.zip")), max_total_bytes=2**20)
+        download(tmp_path, source(str(tmp_path / "bomb.zip")), max_total_bytes=2**20, max_ratio=10**6)
 
 
 def test_disabled_source_writes_empty_outputs(tmp_path):

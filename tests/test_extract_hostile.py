@@ -185,3 +185,66 @@ def test_a_full_disk_stops_the_stage_with_one_line_and_leaves_nothing(tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert "cannot write" in proc.stderr and "File too large" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "data" / "raw").exists() or sorted(p.name for p in (tmp_path / "data/raw").iterdir()) == []
+
+
+# ---------------------------------------------------------------- issue 25: names DVC ignores, bomb and cut messages
+
+
+def test_entries_whose_names_dvc_ignores_are_refused_with_a_reason(tmp_path):
+    """`.x.tmp/a.jpg` was listed in the parquet but not tracked by DVC (.dvcignore): missing after `dvc checkout`."""
+    archive = make_zip(tmp_path / "hidden.zip", [("good.jpg", jpeg_bytes(0)), (".x.tmp/a.jpg", jpeg_bytes(1)),
+                                                 ("sub/.b.abcdefgh.jpg.tmp", jpeg_bytes(2)), ("ok.tmp.jpg", jpeg_bytes(3))])
+    metrics, frame = download(tmp_path, source(str(archive)))
+    assert sorted(frame["path"]) == ["good.jpg", "ok.tmp.jpg"]
+    assert metrics["skipped"] == {"dvcignored-name": 2} and reconciles(metrics)
+    assert not (tmp_path / "raw" / "demo" / ".x.tmp").exists()
+
+
+def test_the_refused_names_are_exactly_what_dvcignore_hides():
+    from realfake.core.atomic import DVCIGNORE_PATTERNS
+
+    patterns = [line.strip() for line in (REPO / ".dvcignore").read_text().splitlines()
+                if line.strip() and not line.startswith("#")]
+    assert tuple(patterns) == DVCIGNORE_PATTERNS
+
+
+def test_one_huge_entry_is_named_as_a_bomb_not_as_many_small_entries(tmp_path):
+    """bomb.zip (one 64 MiB entry of zeros) was reported as "an archive bomb of many small entries"."""
+    bomb = make_zip(tmp_path / "bomb.zip", [("bomb.jpg", b"\0" * 64 * 2**20)])
+    with pytest.raises(UserError) as refused:
+        download(tmp_path, source(str(bomb)))
+    assert "entry 'bomb.jpg' expands" in str(refused.value) and "many small" not in str(refused.value)
+    with pytest.raises(UserError, match="entry 'bomb.jpg' is 67108864 bytes, over download.limits.max_file_bytes"):
+        download(tmp_path, source(str(bomb)), max_file_bytes=2**25)
+
+
+def test_a_truncated_zip_is_a_corrupt_archive(tmp_path):
+    """A cut ZIP (no central directory) was "neither a directory nor a readable ZIP/TAR archive"."""
+    whole = make_zip(tmp_path / "whole.zip", [(f"{i}.jpg", jpeg_bytes(i)) for i in range(3)])
+    cut = tmp_path / "cut.zip"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    with pytest.raises(UserError, match=r"^corrupt archive .*cut\.zip: it starts as a ZIP but cannot be read"):
+        download(tmp_path, source(str(cut)))
+    other = tmp_path / "notes.zip"
+    other.write_bytes(b"just text")
+    with pytest.raises(UserError, match="neither a directory nor a readable ZIP/TAR archive"):
+        download(tmp_path, source(str(other)))
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("max_files", -1, "download.limits.max_files must be an integer >= 1, got -1"),
+    ("max_total_bytes", 0, "download.limits.max_total_bytes must be an integer >= 1, got 0"),
+    ("max_file_bytes", -5, "download.limits.max_file_bytes must be an integer >= 1, got -5"),
+    ("max_ratio", -200, "download.limits.max_ratio must be a number >= 1, got -200"),
+    ("retries", -1, "download.retries must be an integer >= 0, got -1"),
+    ("timeout_s", 0, "download.timeout_s must be a number > 0, got 0"),
+    ("backoff_s", -1.0, "download.backoff_s must be a number >= 0, got -1.0"),
+])
+def test_negative_download_limits_are_refused(field, value, message):
+    from realfake.core.params import load_section
+    from realfake.ingest.download import DownloadConfig
+
+    section = {"limits": {field: value}} if field.startswith("max_") else {field: value}
+    with pytest.raises(UserError) as refused:
+        load_section(DownloadConfig, {"download": section}, "download")
+    assert str(refused.value) == message

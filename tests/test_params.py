@@ -173,3 +173,18 @@ def test_resize_size_is_read_in_one_place():
 def test_stage_scripts_answer_bad_params_with_one_line_and_exit_2(tmp_path, script, path, value, message):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params_with(path, value)))
     assert_user_error(run_script(tmp_path, *script), message)
+
+
+@pytest.mark.parametrize("typo,section", [("face", "faces"), ("trian", "train"), ("sampel", "sample")])
+def test_a_misspelt_section_is_refused_not_run_on_defaults(typo, section):
+    """`face:` for `faces:` ran the stage on defaults, the user's settings silently ignored (issue 25, 7)."""
+    params = {k: v for k, v in PARAMS.items() if k != section} | {typo: PARAMS[section]}
+    with pytest.raises(UserError, match=f"params section `{section}` is missing but `{typo}` is there"):
+        load(section, params)
+
+
+def test_a_stage_script_with_a_misspelt_section_fails_in_one_line(tmp_path):
+    params = {("face" if k == "faces" else k): v for k, v in PARAMS.items()}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    assert_user_error(run_script(tmp_path, "faces.py", "--source", "lfw"),
+                      "params section `faces` is missing but `face` is there")

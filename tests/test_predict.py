@@ -8,6 +8,7 @@ import dataclasses
 import json
 import os
 import pickle
+import re
 import subprocess
 import sys
 import zipfile
@@ -136,10 +137,13 @@ def test_predict_scores_the_others_around_tiny_images(photos, sample_model, tmp_
     progress = [line for line in proc.stderr.splitlines() if " INFO realfake.core.progress: predict: " in line]
     assert "predict: 0/1 (0%)" in progress[0] and "predict: 1/1 (100%)" in progress[-1], proc.stderr
     rows = {Path(r["file"]).name: r for r in json.loads(out.read_text())}
-    assert rows["gan.jpg"]["error"] is None and 0 <= rows["gan.jpg"]["p_fake"] <= 1
-    assert rows["ffhq.jpg"]["error"] is None
-    assert rows["tiny36.png"]["error"].startswith("image_too_small: 36x36 px")
-    assert rows["tiny16.png"]["error"].startswith("image_too_small")
+    assert rows["gan.jpg"]["reason"] is None and 0 <= rows["gan.jpg"]["p_fake"] <= 1
+    assert rows["gan.jpg"]["p_fake"] == round(rows["gan.jpg"]["p_fake"], 4)  # 4 decimals, not 17 digits
+    assert rows["ffhq.jpg"]["reason_code"] is None
+    assert rows["tiny36.png"]["reason_code"] == "image_too_small"
+    assert rows["tiny36.png"]["reason"] == "the image is too small to hold a face the model can judge (36x36 px)"
+    assert rows["tiny16.png"]["reason_code"] == "image_too_small"
+    assert "threshold" not in rows["gan.jpg"]
 
 
 # ---------------------------------------------------------------- 1b: the training chain travels with the model
@@ -363,10 +367,12 @@ def test_missing_inputs_exit_2_after_the_others_are_scored_and_written(photos, s
     assert "3 of 4 inputs named no image file" in line and "/no/such/file.jpg" in line and str(out) in line
     table = pd.read_csv(out)
     assert table.loc[table["file"] == str(photos["gan"]), "p_fake"].notna().all()
-    errors = dict(zip(table["file"], table["error"], strict=True))
-    assert errors["/no/such/file.jpg"].startswith("not_found")
-    assert errors[str(tmp_path / "nothing*.jpg")].startswith("no_match")
-    assert errors[str(empty_dir)].startswith("no_images")
+    errors = dict(zip(table["file"], table["reason_code"], strict=True))
+    assert errors["/no/such/file.jpg"] == "not_found"
+    assert errors[str(tmp_path / "nothing*.jpg")] == "no_match"
+    assert errors[str(empty_dir)] == "no_images"
+    assert list(table.columns) == ["file", "face_index", "x1", "y1", "x2", "y2", "face_prob", "p_fake", "decision",
+                                   "reason", "reason_code", "warning"]
     for only_missing in (["/no/such/file.jpg"], [str(tmp_path / "nothing*.jpg")]):
         line = one_line_refusal(cli("predict", *only_missing, "--model", str(sample_model)))
         assert "1 of 1 inputs named no image file" in line and "nothing to score" in line
@@ -404,8 +410,16 @@ def test_model_trained_on_the_sample_warns_and_marks_every_result(photos, sample
     assert len(warnings) == 1 and "embedded sample" in warnings[0]
     rows = json.loads((tmp_path / "r.json").read_text())
     assert all("not fit to judge" in r["warning"] for r in rows)
-    printed = cli("predict", str(photos["gan"]), "--model", str(sample_model))
+    printed = cli("predict", str(photos["gan"]), str(photos["tiny36"]), "--model", str(sample_model))
     assert printed.stdout.startswith("WARNING: model not fit to judge")
+    assert "not fit to judge" not in printed.stderr  # once, above the table, not again on stderr
+    lines = printed.stdout.splitlines()
+    assert re.fullmatch(r"decision threshold \d\.\d{4}: a face with p_fake at or above it is called fake", lines[1])
+    assert lines[2].split() == ["file", "face", "box", "face_prob", "p_fake", "decision", "reason", "warning"]
+    assert lines[3].startswith(str(photos["gan"]) + " ")  # left-aligned names
+    assert lines[3].rstrip().endswith("model not fit to judge") and re.search(r" 0\.\d{4} ", lines[3])
+    assert "too small to hold a face" in lines[-1] and "image_too_small" not in printed.stdout
+    assert not re.search(r"\bNone\b|\bNaN\b|<NA>|nan", printed.stdout), printed.stdout
 
 
 @pytest.mark.slow
@@ -427,3 +441,147 @@ def test_model_that_measures_well_predicts_without_a_warning_and_its_card_says_s
     unfit = assess(0.41, 28, "sample", FitnessConfig())
     card = render_model_card({**summary, "fitness": unfit}, TINY, TrainConfig())
     assert "**Not fit to judge photos.**" in card and "validation AUC 0.410 < 0.8" in card
+
+
+# ---------------------------------------------------------------- issue 25: output, and hostile inputs to predict
+
+
+def test_reasons_are_plain_words_with_the_code_in_its_own_column():
+    from realfake.predict import PLAIN_REASONS, plain_reason
+
+    assert plain_reason("pad: pad_fraction 0.071 > 0.05") == (
+        "pad", "the face is too close to the photo's edge: its crop would be too much filled-in border "
+               "(7.1% border, at most 5%)")
+    assert plain_reason("face_too_small: 41 px < faces.min_face_px=64") == (
+        "face_too_small", "the face is too small: the model never saw faces this small (41 px, at least 64 px)")
+    assert plain_reason("no_face") == ("no_face", "no face found")
+    for code in PLAIN_REASONS:
+        words = plain_reason(f"{code}: some detail")[1]
+        assert "faces." not in words and "_" not in words, code  # no machine spelling, no params key
+
+
+def test_summary_counts_files_and_faces_apart():
+    """The summary said "4 files not scored" for 3 files and 1 face."""
+    from realfake.predict import COLUMNS, summary
+
+    rows = [{"file": "a.jpg", "face_index": 0, "p_fake": 0.9, "decision": "fake"},
+            {"file": "a.jpg", "face_index": 1, "p_fake": 0.1, "decision": "real"},
+            {"file": "a.jpg", "face_index": 2, "reason_code": "face_too_small"},
+            {"file": "b.jpg", "reason_code": "no_face"},
+            {"file": "c.jpg", "reason_code": "not_an_image"},
+            {"file": "d/*.jpg", "reason_code": "no_match"}]
+    table = pd.DataFrame(rows, columns=COLUMNS)
+    table["face_index"] = table["face_index"].astype("Int64")
+    table.attrs["threshold"] = 0.53125
+    assert summary(table, 1.04) == ("3 files, 2 faces scored in 1.0s at threshold 0.5312: 1 fake, 1 real; "
+                                    "1 face not scored; 2 files with no face scored; 1 input named nothing")
+
+
+def test_a_fifo_on_the_command_line_is_not_read(tmp_path):
+    """A FIFO named on the command line hung predict forever (folders and globs skipped it)."""
+    from realfake.predict import expand_inputs
+
+    fifo = tmp_path / "pipe.jpg"
+    os.mkfifo(fifo)
+    named = expand_inputs([str(fifo), "/dev/zero"])
+    assert named.files == []
+    assert named.missing[str(fifo)].startswith("not_a_file") and named.missing["/dev/zero"].startswith("not_a_file")
+
+
+@pytest.mark.skipif(not Path("/proc/self").exists(), reason="needs /proc")
+def test_out_that_cannot_be_created_is_refused_before_anything_is_read(tmp_path):
+    """--out /proc/x.csv passed the permission check (root may write anywhere) and crashed after scoring."""
+    from realfake.predict import check_out
+
+    for out in ("/proc/x.csv", "/proc/new/dir/x.csv"):
+        with pytest.raises(UserError, match="cannot write in /proc"):
+            check_out(Path(out))
+    check_out(tmp_path / "deeper" / "r.csv")  # a folder the write will create is fine
+    assert list(tmp_path.iterdir()) == []  # and the probe leaves nothing behind
+
+
+def flip_tensor_bytes(path: Path, n: int = 4000) -> None:
+    """Flip n bytes in the middle of the largest tensor's data inside a torch zip (no checksum guards them)."""
+    with zipfile.ZipFile(path) as zf:
+        info = max((i for i in zf.infolist() if "/data/" in i.filename), key=lambda i: i.file_size)
+    data = bytearray(path.read_bytes())
+    header = info.header_offset
+    start = header + 30 + int.from_bytes(data[header + 26:header + 28], "little") + \
+        int.from_bytes(data[header + 28:header + 30], "little")
+    middle = start + info.file_size // 2 - n // 2
+    assert info.file_size > n
+    data[middle:middle + n] = bytes(b ^ 0xFF for b in data[middle:middle + n])
+    path.write_bytes(bytes(data))
+
+
+def test_checkpoint_with_flipped_weight_bytes_is_refused(sample_model, tmp_path, caplog):
+    """4,000 flipped bytes of tensor data loaded without a word and moved p_fake; the digest refuses them."""
+    from realfake.detector.checkpoint import DIGEST_KEY, read_checkpoint, weights_digest
+
+    checkpoint = torch.load(sample_model, weights_only=True)
+    assert checkpoint[DIGEST_KEY] == weights_digest(checkpoint["state_dict"])
+    bad = tmp_path / "flipped.pt"
+    bad.write_bytes(sample_model.read_bytes())
+    flip_tensor_bytes(bad)
+    torch.load(bad, weights_only=True)  # torch itself sees nothing wrong
+    with pytest.raises(UserError, match="weights do not match the digest saved with them") as refused:
+        load_detector(bad)
+    assert str(bad) in str(refused.value) and "\n" not in str(refused.value)
+    old = tmp_path / "old.pt"  # written before digests: accepted, with one warning
+    torch.save({k: v for k, v in checkpoint.items() if k != DIGEST_KEY}, old)
+    with caplog.at_level("WARNING"):
+        read_checkpoint(old)
+        load_detector(old)
+    assert caplog.text.count("records no digest of its weights") == 1
+
+
+@pytest.mark.parametrize("field, value, words", [
+    ("threshold", "0.5", "threshold must be a number in 0..1, got '0.5'"),
+    ("threshold", 1.5, "threshold must be a number in 0..1, got 1.5"),
+    ("resize", 0, "preprocessing.resize must be a mapping, got 0"),
+    ("size", 0, "resize.size must be an integer in 8..1024, got 0"),
+    ("size", "64", "preprocessing.size must be an integer, got '64'"),
+    ("std", [0.5, 0, 0.5], "preprocessing.std must be a list of 3 positive numbers, got [0.5, 0, 0.5]"),
+])
+def test_checkpoint_records_of_the_wrong_kind_are_one_line(sample_model, photos, tmp_path, field, value, words):
+    """A string threshold or a resize record of 0 gave a ValueError/TypeError traceback."""
+    from realfake.predict import predict
+
+    checkpoint = torch.load(sample_model, weights_only=True)
+    if field == "threshold":
+        checkpoint["info"]["threshold"] = value
+    else:
+        checkpoint["preprocessing"][field] = value
+    bad = tmp_path / "bad.pt"
+    torch.save(checkpoint, bad)
+    with pytest.raises(UserError) as refused:
+        predict([str(photos["gan"])], bad)
+    assert str(refused.value) == f"model {bad} is a damaged checkpoint: {words}"
+
+
+@pytest.mark.parametrize("threads", [0, -1])
+def test_threads_below_one_are_refused(threads, sample_model, photos):
+    from realfake.predict import run_predict
+
+    with pytest.raises(UserError, match=f"--threads must be an integer >= 1, got {threads}"):
+        run_predict([str(photos["gan"])], str(sample_model), None, threads)
+
+
+@pytest.mark.slow  # three predict runs in subprocesses (~15 s here)
+def test_hostile_predict_inputs_exit_2_in_one_line(sample_model, photos, tmp_path):
+    """The command-line side of the cases above: exit 2, one ERROR line, nothing else lost."""
+    line = one_line_refusal(cli("predict", str(photos["gan"]), "--model", str(sample_model), "--out", "/proc/x.csv"))
+    assert "cannot write in /proc" in line
+    assert "--threads must be" in one_line_refusal(cli("predict", str(photos["gan"]), "--model", str(sample_model),
+                                                       "--threads", "0"))
+    fifo, out = tmp_path / "pipe.jpg", tmp_path / "r.csv"
+    os.mkfifo(fifo)
+    proc = cli("predict", str(photos["gan"]), str(fifo), "--model", str(sample_model), "--out", str(out))
+    assert "1 of 2 inputs named no image file" in one_line_refusal(proc)
+    table = pd.read_csv(out)
+    assert table.loc[table["file"] == str(photos["gan"]), "p_fake"].notna().all()
+    assert table.loc[table["file"] == str(fifo), "reason_code"].tolist() == ["not_a_file"]
+    flipped = tmp_path / "flipped.pt"
+    flipped.write_bytes(sample_model.read_bytes())
+    flip_tensor_bytes(flipped)
+    assert "do not match the digest" in one_line_refusal(cli("predict", str(photos["gan"]), "--model", str(flipped)))

@@ -46,7 +46,20 @@ def load_section(cls: type[T], params: Mapping[str, Any] | None, name: str) -> T
     section: Any = params
     for part in name.split("."):
         section = section.get(part) if isinstance(section, Mapping) else None
+    if section is None and isinstance(params, Mapping):
+        refuse_misspelt_section(params, name.split(".")[0])
     return _build(cls, section, name)
+
+
+def refuse_misspelt_section(params: Mapping[str, Any], top: str) -> None:
+    """A missing section means "all defaults", unless a near spelling of it is there (`face:` for `faces:`): then
+    the user's settings would be silently ignored, so say so."""
+    if top in params:
+        return
+    near = difflib.get_close_matches(top, [str(k) for k in params], n=1, cutoff=0.75)
+    if near:
+        raise UserError(f"params section `{top}` is missing but `{near[0]}` is there: a misspelling? Rename it to "
+                        f"`{top}` (as it stands its settings would be ignored and `{top}` would run on defaults)")
 
 
 def _build(cls: type[T], values: Any, where: str) -> T:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import os
 import re
 from pathlib import Path
@@ -16,7 +18,11 @@ from realfake.core.params import load_section
 from realfake.detector.model import ModelConfig, build_model, config_to_dict
 from realfake.detector.patches import PatchConfig
 
+log = logging.getLogger(__name__)
+
 CHECKPOINT_FORMAT = "realfake-detector/1"
+DIGEST_KEY = "weights_sha256"  # sha256 of the state_dict (weights_digest), written by save_checkpoint
+_UNDIGESTED_WARNED: set[str] = set()  # one warning per old checkpoint and process
 MEAN = [0.5, 0.5, 0.5]  # (x / 255 - mean) / std maps pixels to [-1, 1]
 STD = [0.5, 0.5, 0.5]
 
@@ -33,11 +39,34 @@ def to_model_input(images: torch.Tensor, preprocessing: dict[str, Any], channels
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
 
+def weights_digest(state_dict: Any) -> str:
+    """sha256 over every tensor of a state_dict (name, dtype, shape and bytes, in name order).
+
+    The zip torch writes carries no checksum of its tensor data: flipped bytes load without a word and move the
+    scores. The digest is an integrity check against damage, not a signature (anyone can recompute it).
+    """
+    if not isinstance(state_dict, dict):
+        raise TypeError(f"state_dict is a {type(state_dict).__name__}, not a mapping")
+    digest = hashlib.sha256()
+    for name in sorted(state_dict):
+        tensor = state_dict[name]
+        if not isinstance(tensor, torch.Tensor):
+            raise TypeError(f"state_dict[{name!r}] is a {type(tensor).__name__}, not a tensor")
+        tensor = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}\0{tensor.dtype}\0{tuple(tensor.shape)}\0".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
 def save_checkpoint(path, model: nn.Module, model_cfg: ModelConfig, preprocessing: dict, info: dict) -> None:
-    """Save state_dict + config + preprocessing as plain types (loadable with weights_only=True), atomically."""
+    """Save state_dict + config + preprocessing as plain types (loadable with weights_only=True), atomically.
+
+    The weights' digest (weights_digest) travels with them; read_checkpoint refuses a file whose weights differ.
+    """
     state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
     checkpoint = {
         "format": CHECKPOINT_FORMAT,
+        DIGEST_KEY: weights_digest(state),
         "state_dict": state,
         "model_config": config_to_dict(model_cfg),
         "preprocessing": dict(preprocessing),
@@ -72,7 +101,31 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
                         f"{type(exc).__name__})") from None
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
         raise UserError(f"model {path} is not a {CHECKPOINT_FORMAT} checkpoint")
+    check_digest(checkpoint, path)
     return checkpoint
+
+
+def check_digest(checkpoint: dict[str, Any], path: Path) -> None:
+    """Refuse weights that differ from the digest saved with them; accept a checkpoint older than digests, warning once.
+
+    Old checkpoints are accepted because the digest guards against damage, not forgery, and refusing them would
+    throw away trained models; retraining (or `dvc repro` of the train stage) writes one with a digest.
+    """
+    recorded = checkpoint.get(DIGEST_KEY)
+    if recorded is None:
+        if str(path) not in _UNDIGESTED_WARNED:
+            _UNDIGESTED_WARNED.add(str(path))
+            log.warning("model %s records no digest of its weights (written before digests were): damage to it "
+                        "cannot be detected; retrain to get one", path)
+        return
+    try:
+        actual = weights_digest(checkpoint.get("state_dict"))
+    except (TypeError, RuntimeError) as exc:
+        raise UserError(f"model {path} is a damaged {CHECKPOINT_FORMAT} checkpoint: {exc}") from None
+    if actual != recorded:
+        raise UserError(f"model {path} is damaged: its weights do not match the digest saved with them "
+                        f"({DIGEST_KEY} {str(recorded)[:12]}…, the weights give {actual[:12]}…); "
+                        "restore it (`dvc checkout`) or retrain")
 
 
 def load_detector(path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 from realfake.core.errors import UserError
-from realfake.core.params import load_section
+from realfake.core.params import load_section, refuse_misspelt_section
 from realfake.detector.augment import AugmentConfig
 from realfake.detector.fitness import FitnessConfig
 from realfake.detector.losses import Loss
@@ -78,6 +78,8 @@ def train_section(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any
     early stopping ends the run before the model learns anything (README, "The sample run"), so the sample
     profile trains with its own batch size and patience while the mirror defaults stay as they are.
     """
+    if params.get("train") is None:
+        refuse_misspelt_section(params, "train")
     section = dict(params.get("train") or {})
     overrides = section.pop("profile_overrides", None) or {}
     if not isinstance(overrides, dict) or not all(isinstance(v, dict | None) for v in overrides.values()):

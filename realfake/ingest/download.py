@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from realfake.core.atomic import atomic_dir, write_parquet
+from realfake.core.atomic import DVCIGNORE_PATTERNS, atomic_dir, write_parquet
 from realfake.core.errors import UserError
 from realfake.core.imageio import IMAGE_EXTENSIONS
 from realfake.core.progress import tqdm
@@ -81,7 +81,9 @@ def classify(rel: str | None, member_type: str, source: Part) -> str:
     if rel is None:
         return "unsafe-path"
     if matches(rel, source.label_files):
-        return "label-file"
+        return "label-file"  # read in memory, never written: a name DVC ignores does no harm
+    if any(fnmatch.fnmatchcase(part, pat) for part in rel.split("/") for pat in DVCIGNORE_PATTERNS):
+        return "dvcignored-name"  # DVC would not track it, and the atomic writer's sweep would delete it
     if not matches(rel, source.include):
         return "not-included"
     if not rel.lower().endswith(IMAGE_EXTENSIONS):
@@ -115,7 +117,7 @@ def extract_part(local: Path, part: Part, name: str, out_dir: Path, limits: Extr
         except EntryError as exc:  # this entry only: the rest of the archive goes on
             log.warning("%s: refused entry %.150r: %s", name, member.name, exc)
             verdict = exc.reason
-        if verdict in ("symlink", "special-file", "unsafe-path"):
+        if verdict in ("symlink", "special-file", "unsafe-path", "dvcignored-name"):
             log.warning("%s: refused %s entry %r", name, verdict, member.name)
         if verdict != "image":
             result.skipped[verdict] += 1

@@ -20,6 +20,7 @@ from realfake.core.errors import UserError
 SKIP_REASONS = (
     "label-file", "not-included", "not-image", "other-label",  # the source's own layout, not a fault
     "unsafe-path", "symlink", "special-file",  # refused for safety
+    "dvcignored-name",  # DVC would not track it: listed in the table, missing after `dvc checkout`
     "duplicate-name", "path-conflict", "name-too-long", "unwritable-name",  # names that would clash or not fit
     "corrupt-entry", "encrypted-entry", "unsupported-compression", "unreadable-file",  # bytes that cannot be read
 )
@@ -37,6 +38,14 @@ class ExtractLimits:
     max_total_bytes: int = 20 * 2**30
     max_file_bytes: int = 200 * 2**20
     max_ratio: float = 200.0  # uncompressed / compressed size, of one ZIP entry and of the whole archive
+
+    def __post_init__(self) -> None:
+        for name in ("max_files", "max_total_bytes", "max_file_bytes"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise UserError(f"download.limits.{name} must be an integer >= 1, got {value!r}")
+        if not isinstance(self.max_ratio, int | float) or isinstance(self.max_ratio, bool) or not self.max_ratio >= 1:
+            raise UserError(f"download.limits.max_ratio must be a number >= 1, got {self.max_ratio!r}")
 
 
 @dataclass(frozen=True)
@@ -76,8 +85,26 @@ def iter_members(path: Path, limits: ExtractLimits) -> Iterator[Member]:
         yield from _guarded(_iter_zip, path, limits)
     elif _is_tar(path):
         yield from _guarded(_iter_tar, path, limits)
+    elif (kind := _archive_magic(path)) is not None:
+        raise UserError(f"corrupt archive {path}: it starts as a {kind} but cannot be read (truncated or damaged: no "
+                        "readable central directory or end)")
     else:
         raise UserError(f"{path} is neither a directory nor a readable ZIP/TAR archive (corrupt or wrong format)")
+
+
+# How ZIPs and compressed TARs begin: a file that starts so but cannot be opened is a cut or damaged archive
+_MAGIC = {b"PK\x03\x04": "ZIP", b"PK\x05\x06": "ZIP", b"\x1f\x8b": "gzip file", b"BZh": "bzip2 file",
+          b"\xfd7zXZ\x00": "xz file"}
+
+
+def _archive_magic(path: Path) -> str | None:
+    """The archive kind a file's first bytes announce, if any."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+    except OSError:
+        return None
+    return next((kind for magic, kind in _MAGIC.items() if head.startswith(magic)), None)
 
 
 def _is_tar(path: Path) -> bool:
@@ -118,20 +145,25 @@ def _iter_zip(path: Path, limits: ExtractLimits) -> Iterator[Member]:
     """ZIP entries; symlinks are recognised from the Unix mode in external_attr."""
     with zipfile.ZipFile(path) as zf:
         infos = zf.infolist()
-        _check_totals(path, [i.file_size for i in infos], limits)
-        for info in infos:
-            # Unix file-type bits live in the high half of external_attr; 0 means "not recorded"
-            fmt = stat.S_IFMT(info.external_attr >> 16) if info.create_system == 3 else 0
-            if info.is_dir():
-                kind = "dir"
-            elif fmt == stat.S_IFLNK:
-                kind = "symlink"
-            elif fmt and fmt != stat.S_IFREG:
-                kind = "special"
-            else:
-                kind = "file"
+        kinds = [_zip_kind(info) for info in infos]
+        for info, kind in zip(infos, kinds, strict=True):  # one huge entry is named as such, before the totals
+            if kind == "file":
                 _check_entry(path, info.filename, info.file_size, info.compress_size, limits)
+        _check_totals(path, [i.file_size for i in infos], limits)
+        for info, kind in zip(infos, kinds, strict=True):
             yield Member(info.filename, kind, info.file_size, _zip_reader(zf, info, limits))
+
+
+def _zip_kind(info: zipfile.ZipInfo) -> str:
+    """file | dir | symlink | special; Unix file-type bits live in the high half of external_attr (0: not recorded)."""
+    fmt = stat.S_IFMT(info.external_attr >> 16) if info.create_system == 3 else 0
+    if info.is_dir():
+        return "dir"
+    if fmt == stat.S_IFLNK:
+        return "symlink"
+    if fmt and fmt != stat.S_IFREG:
+        return "special"
+    return "file"
 
 
 def _zip_reader(zf: zipfile.ZipFile, info: zipfile.ZipInfo, limits: ExtractLimits) -> Callable[[], bytes]:
@@ -164,6 +196,9 @@ def _iter_tar(path: Path, limits: ExtractLimits) -> Iterator[Member]:
     """TAR entries (any compression tarfile understands)."""
     with tarfile.open(path) as tf:
         infos = tf.getmembers()
+        for info in infos:  # one huge entry is named as such, before the totals
+            if info.isfile() and not info.islnk():
+                _check_entry(path, info.name, info.size, 0, limits)
         _check_totals(path, [i.size for i in infos if i.isfile()], limits)
         for info in infos:
             if info.isdir():
@@ -174,7 +209,6 @@ def _iter_tar(path: Path, limits: ExtractLimits) -> Iterator[Member]:
                 kind = "special"
             else:
                 kind = "file"
-                _check_entry(path, info.name, info.size, 0, limits)
             yield Member(info.name, kind, info.size, _tar_reader(tf, info))
 
 

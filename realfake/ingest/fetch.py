@@ -30,6 +30,14 @@ class FetchConfig:
     backoff_s: float = 1.0
     cache_dir: str = "data/downloads"
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.timeout_s, int | float) or isinstance(self.timeout_s, bool) or not self.timeout_s > 0:
+            raise UserError(f"download.timeout_s must be a number > 0, got {self.timeout_s!r}")
+        if not isinstance(self.retries, int) or isinstance(self.retries, bool) or self.retries < 0:
+            raise UserError(f"download.retries must be an integer >= 0, got {self.retries!r}")
+        if not isinstance(self.backoff_s, int | float) or isinstance(self.backoff_s, bool) or not self.backoff_s >= 0:
+            raise UserError(f"download.backoff_s must be a number >= 0, got {self.backoff_s!r}")
+
 
 def file_hexdigest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
     """Hex digest of a file (hashlib.file_digest reads it in chunks); md5 is only ever an integrity check here."""
