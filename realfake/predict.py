@@ -30,6 +30,7 @@ from realfake.crops.views import ContextConfig, recorded_view
 from realfake.detector.checkpoint import read_checkpoint
 from realfake.detector.fitness import fitness_of, warning_line
 from realfake.detector.scorer import Scorer
+from realfake.detector.verdict import OperatingPoint
 from realfake.faces.alignment import align, warp_crop
 from realfake.faces.crop import FacesConfig
 from realfake.faces.detect import FaceDetector, detect_faces
@@ -87,9 +88,17 @@ def plain_reason(error: str) -> tuple[str, str]:
     return code, f"{words} ({numbers})" if numbers else words
 
 
-def decision(p_fake: float, threshold: float) -> str:
-    """The verdict on one face: the one place it is decided."""
-    return "fake" if p_fake >= threshold else "real"
+def decision(p_fake: float, point: OperatingPoint) -> str:
+    """The verdict on one face: the one place it is decided (realfake.detector.verdict: real / uncertain / fake)."""
+    return "fake" if p_fake >= point.t_fake else "real" if p_fake < point.t_real else "uncertain"
+
+
+def operating_point(scorer: Scorer, threshold: float, override: bool) -> OperatingPoint:
+    """The checkpoint's operating point; a --threshold, or a checkpoint from before it, decides at one threshold."""
+    point = scorer.operating_point
+    if point is None or override:
+        return OperatingPoint(scorer.temperature, threshold, threshold, float("nan"), None)
+    return point
 
 
 @dataclass
@@ -258,7 +267,9 @@ def predict(inputs: list[str], model_path: Path, batch: int = 16, threshold: flo
     When the model is not fit to judge (realfake.detector.fitness), every row carries the reason in `warning`.
     """
     scorer = Scorer(model_path, resolve_device(device, "--device"))
+    override = threshold is not None
     faces, resize, view, threshold = model_settings(scorer.checkpoint, model_path, threshold)
+    point = operating_point(scorer, threshold, override)
     warning = warning_line(fitness_of(scorer.checkpoint))
     detector = FaceDetector(faces.detect_size, faces.min_face_px, faces.detect_pad)  # as in the faces stage
     named = expand_inputs(inputs)
@@ -269,7 +280,7 @@ def predict(inputs: list[str], model_path: Path, batch: int = 16, threshold: flo
         if crops:
             scores = scorer(np.stack([c.image for c in crops]))
             rows += [{"file": c.file, "face_index": c.index, "x1": c.box[0], "y1": c.box[1], "x2": c.box[2],
-                      "y2": c.box[3], "face_prob": c.prob, "p_fake": float(p), "decision": decision(float(p), threshold)}
+                      "y2": c.box[3], "face_prob": c.prob, "p_fake": float(p), "decision": decision(float(p), point)}
                      for c, p in zip(crops, scores, strict=True)]
     errors += [{"file": item, "error": why} for item, why in named.missing.items()]
     unscored = []
@@ -284,7 +295,8 @@ def predict(inputs: list[str], model_path: Path, batch: int = 16, threshold: flo
     order = {name: i for i, name in enumerate([str(p) for p in paths] + list(named.missing))}
     table = table.sort_values(["file", "face_index"], key=lambda s: s.map(order) if s.name == "file" else s,
                               kind="stable").reset_index(drop=True)
-    table.attrs["threshold"] = threshold
+    table.attrs["threshold"] = point.t_fake
+    table.attrs["operating_point"] = point.record()
     return table
 
 
@@ -318,6 +330,22 @@ def write_results(table: pd.DataFrame, out: Path) -> None:
         raise UserError(f"--out must end in .csv or .json, got {out}")
 
 
+def rule_words(point: dict[str, Any] | None, short: bool = False) -> str:
+    """The decision rule in words: the operating point's two thresholds, or the one threshold."""
+    if not point:
+        return ""
+    t_real, t_fake = point["t_real"], point["t_fake"]
+    if short:
+        return (f"at threshold {t_fake:.{DECIMALS}f}" if t_real == t_fake else
+                f"at the operating point (real < {t_real:.{DECIMALS}f} <= uncertain < {t_fake:.{DECIMALS}f} <= fake)")
+    target = point.get("target_fpr")
+    why = (f" (the operating point: {target:.0%} of validation reals called fake)"
+           if isinstance(target, float) and math.isfinite(target) else "")
+    if t_real == t_fake:
+        return f"threshold {t_fake:.{DECIMALS}f}{why}: a face with p_fake at or above it is called fake"
+    return (f"fake from p_fake {t_fake:.{DECIMALS}f}{why}, real below {t_real:.{DECIMALS}f}, uncertain between")
+
+
 def plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
@@ -329,10 +357,13 @@ def summary(table: pd.DataFrame, seconds: float) -> str:
     files = table.loc[~missing, "file"]
     unscored_files = files.nunique() - table.loc[scored, "file"].nunique()
     unscored_faces = int((table["face_index"].notna() & ~scored).sum())
-    threshold = table.attrs.get("threshold")
+    found = int(scored.sum()) + unscored_faces
     line = (f"{plural(files.nunique(), 'file')}, {plural(int(scored.sum()), 'face')} scored in {seconds:.1f}s"
-            + (f" at threshold {threshold:.{DECIMALS}f}" if threshold is not None else "")
-            + f": {int((table['decision'] == 'fake').sum())} fake, {int((table['decision'] == 'real').sum())} real")
+            + f" {rule_words(table.attrs.get('operating_point'), short=True)}"
+            + f": {int((table['decision'] == 'fake').sum())} fake, {int((table['decision'] == 'uncertain').sum())} "
+              f"uncertain, {int((table['decision'] == 'real').sum())} real")
+    if found:
+        line += f"; coverage {int(scored.sum())}/{found} detected faces"
     if unscored_faces:
         line += f"; {plural(unscored_faces, 'face')} not scored"
     if unscored_files:
@@ -391,9 +422,8 @@ def run_predict(inputs: list[str], model: str, out: str | None, threads: int = 2
     else:  # the warning once, above the table (stdout), so a pipe or a file keeps it with the results
         if warning:
             print(f"WARNING: {warning}")
-        threshold = table.attrs.get("threshold")
-        if threshold is not None:
-            print(f"decision threshold {threshold:.{DECIMALS}f}: a face with p_fake at or above it is called fake")
+        if table.attrs.get("operating_point"):
+            print(f"decision {rule_words(table.attrs['operating_point'])}")
         print(printed_table(table))
     log.info("%s", summary(table, time.perf_counter() - start))
     missing = table.loc[table["reason_code"].fillna("").str.match(MISSING_REASONS), "file"].tolist()

@@ -61,14 +61,14 @@ def test_a_face_that_needs_padding_or_upscaling_gets_a_verdict_in_predict(photos
     files = [str(tight), str(tmp_path / "small.jpg")]
 
     table = predict(files, context_model(tmp_path / "shrink"))
-    assert table["error"].isna().all(), table[["file", "error"]]
+    assert table["reason_code"].isna().all(), table[["file", "reason_code"]]
     assert table["p_fake"].notna().all() and set(table["file"]) == set(files)
     assert set(table["decision"]) <= {"real", "uncertain", "fake"}
 
     # a model trained before the fit policy (it rejected padding) keeps refusing such faces, with the reason
     old = context_model(tmp_path / "reject", fit="reject")
     refused = predict([str(tight)], old)
-    assert refused["p_fake"].isna().all() and refused["error"].str.contains("pad").all(), refused
+    assert refused["p_fake"].isna().all() and (refused["reason_code"] == "pad").all(), refused
 
 
 @pytest.mark.slow

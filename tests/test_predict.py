@@ -414,7 +414,8 @@ def test_model_trained_on_the_sample_warns_and_marks_every_result(photos, sample
     assert printed.stdout.startswith("WARNING: model not fit to judge")
     assert "not fit to judge" not in printed.stderr  # once, above the table, not again on stderr
     lines = printed.stdout.splitlines()
-    assert re.fullmatch(r"decision threshold \d\.\d{4}: a face with p_fake at or above it is called fake", lines[1])
+    assert re.fullmatch(r"decision fake from p_fake \d\.\d{4} \(the operating point: 5% of validation reals called "
+                        r"fake\), real below \d\.\d{4}, uncertain between", lines[1]), lines[1]
     assert lines[2].split() == ["file", "face", "box", "face_prob", "p_fake", "decision", "reason", "warning"]
     assert lines[3].startswith(str(photos["gan"]) + " ")  # left-aligned names
     assert lines[3].rstrip().endswith("model not fit to judge") and re.search(r" 0\.\d{4} ", lines[3])
@@ -472,9 +473,15 @@ def test_summary_counts_files_and_faces_apart():
             {"file": "d/*.jpg", "reason_code": "no_match"}]
     table = pd.DataFrame(rows, columns=COLUMNS)
     table["face_index"] = table["face_index"].astype("Int64")
-    table.attrs["threshold"] = 0.53125
-    assert summary(table, 1.04) == ("3 files, 2 faces scored in 1.0s at threshold 0.5312: 1 fake, 1 real; "
-                                    "1 face not scored; 2 files with no face scored; 1 input named nothing")
+    table.attrs["operating_point"] = {"t_real": 0.53125, "t_fake": 0.53125}
+    assert summary(table, 1.04) == ("3 files, 2 faces scored in 1.0s at threshold 0.5312: 1 fake, 0 uncertain, 1 real; "
+                                    "coverage 2/3 detected faces; 1 face not scored; 2 files with no face scored; "
+                                    "1 input named nothing")
+    table.loc[1, "decision"] = "uncertain"
+    table.attrs["operating_point"] = {"t_real": 0.2, "t_fake": 0.8, "target_fpr": 0.05}
+    assert summary(table, 1.04).startswith(
+        "3 files, 2 faces scored in 1.0s at the operating point (real < 0.2000 <= uncertain < 0.8000 <= fake): "
+        "1 fake, 1 uncertain, 0 real; coverage 2/3 detected faces")
 
 
 def test_a_fifo_on_the_command_line_is_not_read(tmp_path):
