@@ -120,7 +120,8 @@ def profile_switch_commit(root: Path, clone: Path) -> None:
 def only_changed_after_a_profile_switch(root: Path, clone: Path) -> str:
     """`dvc exp show --only-changed` over the sample commit and a profile-switching one (plain text)."""
     profile_switch_commit(root, clone)
-    return plain(dvc(["exp", "show", "--only-changed", "-n", "2", "--no-pager"], clone).stdout)
+    # COLUMNS: the table DVC draws for a 200-column terminal (off a terminal it squeezes into 80)
+    return plain(dvc(["exp", "show", "--only-changed", "-n", "2", "--no-pager"], clone, COLUMNS=str(TERMINAL)).stdout)
 
 
 @pytest.mark.slow
