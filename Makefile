@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup repro test test-fast test-full lint bench mirror mirror-results clean-venv
+.PHONY: setup repro test test-fast test-full lint bench mirror mirror-results metrics-diff clean-venv
 
 setup: $(STAMP)
 
@@ -56,6 +56,13 @@ mirror-results:
 	cd reports && find . -type f \( -name '*.json' -o -name '*.md' -o -name '*.csv' \) \
 	  -exec install -D -m 644 {} ../results/mirror/.default.tmp/reports/{} \;
 	rm -rf results/mirror/default && mv results/mirror/.default.tmp results/mirror/default
+
+# `dvc metrics diff` prints its rows in Python set order, which changes from run to run: the same table sorted by
+# file and metric. make metrics-diff A=HEAD B=<exp or rev>   (defaults: HEAD against the workspace)
+A ?= HEAD
+B ?=
+metrics-diff:
+	@dvc metrics diff $(A) $(B) --md | { IFS= read -r head; IFS= read -r rule; printf '%s\n%s\n' "$$head" "$$rule"; grep . | sort; }
 
 clean-venv:
 	rm -rf $(VENV)

@@ -444,3 +444,69 @@ def test_mirror_ffhq_overlap_found_lfw_people_not_merged(tmp_path):
         assert t.at[f"ffhq-1024:{k}", "keeper_id"] == f"ffhq:{k:05d}"
     lfw = t[t["source"] == "lfw"]
     assert len(lfw) > 40 and (lfw["cluster_size"] == 1).all()
+
+
+# Pairs of different people whose original frames agree within the frame hash limits (2/4 bits) on the mirror:
+# plain backgrounds make the 64-bit frame hashes alike. Found by hashing every generated-faces, pollinations and
+# stylegan-140k original; all looked at (different faces). The mirror run merged such pairs before frame_max_diff.
+DIFFERENT_PEOPLE_SAME_FRAME_HASH = [
+    ("generated-faces", "images/female/white/c9d9b6fd-c049-42d5-9de1-c7ef4811ea9d.jpg",
+     "stylegan-140k", "fake/1CUSBRCSX1.jpg"),
+    ("generated-faces", "images/female/latino/ae7ed95b-c2a2-4602-8920-47b959566b3d.jpg",
+     "generated-faces", "images/female/white/18a7c0be-f723-434c-876a-564ce24c0778.jpg"),
+    ("pollinations", "pollinations/15_20241130135843_A_close-up_shot_of_a_young_adult_female_person_of_.jpg",
+     "pollinations", "pollinations/20_20241130135952_A_close-up_shot_of_a_young_adult_female_person_of_.jpg"),
+    ("pollinations", "pollinations/205_20241130144408_A_close-up_shot_of_a_middle-aged_male_person_of_Pa.jpg",
+     "pollinations", "pollinations/374_20241130152504_A_close-up_shot_of_a_middle-aged_male_person_of_Na.jpg"),
+    ("pollinations", "pollinations/550_20241130161304_A_close-up_shot_of_a_young_adult_female_person_of_.jpg",
+     "pollinations", "pollinations/907_20241130174801_A_close-up_shot_of_a_young_adult_female_person_of_.jpg"),
+    ("pollinations", "pollinations/686_20241130164932_A_close-up_shot_of_a_teenager_male_person_of_Afric.jpg",
+     "pollinations", "pollinations/944_20241130175604_A_close-up_shot_of_a_teenager_male_person_of_Afric.jpg"),
+]  # fmt: skip
+
+
+@pytest.mark.slow  # real MTCNN crops of 20 mirror photos (~15 s here)
+@pytest.mark.mirror
+def test_mirror_different_people_with_alike_frame_hashes_not_merged_ffhq_copies_still_are(tmp_path, mirror):
+    from realfake.faces.crop import FacesConfig, crop_batch, make_detector
+
+    originals: dict[tuple[str, str], bytes] = {}
+    for a_src, a, b_src, b in DIFFERENT_PEOPLE_SAME_FRAME_HASH:
+        for src, name in ((a_src, a), (b_src, b)):
+            with zipfile.ZipFile(mirror / f"{src}.zip") as zf:
+                originals[(src, name)] = zf.read(name)
+    with zipfile.ZipFile(mirror / "ffhq.zip") as small, zipfile.ZipFile(mirror / "ffhq-1024.zip") as big:
+        have = set(big.namelist())  # positives: one FFHQ photo at 256 px (ffhq) and 384 px (ffhq-1024)
+        ffhq_ids = [k for k in range(600) if f"ffhq-1024/{k}.jpg" in have][:4]
+        for k in ffhq_ids:
+            originals[("ffhq", f"ffhq/images/{k:05d}.jpg")] = small.read(f"ffhq/images/{k:05d}.jpg")
+            originals[("ffhq-1024", f"ffhq-1024/{k}.jpg")] = big.read(f"ffhq-1024/{k}.jpg")
+    keys = list(originals)
+    (tmp_path / "in").mkdir()
+    items = []
+    for n, key in enumerate(keys):
+        (tmp_path / "in" / f"{n}.jpg").write_bytes(originals[key])
+        items.append((n, str(tmp_path / "in" / f"{n}.jpg"), f"f{n}"))
+    cfg = FacesConfig(workers=1)
+    crops = {keys[n]: png for n, _rec, png in crop_batch(items, cfg, make_detector(cfg))}
+    assert all(crops.values()), "every photo of the test has a face"
+
+    def fid(src: str, name: str) -> str:
+        return Path(name).stem[:12]
+
+    rows, raw = [], {}
+    for (src, name), png in crops.items():
+        group = f"ffhq:{int(Path(name).stem)}" if src.startswith("ffhq") else None
+        rows.append(face(src, fid(src, name), png, label="real" if src.startswith("ffhq") else "fake",
+                         path=Path(name).name, **({"group": group} if group else {})))
+        raw[(src, Path(name).name)] = Image.open(io.BytesIO(originals[(src, name)])).convert("RGB")
+    t = dedupe(tmp_path / "run", rows, raw)
+    for a_src, a, b_src, b in DIFFERENT_PEOPLE_SAME_FRAME_HASH:
+        assert not same_cluster(t, f"{a_src}:{fid(a_src, a)}", f"{b_src}:{fid(b_src, b)}"), (a, b)
+    for k in ffhq_ids:
+        assert same_cluster(t, f"ffhq:{k:05d}", f"ffhq-1024:{k}"), k
+    # without the thumbnail check the frame hashes alone merge them (what the mirror run did)
+    loose = dedupe(tmp_path / "loose", rows, raw, frame_max_diff=255.0)
+    merged = [(a, b) for a_src, a, b_src, b in DIFFERENT_PEOPLE_SAME_FRAME_HASH
+              if same_cluster(loose, f"{a_src}:{fid(a_src, a)}", f"{b_src}:{fid(b_src, b)}")]
+    assert len(merged) >= 4, merged

@@ -43,13 +43,25 @@ def test_mean_and_std_over_seeds_grouped_by_attention(tmp_path):
         "json.dump({'at_threshold': {'roc_auc': auc}}, open('metrics/evaluate.json', 'w'))\n"
         "os.makedirs('reports', exist_ok=True)\n"
         "json.dump({'honest_pair': {'real_accuracy': auc - 0.5}}, open('reports/evaluate.json', 'w'))\n"))
+    # the baseline: the stage run and committed (attention true, seed 0: AUC 0.95)
+    sh([sys.executable, "-m", "dvc", "repro", "-q"], tmp_path)
+    sh(["git", "add", "-A"], tmp_path)
+    sh(["git", "commit", "-qm", "baseline run"], tmp_path)
     for attention in ("true", "false"):
         for seed in (0, 1, 2):
             sh([sys.executable, "-m", "dvc", "exp", "run", "-q", "-n", f"a{attention}-s{seed}",
                 "-S", f"model.attention={attention}", "-S", f"train.seed={seed}"], tmp_path)
     shown = json.loads(sh([sys.executable, "-m", "dvc", "exp", "show", "--json"], tmp_path))
     metrics = ("metrics/evaluate.json:at_threshold.roc_auc",)
-    frame = experiment_frame(shown, ("model.attention", "train.seed"), metrics)
+    everything = experiment_frame(shown, ("model.attention", "train.seed"), metrics)
+    # exp-table includes the baseline, as its own first row, never mixed into a group of seeds
+    (base,) = everything[everything["baseline"]].to_dict(orient="records")
+    assert base["name"] == "baseline" and base["at_threshold.roc_auc"] == pytest.approx(0.95)
+    with_base = mean_std_table(everything, ("model.attention",), metrics)
+    assert with_base.iloc[0]["run"] == "baseline" and with_base.iloc[0]["runs"] == 1
+    assert with_base.iloc[0]["at_threshold.roc_auc"] == "0.9500"
+    assert (with_base.iloc[1:]["run"] == "experiments").all() and (with_base.iloc[1:]["runs"] == 3).all()
+    frame = everything[~everything["baseline"]].drop(columns="baseline")
     # a details file (a cached output, not a headline metric) is read at each experiment's revision
     details = experiment_frame(shown, ("model.attention",), ("reports/evaluate.json:honest_pair.real_accuracy",),
                                repo=str(tmp_path)).set_index("name")

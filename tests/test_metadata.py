@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import zipfile
 from pathlib import Path
 
@@ -189,11 +190,19 @@ def test_dataset_card_is_written(project, tmp_path):
     (tmp_path / "metrics" / "faces" / "tpdne.json").write_text(
         '{"in": 5, "kept": 3, "rejected": 2, "rejected_by_reason": {"watermark": 2}}')
     (tmp_path / "metrics" / "dedupe.json").write_text('{"faces_in": 9, "by_source": {"tpdne": {"in": 3, "kept": 2}}}')
+    # the crops stage's details: the context view refuses 1 face for the mark, the native view 2 (too small 1)
+    (tmp_path / "reports" / "crops").mkdir(parents=True)
+    (tmp_path / "reports" / "crops" / "tpdne.json").write_text(json.dumps({
+        "in": 3, "kept": 1, "rejected": 2,
+        "context": {"in": 3, "kept": 2, "rejected": 1, "rejected_by_reason": {"watermark": 1}},
+        "native": {"in": 3, "kept": 1, "rejected": 2, "rejected_by_reason": {"native_too_small": 1, "watermark": 1}}}))
     summary = write_card(meta, tmp_path / "metrics", tmp_path / "reports" / "dataset.md",
                          tmp_path / "reports" / "figures", tmp_path / "reports" / "plots",
-                         watermarks={"tpdne": [0.68, 0.93, 1.0, 1.0]})
+                         watermarks={"tpdne": [0.68, 0.93, 1.0, 1.0]}, crops_reports=tmp_path / "reports" / "crops")
     card = (tmp_path / "reports" / "dataset.md").read_text()
-    assert "no training input keeps a declared mark" in card and "| tpdne | 0.68, 0.93, 1, 1 | 5 | 2 | 3 |" in card
+    assert "no training input keeps a declared mark" in card and "| tpdne | 0.68, 0.93, 1, 1 | 5 | 2 | 3 | 1 | 1 |" in card
+    assert "| crops: context view | tpdne | 3 | 2 | 1 |" in card and "| crops: native view | tpdne | 3 | 1 | 2 |" in card
+    assert card.index("| faces | lfw") < card.index("| crops: context view") < card.index("| dedupe | tpdne")
     assert "figures/gender.png" in card and "| faces | lfw | 4 | 3 | 1 |" in card
     assert "| dedupe | tpdne | 3 | 2 | 1 |" in card
     for name in ("gender", "age_group", "race_group", "skin_tone", "yaw", "sharpness", "jpeg_quality"):

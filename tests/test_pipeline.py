@@ -195,6 +195,21 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
     return float(inter / ((a[2:] - a[:2]).prod() + (b[2:] - b[:2]).prod() - inter))
 
 
+@pytest.mark.slow
+def test_evaluate_report_says_the_sample_model_is_a_demo_and_a_rerun_writes_the_same_scores(reproduced):
+    import os
+
+    report = (reproduced / "reports" / "evaluate.md").read_text()
+    assert report.splitlines()[2].startswith("> **Demo model, not a detector.**")  # the checkpoint's fitness verdict
+    # the stage again, in a new process with another hash seed: byte-identical scores (issue 25 saw two fresh repros
+    # differ only in reports/scores.parquet; not reproduced here, this holds it)
+    files = ("reports/scores.parquet", "reports/evaluate.json", "metrics/evaluate.json")
+    before = {f: (reproduced / f).read_bytes() for f in files}
+    env = {**os.environ, "PYTHONPATH": str(reproduced), "PYTHONHASHSEED": "12345", "OMP_WAIT_POLICY": "PASSIVE"}
+    subprocess.run([sys.executable, "stages/evaluate.py"], cwd=reproduced, env=env, check=True, capture_output=True)
+    assert [f for f in files if (reproduced / f).read_bytes() != before[f]] == []
+
+
 def test_evaluate_writes_one_score_row_per_test_and_held_out_face(reproduced):
     from sklearn.metrics import roc_auc_score
 

@@ -81,8 +81,54 @@ def test_grad_cam_captions_do_not_overlap(tmp_path):
     cams = np.random.default_rng(1).random((n, 32, 32)).astype(np.float32)
     correct = (frame["p_fake"] >= 0.5) == (frame["y"] == 1)
     cam_sheet(faces(n), cams, frame, correct, tmp_path / "gradcam.png")
-    assert Image.open(tmp_path / "gradcam.png").size == (n * TILE, 2 * TILE + 2 * LINE + PAD)
+    size = Image.open(tmp_path / "gradcam.png").size
+    assert size[0] == n * TILE and size[1] > 2 * TILE + 2 * LINE + PAD  # the colour bar below the grid
     caption_bands_stay_inside_tiles(tmp_path / "gradcam.png", [2 * TILE], n)
+
+
+def test_grad_cam_has_a_colour_bar_and_unambiguous_captions(tmp_path):
+    from realfake.evaluation.figures import verdict_caption
+
+    n = 4
+    frame = scored(n, np.array([0.9, 0.1, 0.2, 0.8]))  # y = 0, 1, 0, 1: real called fake, fake called real, ...
+    correct = (frame["p_fake"] >= 0.5) == (frame["y"] == 1)
+    cams = np.random.default_rng(1).random((n, 32, 32)).astype(np.float32)
+    cam_sheet(faces(n), cams, frame, correct, tmp_path / "gradcam.png")
+    rgb = np.asarray(Image.open(tmp_path / "gradcam.png").convert("RGB")).astype(int)
+    bar = rgb[2 * TILE + 2 * LINE + PAD:]  # under the captions
+    blue, red = np.array([0, 0, 255]), np.array([255, 0, 0])
+    left, right = bar[:, PAD + 2], bar[:, n * TILE - PAD - 3]
+    assert (np.abs(left - blue).sum(-1) < 20).any() and (np.abs(right - red).sum(-1) < 20).any()
+    assert (bar.sum(-1) < 200).sum() > 30  # its labels are drawn
+    assert [verdict_caption(bool(y), bool(p >= 0.5)) for y, p in zip(frame["y"], frame["p_fake"], strict=True)] == [
+        "real, called fake", "fake, called real", "real, called real", "fake, called fake"]
+
+
+def test_quality_band_labels_are_readable_in_the_sample_chart():
+    from realfake.sample.stage import distribution_plot, readable_bands
+
+    assert readable_bands(["face_px<114.61", "face_px 114.61-240.3", "face_px>=240.3"]) == {
+        "face_px<114.61": "face_px < 115", "face_px 114.61-240.3": "face_px 115–240", "face_px>=240.3": "face_px ≥ 240"}
+    # rounding that would merge two bands keeps the exact edges
+    assert len(set(readable_bands(["x<1.001", "x 1.001-1.002", "x>=1.002"]).values())) == 3
+    meta = pd.DataFrame({"label": ["real", "fake"] * 6, "face_px": np.linspace(80, 300, 12), "gender": "female"})
+    table = distribution_plot(meta, meta, ("gender",), {"face_px": [-np.inf, 114.61, 240.3, np.inf]})
+    values = set(table["value"])
+    assert {"face_px < 115", "face_px 115–240", "face_px ≥ 240", "gender=female"} <= values
+    assert not any("face_px=" in v for v in values)
+
+
+def test_no_chart_axis_is_labelled_y_and_robustness_is_zoomed():
+    plots = {next(iter(p)): next(iter(p.values())) for p in yaml.safe_load((REPO / "dvc.yaml").read_text())["plots"]
+             if isinstance(p, dict)}
+    for name, p in plots.items():
+        fields = set(p["y"].values()) if isinstance(p.get("y"), dict) else {p.get("y")}
+        if len(fields) > 1:  # DVC titles such an axis "y"
+            assert p.get("y_label"), f"{name}: {sorted(fields)} share one axis without y_label"
+    (robust,) = [p for name, p in plots.items() if name.startswith("Robustness")]
+    template = json.loads((REPO / ".dvc" / "plots" / f"{robust['template']}.json").read_text())
+    x = template["encoding"]["x"]
+    assert x["scale"]["zero"] is False and x["stack"] is None and template["mark"]["type"] != "bar"
 
 
 def test_fit_text_cuts_to_the_width():

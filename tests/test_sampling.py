@@ -185,8 +185,12 @@ def test_export_mini_is_balanced_complete_and_round_trips(tmp_path, monkeypatch)
     frame = crafted(1200, seed=4)
     frame["crop_path"] = tiny_pngs(frame, Path("data/faces/x"))
     frame["raw_path"] = [f"data/raw/x/{f}.jpg" for f in frame["face_id"]]
+    # columns the docs describe only beside a neighbour (pred/conf, value/from) and the sample's quality bands
+    frame["gender_pred"], frame["gender_conf"], frame["gender_from"] = frame["gender"], 0.9, "model"
+    frame["face_px_band"] = "face_px<114.61"
     Path("data").mkdir(exist_ok=True)
     frame.to_parquet("data/metadata.parquet")
+    Path("params.yaml").write_text("data:\n  profile: mirror\n")
     main(["export-mini", "--per-class", "60", "--out", "mini.zip"])
     crops = frame.set_index("face_id")["crop_path"]
     with zipfile.ZipFile("mini.zip") as zf:
@@ -200,10 +204,18 @@ def test_export_mini_is_balanced_complete_and_round_trips(tmp_path, monkeypatch)
         paths = [c for c in mini.columns if "path" in c or c == "file"]
         assert paths == ["file"], paths
         card, dictionary = zf.read("README.md").decode(), zf.read("DATA_DICTIONARY.md").decode()
-    assert "DATA_DICTIONARY.md" in card
+        licence = zf.read("LICENCES.md").decode()  # the file the card points to is in the archive
+    assert "DATA_DICTIONARY.md" in card and "`LICENCES.md`" in card and "data/sample/README.md" not in card
+    assert "FFHQ" in licence and "UTKFace" in licence and "non-commercial" in licence
+    assert "`mirror` data profile" in card
     described = {line.split("`")[1]: line for line in dictionary.splitlines() if line.startswith("| `")}
     assert set(described) == set(mini.columns)
     assert "not described" not in described["face_id"] and "not described" not in described["file"]
+    meaning = {name: line.rsplit("|", 2)[-2].strip() for name, line in described.items()}
+    assert not [c for c, m in meaning.items() if "not described" in m]
+    assert meaning["gender_conf"] != meaning["gender_pred"] and "probability" in meaning["gender_conf"]
+    assert meaning["gender_from"] != meaning["gender"] and "`model`" in meaning["gender_from"]
+    assert "quality band of `face_px`" in meaning["face_px_band"]
     counts = mini["label"].value_counts()
     assert counts["real"] == counts["fake"] == 60
     per_stratum = mini.groupby(["stratum", "label"]).size().unstack()

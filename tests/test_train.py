@@ -379,3 +379,34 @@ def test_profile_overrides_apply_to_their_profile_only():
            "train": {**params["train"], "profile_overrides": {"sample": {"batch_sise": 8}}}}
     with pytest.raises(UserError, match="batch_sise"):
         load_train_config(bad)
+
+
+def test_a_profile_switch_says_the_model_was_replaced_and_the_log_is_rounded(tmp_path, monkeypatch, caplog):
+    import logging
+    import re
+
+    from realfake.detector.stage import run_train_stage
+
+    write_packed(tmp_path / "packed", "train", 24, 24, 32, seed=0)
+    write_packed(tmp_path / "packed", "val", 8, 8, 32, seed=1)
+    monkeypatch.chdir(tmp_path)
+    # the baseline's dvc.lock: the model in models/ was trained on the mirror
+    lock = {"schema": "2.0", "stages": {"train": {"cmd": "python stages/train.py",
+                                                  "params": {"params.yaml": {"data.profile": "mirror"}}}}}
+    Path("dvc.lock").write_text(yaml.safe_dump(lock))
+    cfg = TrainConfig(epochs=1, batch_size=16, threads=1)
+
+    def run(profile: str) -> list[logging.LogRecord]:
+        caplog.clear()
+        with caplog.at_level(logging.INFO):
+            run_train_stage(TINY, cfg, 32, None, "packed", "models/detector.pt", "models/MODEL_CARD.md",
+                            "metrics/train.json", "dvclive/train", profile=profile)
+        return list(caplog.records)
+
+    records = run("sample")
+    (warning,) = [r.getMessage() for r in records if "replaced" in r.getMessage()]
+    assert "data.profile=sample" in warning and "data.profile=mirror" in warning
+    assert "dvc exp apply" in warning and "dvc exp show" in warning
+    long_numbers = [r.getMessage() for r in records if re.search(r"\d\.\d{5,}", r.getMessage())]
+    assert not long_numbers, long_numbers  # every logged metric is rounded (4 decimals)
+    assert not [r for r in run("mirror") if "replaced" in r.getMessage()]  # same profile: nothing to say

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from realfake.dedupe.config import DedupeConfig
+from realfake.dedupe.pipeline import thumb_diff
 from realfake.dedupe.search import popcount
 
 MAX_EXAMPLES = 20
@@ -58,6 +59,7 @@ def pair_distances(hashes: pd.DataFrame, i: np.ndarray, j: np.ndarray) -> dict[s
         if "frame_dhash" in h
         else np.zeros(len(i), int),
         "frames": frames[i] & frames[j],
+        "fdiff": thumb_diff(hashes, i, j) if "frame_thumb" in hashes else np.zeros(len(i)),
         "dp": popcount(h["phash"][i] ^ h["phash"][j]),
         "dd": popcount(h["dhash"][i] ^ h["dhash"][j]),
         "dpf": popcount(h["phash_flip"][i] ^ h["phash"][j]),
@@ -68,14 +70,14 @@ def pair_distances(hashes: pd.DataFrame, i: np.ndarray, j: np.ndarray) -> dict[s
 
 def rule_matches(
     d: dict[str, np.ndarray], phash_max: int, dhash_max: int, flips: bool,
-    frames: tuple[int, int] | None = None,
+    frames: tuple[int, int, float] | None = None,
 ) -> np.ndarray:
-    """The match rule of the stage applied to precomputed pair distances; `frames` = (pHash, dHash) limits."""
+    """The match rule of the stage applied to precomputed pair distances; `frames` = (pHash, dHash, thumbnail) limits."""
     hit = d["exact"] | ((d["dp"] <= phash_max) & (d["dd"] <= dhash_max))
     if flips:
         hit |= (d["dpf"] <= phash_max) & (d["ddf"] <= dhash_max)
     if frames is not None:
-        hit |= d["frames"] & (d["fp"] <= frames[0]) & (d["fd"] <= frames[1])
+        hit |= d["frames"] & (d["fp"] <= frames[0]) & (d["fd"] <= frames[1]) & (d["fdiff"] <= frames[2])
     return hit
 
 
@@ -90,7 +92,7 @@ def calibrate(
     ni, nj = negative_pairs(faces[readable], cal.negative_sources, cal.negatives, cal.seed)
     ni, nj = np.flatnonzero(readable)[ni], np.flatnonzero(readable)[nj]
     pos, neg = pair_distances(hashes, pi, pj), pair_distances(hashes, ni, nj)
-    frames = (cfg.frame_phash_max, cfg.frame_dhash_max) if cfg.match_frames else None
+    frames = (cfg.frame_phash_max, cfg.frame_dhash_max, cfg.frame_max_diff) if cfg.match_frames else None
     pos_hit = rule_matches(pos, cfg.phash_max, cfg.dhash_max, cfg.match_flips, frames)
     neg_hit = rule_matches(neg, cfg.phash_max, cfg.dhash_max, cfg.match_flips, frames)
     pos_clustered = roots[pi] == roots[pj]
@@ -125,7 +127,7 @@ def calibrate(
 
 
 def sweep(pos: dict, neg: dict, flips: bool, max_false: int,
-          frames: tuple[int, int] | None = None) -> list[dict[str, Any]]:
+          frames: tuple[int, int, float] | None = None) -> list[dict[str, Any]]:
     """For each crop pHash threshold, the largest crop dHash threshold within `max_false` false merges (frame
     limits fixed), and its recall."""
     rows = []

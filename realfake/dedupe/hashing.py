@@ -19,6 +19,7 @@ from PIL import Image
 
 PHASH_SIDE = 32  # imagehash: hash_size 8 x highfreq_factor 4
 HASH_BITS = 64
+THUMB_SIDE = 16  # side of the grayscale thumbnail that verifies a frame match (pipeline._frame_pairs)
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class FaceHashes:
     dhash: int
     phash_flip: int
     dhash_flip: int
+    thumb: bytes = b""  # THUMB_SIDE x THUMB_SIDE grayscale (Lanczos), row-major uint8
 
 
 def _dct_matrix(n: int) -> np.ndarray:
@@ -83,7 +85,8 @@ def hash_image(img: Image.Image) -> FaceHashes:
     (a32, a98), (b32, b98) = small_grays(img), small_grays(flipped)
     ph = phash_batch(np.stack([a32, b32]))
     dh = dhash_batch(np.stack([a98, b98]))
-    return FaceHashes(exact_pixel_hash(img), int(ph[0]), int(dh[0]), int(ph[1]), int(dh[1]))
+    thumb = img.convert("L").resize((THUMB_SIDE, THUMB_SIDE), Image.Resampling.LANCZOS).tobytes()
+    return FaceHashes(exact_pixel_hash(img), int(ph[0]), int(dh[0]), int(ph[1]), int(dh[1]), thumb)
 
 
 def hash_file(path: str | Path) -> FaceHashes:

@@ -101,6 +101,17 @@ def hash_faces(
         out[f"frame_{name}"] = pd.array(
             [getattr(r, name) if isinstance(r, FaceHashes) else None for r in frames], "UInt64"
         )
+    out["frame_thumb"] = [r.thumb if isinstance(r, FaceHashes) else None for r in frames]
+    return out
+
+
+def thumb_diff(hashes: pd.DataFrame, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """Mean absolute grey-level difference of the original frames' thumbnails of pairs (inf where one is missing)."""
+    thumbs = hashes["frame_thumb"].to_numpy(object) if "frame_thumb" in hashes else np.full(len(hashes), None)
+    out = np.full(len(i), np.inf)
+    for k, (a, b) in enumerate(zip(thumbs[i], thumbs[j], strict=True)):
+        if a and b and len(a) == len(b):
+            out[k] = np.abs(np.frombuffer(a, np.uint8).astype(np.int16) - np.frombuffer(b, np.uint8)).mean()
     return out
 
 
@@ -141,17 +152,24 @@ def match_pairs(hashes: pd.DataFrame, cfg: DedupeConfig) -> Edges:
 
 
 def _frame_pairs(hashes: pd.DataFrame, rows: np.ndarray, cfg: DedupeConfig):
-    """Pairs (positions in `rows`) whose original images match by the crop rule.
+    """Pairs (positions in `rows`) whose original images match: hashes within the frame limits, thumbnails alike.
 
     Two copies of one photo at different sizes are detected and aligned separately, and the crops can
     differ by a few pixels, which moves pHash by up to ~16 bits; the original frames do not move.
+    The 64-bit hashes of a frame are dominated by its background and silhouette: different people on plain
+    backgrounds (generated-faces, pollinations, stylegan-140k) come within 2/4 bits, so a frame match must
+    also pass `frame_max_diff` on the 16 px thumbnails (docs/dedupe.md).
     """
     have = hashes["frame_phash"].notna().to_numpy()[rows]
     pos = np.flatnonzero(have)
     fph = hashes["frame_phash"].to_numpy("uint64", na_value=0)[rows][pos]
     fdh = hashes["frame_dhash"].to_numpy("uint64", na_value=0)[rows][pos]
     i, j, dp = near_pairs(fph, cfg.frame_phash_max)
-    return pos[i], pos[j], dp, popcount(fdh[i] ^ fdh[j]), "frame"
+    dd = popcount(fdh[i] ^ fdh[j])
+    near = dd <= cfg.frame_dhash_max  # only the few hash matches pay for the thumbnail check
+    i, j, dp, dd = i[near], j[near], dp[near], dd[near]
+    alike = thumb_diff(hashes, rows[pos[i]], rows[pos[j]]) <= cfg.frame_max_diff
+    return pos[i][alike], pos[j][alike], dp[alike], dd[alike], "frame"
 
 
 def _exact_pairs(exact: np.ndarray):

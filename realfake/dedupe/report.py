@@ -79,6 +79,7 @@ def build_metrics(
             "dhash_max": cfg.dhash_max,
             "frame_phash_max": cfg.frame_phash_max,
             "frame_dhash_max": cfg.frame_dhash_max,
+            "frame_max_diff": cfg.frame_max_diff,
             "match_flips": cfg.match_flips,
         },
         "calibration": calibration,

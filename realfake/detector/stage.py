@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 from realfake.core.stage_metrics import write_stage_metrics
 from realfake.core.timings import record_timing
@@ -25,6 +28,7 @@ def run_train_stage(model_cfg: ModelConfig, train_cfg: TrainConfig, size: int | 
     metrics/train.json gets the headline (val AUC), `report` (default reports/train.json) the rest, the log and
     logs/timings.jsonl the timings.
     """
+    previous = previous_profile(Path("dvc.lock"))  # read before training: the baseline's, not this run's
     summary = train_detector(model_cfg, train_cfg, packed, checkpoint, live, size, faces, resize, profile)
     summary["profile_overrides"] = dict(profile_overrides or {})  # what the data profile changed in `train`
     if profile_overrides:  # said after training: a bad input above must stay a one-line error
@@ -35,5 +39,31 @@ def run_train_stage(model_cfg: ModelConfig, train_cfg: TrainConfig, size: int | 
     record_timing("train", **{k: summary[k] for k in ("seconds", "train_seconds", "images_per_s", "threads")})
     write_model_card(card, summary, model_cfg, train_cfg)
     log.info("best epoch %d: val loss %.4f, val AUC %s -> %s",
-             summary["best_epoch"], summary["best_val_loss"], summary["best_val_auc"], checkpoint)
+             summary["best_epoch"], summary["best_val_loss"], fmt(summary["best_val_auc"]), checkpoint)
+    if (line := profile_switch_line(previous, profile, checkpoint)) is not None:
+        log.warning("%s", line)
     return summary
+
+
+def fmt(value: float | None) -> str:
+    """A metric for a log line: 4 decimals (None as 'n/a')."""
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def previous_profile(lock: Path) -> str | None:
+    """data.profile of the train stage recorded in `lock` (the model now in models/ came from it); None if unknown."""
+    try:
+        stage = (yaml.safe_load(lock.read_text()) or {}).get("stages", {}).get("train", {})
+        value = (stage.get("params", {}).get("params.yaml", {}) or {}).get("data.profile")
+    except (OSError, yaml.YAMLError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None
+
+
+def profile_switch_line(previous: str | None, profile: str | None, checkpoint: str) -> str | None:
+    """The warning when this run replaces a model trained on another data profile (None when it does not)."""
+    if previous is None or profile is None or previous == profile:
+        return None
+    return (f"{checkpoint} now holds the model trained on data.profile={profile}; it replaced the one trained on "
+            f"data.profile={previous}. That model is kept in its commit or experiment: `dvc exp show` lists them, "
+            f"`dvc exp apply <exp>` (or `git checkout <rev> -- dvc.lock && dvc checkout {checkpoint}`) brings it back")

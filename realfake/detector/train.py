@@ -225,7 +225,8 @@ def train(
     stopper = EarlyStopping(cfg.patience, cfg.smooth_window, cfg.min_delta, cfg.min_epochs)
     gen = torch.Generator().manual_seed(cfg.seed)
     log.info("train %s, val %s, class weights %s, %d params, %d threads, %s (%s), batch %d, input %s",
-             counts, val_split.counts(), weights, count_parameters(model), threads, runtime.device,
+             counts, val_split.counts(), None if weights is None else [round(w, 4) for w in weights],
+             count_parameters(model), threads, runtime.device,
              runtime.precision.name, cfg.batch_size, cfg.input)
 
     best_state, best_val, history, train_images, train_seconds = None, {}, [], 0, 0.0

@@ -16,6 +16,7 @@ from realfake.core.device import resolve_device
 from realfake.core.stage_metrics import write_stage_metrics
 from realfake.core.tables import markdown_table
 from realfake.detector.checkpoint import to_model_input
+from realfake.detector.fitness import fitness_of, warning_line
 from realfake.detector.packed import PackedSplit, load_split
 from realfake.detector.scorer import Scorer, score_in_batches
 from realfake.evaluation.baselines import (
@@ -229,6 +230,7 @@ def run_evaluate(cfg: EvaluateConfig, model_path: Path, packed_dir: Path, metada
         "robustness": {r["transform"]: {"roc_auc": r["roc_auc"], "accuracy": r["accuracy"]} for r in robust},
         "disparity": {k: v["disparity"] for k, v in bd["demographics"].items()},
         "per_source": {r["source"]: {k: r[k] for k in ("n", "accuracy", "fpr", "fnr")} for r in bd["per_source"]},
+        "fitness": fitness_of(scorer.checkpoint),  # the checkpoint's own verdict: a demo model says so in the report
     }
     write_stage_metrics(out["metrics"], headline(report), to_jsonable(report), out["details"])
     write_json(out["breakdowns"], to_jsonable({**bd, "shortcut_audit": verdicts,
@@ -284,8 +286,11 @@ def holdout_section(holdout: dict[str, Any]) -> list[str]:
 def render_report(report: dict, bd: dict, per_source: pd.DataFrame, robust: list[dict], verdicts: list[dict]) -> str:
     """reports/evaluate.md: the headline, the shortcut audit, and every breakdown as a table."""
     m, h = report["at_threshold"], bd["honest_pair"]
+    demo = warning_line(report.get("fitness") or {"fit": True})
     lines = [
         "# Evaluation report", "",
+        *([f"> **Demo model, not a detector.** The checkpoint says: {demo}. Its numbers below show the pipeline "
+           "works, not how well real and generated faces can be told apart.", ""] if demo else []),
         f"Test faces: {report['n']['test']}; threshold {report['threshold']['threshold']:.3f} chosen on val "
         f"({report['threshold'].get('rule', '')}).", "",
         markdown_table([{"metric": k, "at threshold": m.get(k), "at 0.5": report["at_0_5"].get(k)}

@@ -31,9 +31,17 @@ def _dig(data: Any, dotted: str) -> Any:
     return data
 
 
-def iter_experiments(shown: list[dict]) -> Iterator[dict[str, Any]]:
-    """Every experiment (name, params.yaml data, metrics files) in `dvc exp show --json` output."""
+BASELINE = "baseline"  # the name and arm of the commit experiments start from, in exp-table
+
+
+def iter_experiments(shown: list[dict], include_baseline: bool = True) -> Iterator[dict[str, Any]]:
+    """Every experiment (name, params.yaml data, metrics files) in `dvc exp show --json` output; first, with
+    `include_baseline`, each baseline commit the experiments start from (name 'baseline', `baseline` True)."""
     for baseline in shown:
+        if include_baseline and baseline.get("rev") != "workspace" and not baseline.get("error"):
+            data = baseline.get("data") or baseline
+            if data.get("metrics") or data.get("params"):
+                yield _entry(BASELINE, baseline.get("rev"), data, True)
         for group in baseline.get("experiments") or []:
             state = (group.get("executor") or {}).get("state", "success")
             if state != "success":  # queued, running or failed: no finished metrics yet
@@ -42,9 +50,13 @@ def iter_experiments(shown: list[dict]) -> Iterator[dict[str, Any]]:
                 data = rev.get("data") or {}
                 if rev.get("error"):
                     continue
-                yield {"name": rev.get("name") or rev.get("rev", "")[:7], "rev": rev.get("rev"),
-                       "params": (data.get("params") or {}).get("params.yaml", {}).get("data", {}),
-                       "metrics": {f: (m or {}).get("data", {}) for f, m in (data.get("metrics") or {}).items()}}
+                yield _entry(rev.get("name") or rev.get("rev", "")[:7], rev.get("rev"), data, False)
+
+
+def _entry(name: str, rev: str | None, data: dict, baseline: bool) -> dict[str, Any]:
+    return {"name": name, "rev": rev, "baseline": baseline,
+            "params": (data.get("params") or {}).get("params.yaml", {}).get("data", {}),
+            "metrics": {f: (m or {}).get("data", {}) for f, m in (data.get("metrics") or {}).items()}}
 
 
 def arm_of(name: str) -> str:
@@ -107,7 +119,7 @@ def experiment_frame(shown: list[dict], params: tuple[str, ...], metrics: tuple[
     for exp in iter_experiments(shown):
         if name_prefix and not exp["name"].startswith(name_prefix):
             continue
-        row = {"name": exp["name"], "arm": arm_of(exp["name"]),
+        row = {"name": exp["name"], "arm": arm_of(exp["name"]), "baseline": exp["baseline"],
                **{p: _dig(exp["params"], p) for p in params if p != "arm"}}
         for spec in metrics:
             file, key = spec.split(":", 1)
@@ -117,17 +129,26 @@ def experiment_frame(shown: list[dict], params: tuple[str, ...], metrics: tuple[
 
 
 def mean_std_table(frame: pd.DataFrame, group_by: tuple[str, ...], metrics: tuple[str, ...]) -> pd.DataFrame:
-    """Per group: number of runs and 'mean ± std' of each metric (sample std, ddof=1)."""
+    """Per group: number of runs and 'mean ± std' of each metric (sample std, ddof=1).
+
+    The baseline (the commit the experiments start from) is a row of its own, first, marked in a `run` column: it is
+    what the experiments are compared with, and mixing it into a group of seeds would count one run twice.
+    """
     keys = [m.split(":", 1)[1] for m in metrics]
+    is_base = frame["baseline"].fillna(False).astype(bool) if "baseline" in frame else pd.Series(False, frame.index)
     out = []
-    for values, part in frame.groupby(list(group_by), dropna=False):
-        values = values if isinstance(values, tuple) else (values,)
-        row = {g: v for g, v in zip(group_by, values, strict=True)} | {"runs": len(part)}
-        for key in keys:
-            col = pd.to_numeric(part[key], errors="coerce").dropna()
-            std = float(np.std(col, ddof=1)) if len(col) > 1 else float("nan")
-            row[key] = "—" if not len(col) else f"{col.mean():.4f}" if len(col) == 1 else f"{col.mean():.4f} ± {std:.4f}"
-        out.append(row)
+    for run, part_frame in (("baseline", frame[is_base]), ("experiments", frame[~is_base])):
+        if part_frame.empty:
+            continue
+        for values, part in part_frame.groupby(list(group_by), dropna=False):
+            values = values if isinstance(values, tuple) else (values,)
+            row = ({"run": run} if is_base.any() else {}) | dict(zip(group_by, values, strict=True)) | {"runs": len(part)}
+            for key in keys:
+                col = pd.to_numeric(part[key], errors="coerce").dropna()
+                std = float(np.std(col, ddof=1)) if len(col) > 1 else float("nan")
+                row[key] = ("—" if not len(col) else f"{col.mean():.4f}" if len(col) == 1
+                            else f"{col.mean():.4f} ± {std:.4f}")
+            out.append(row)
     return pd.DataFrame(out)
 
 

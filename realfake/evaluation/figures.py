@@ -86,20 +86,49 @@ def grad_cam(model: torch.nn.Module, x: torch.Tensor) -> np.ndarray:
     return cam.detach().cpu().numpy()
 
 
+def verdict_caption(is_fake: bool, called_fake: bool) -> str:
+    """What a face is and what the detector called it, e.g. "fake, called real" (no bare right/wrong)."""
+    return f"{'fake' if is_fake else 'real'}, called {'fake' if called_fake else 'real'}"
+
+
+def cam_colour(cam: np.ndarray) -> np.ndarray:
+    """The overlay colour of Grad-CAM values in [0, 1]: blue (0, no evidence for fake) to red (1, the strongest)."""
+    return np.stack([cam, np.zeros_like(cam), 1 - cam], -1) * 255
+
+
+def colour_bar(width: int, font) -> Image.Image:
+    """The Grad-CAM legend: the overlay's colour ramp, labelled at both ends."""
+    bar_h = 10
+    strip = Image.new("RGB", (width, bar_h + LINE + 2 * PAD), "white")
+    ramp = cam_colour(np.linspace(0, 1, max(width - 2 * PAD, 2))[None, :].repeat(bar_h, 0))
+    strip.paste(Image.fromarray(ramp.astype(np.uint8)), (PAD, PAD))
+    draw = ImageDraw.Draw(strip)
+    left, right = "blue: no evidence for fake", "red: strongest evidence for fake"
+    draw.text((PAD, bar_h + PAD + 1), fit_text(font, left, width // 2 - PAD), fill="black", font=font)
+    right = fit_text(font, right, width // 2 - PAD)
+    draw.text((width - PAD - font.getlength(right), bar_h + PAD + 1), right, fill="black", font=font)
+    return strip
+
+
 def cam_sheet(images: np.ndarray, cams: np.ndarray, frame: pd.DataFrame, correct: pd.Series, path: Path) -> None:
-    """Each picked face above its Grad-CAM overlay (red = evidence for fake), captioned right/wrong and p_fake."""
+    """Each picked face above its Grad-CAM overlay, captioned "<truth>, called <verdict>" and p_fake; a colour bar
+    under the grid says what the overlay's colours mean (Grad-CAM of the fake logit, scaled to each face's maximum)."""
     font = _font()
-    sheet = Image.new("RGB", (max(len(frame), 2) * TILE, 2 * TILE + 2 * LINE + PAD), "white")
+    width = max(len(frame), 2) * TILE
+    bar = colour_bar(width, font)
+    grid_h = 2 * TILE + 2 * LINE + PAD
+    sheet = Image.new("RGB", (width, grid_h + bar.height), "white")
     draw = ImageDraw.Draw(sheet)
     for col, ((i, rec), cam) in enumerate(zip(frame.iterrows(), cams, strict=True)):
         face = images[i].transpose(1, 2, 0).astype(np.float32)
-        heat = np.stack([cam, np.zeros_like(cam), 1 - cam], -1) * 255
-        overlay = (0.55 * face + 0.45 * heat).clip(0, 255).astype(np.uint8)
+        overlay = (0.55 * face + 0.45 * cam_colour(cam)).clip(0, 255).astype(np.uint8)
         sheet.paste(_tile(images[i]), (col * TILE, 0))
         sheet.paste(_tile(overlay.transpose(2, 0, 1)), (col * TILE, TILE))
-        verdict = "right" if correct[i] else "WRONG"
-        _caption(draw, font, [f"{verdict}: {'fake' if rec['y'] else 'real'}", f"p_fake {rec['p_fake']:.3f}"],
+        is_fake = bool(rec["y"])
+        called_fake = is_fake if correct[i] else not is_fake
+        _caption(draw, font, [verdict_caption(is_fake, called_fake), f"p_fake {rec['p_fake']:.3f}"],
                  col * TILE, 2 * TILE)
+    sheet.paste(bar, (0, grid_h))
     _save_png(sheet, path)
 
 

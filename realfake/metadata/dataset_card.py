@@ -56,9 +56,14 @@ def source_counts(meta: pd.DataFrame) -> pd.DataFrame:
     return counts.rename("faces").reset_index().sort_values(["label", "source"], ignore_index=True)
 
 
-def stage_counts(metrics_dir: Path, dedupe_report: Path | None = None) -> pd.DataFrame:
-    """in/kept/rejected per stage and source from metrics/{download,faces}/*.json and the dedupe details.
+CROP_VIEWS = ("context", "native")  # the crops stage's views (docs/views.md), each with its own rejections
 
+
+def stage_counts(metrics_dir: Path, dedupe_report: Path | None = None, crops_reports: Path | None = None) -> pd.DataFrame:
+    """in/kept/rejected per stage and source from metrics/{download,faces}/*.json, the crops and the dedupe details.
+
+    The crops stage counts each view apart (`crops: context view`, `crops: native view`) from `crops_reports`
+    (reports/crops/<source>.json), else one row per source from metrics/crops (a face with both views kept).
     The dedupe counts per source come from `dedupe_report` (reports/dedupe.json) when given, else from
     metrics/dedupe.json (one pooled row when that holds only the headline).
     """
@@ -68,6 +73,7 @@ def stage_counts(metrics_dir: Path, dedupe_report: Path | None = None) -> pd.Dat
             m = _load_json(path)
             if m is not None:
                 rows.append(_count_row(stage, path.stem, m))
+    rows += _crops_rows(metrics_dir / "crops", crops_reports)
     dedupe = _load_json(dedupe_report) if dedupe_report is not None else None
     dedupe = dedupe if dedupe is not None else _load_json(metrics_dir / "dedupe.json")
     if dedupe is not None:
@@ -77,6 +83,20 @@ def stage_counts(metrics_dir: Path, dedupe_report: Path | None = None) -> pd.Dat
         else:
             rows.append(_count_row("dedupe", "all", dedupe))
     return pd.DataFrame(rows, columns=["stage", "source", "in", "kept", "rejected"])
+
+
+def _crops_rows(crops_metrics: Path, crops_reports: Path | None) -> list[dict[str, Any]]:
+    """The crops stage's rows: per view from its details where present, else its headline (both views kept)."""
+    rows = []
+    for view in CROP_VIEWS:
+        for path in sorted(crops_reports.glob("*.json")) if crops_reports is not None and crops_reports.is_dir() else []:
+            details = _load_json(path) or {}
+            if isinstance(details.get(view), dict):
+                rows.append(_count_row(f"crops: {view} view", path.stem, details[view]))
+    if rows:
+        return rows
+    return [_count_row("crops: both views", p.stem, m) for p in sorted(crops_metrics.glob("*.json"))
+            if (m := _load_json(p)) is not None]
 
 
 def _count_row(stage: str, source: str, m: dict[str, Any]) -> dict[str, Any]:
@@ -197,41 +217,58 @@ def _median(values: pd.Series) -> float | None:
     return round(float(v.median()), 3) if len(v) else None
 
 
-def watermark_section(watermarks: dict[str, list[float]], faces_reports: Path) -> str:
-    """The card's line on visible watermarks: each declared box and how many crops the faces stage refused for it."""
+def watermark_section(watermarks: dict[str, list[float]], faces_reports: Path, crops_reports: Path | None = None) -> str:
+    """The card's line on visible watermarks: each declared box and how many crops each stage refused for it.
+
+    The faces stage's aligned crop rarely reaches a corner mark; the wider context view and the native window do, so
+    their rejections (reports/crops/<source>.json) are counted too: that is where a mark is refused in practice.
+    """
     head = ("## Visible watermarks\n\nA source's known visible mark is declared in params.yaml "
-            "(`sources.<name>.watermark.box`, fractions of the image). The faces stage rejects every crop whose source "
-            "pixels (resampling reach and mirrored border included) would reach the box, reason `watermark`, so **no "
-            "training input keeps a declared mark**; `tests/test_watermark.py` measures the pollinations mark on the "
-            "mirror and checks the kept crops against it.\n\n")
+            "(`sources.<name>.watermark.box`, fractions of the image). The faces stage (the aligned crop) and the "
+            "crops stage (the context and native views) reject every crop whose source pixels (resampling reach and "
+            "mirrored border included) would reach the box, reason `watermark`, so **no training input keeps a "
+            "declared mark**; `tests/test_watermark.py` measures the pollinations mark on the mirror and checks the "
+            "kept crops against it.\n\n")
     if not watermarks:
         return head + "_No source declares a watermark._\n"
     rows = []
     for source, box in sorted(watermarks.items()):
         faces = _load_json(faces_reports / f"{source}.json") or {}  # the faces stage's details
-        rows.append({"source": source, "box (x1, y1, x2, y2)": ", ".join(f"{v:g}" for v in box),
-                     "images in": faces.get("in"), "crops rejected for the mark": (faces.get("rejected_by_reason")
-                                                                                  or {}).get("watermark", 0),
-                     "faces kept": faces.get("kept")})
+        crops = (_load_json(crops_reports / f"{source}.json") or {}) if crops_reports is not None else {}
+        row = {"source": source, "box (x1, y1, x2, y2)": ", ".join(f"{v:g}" for v in box),
+               "images in": faces.get("in"),
+               "aligned crops rejected for the mark": _reason(faces, "watermark"), "faces kept": faces.get("kept")}
+        for view in CROP_VIEWS:
+            if isinstance(crops.get(view), dict):
+                row[f"{view} view rejected for the mark"] = _reason(crops[view], "watermark")
+        rows.append(row)
     return head + markdown_table(pd.DataFrame(rows))
+
+
+def _reason(details: dict[str, Any], reason: str) -> int | None:
+    """How many rows a stage's details reject for `reason` (None when the details are missing)."""
+    if not details:
+        return None
+    return int((details.get("rejected_by_reason") or {}).get(reason, 0))
 
 
 def write_card(meta: pd.DataFrame, metrics_dir: Path, report_path: Path, figures_dir: Path, plots_dir: Path,
                attributes_metrics: dict[str, Any] | None = None, dedupe_report: Path | None = None,
-               watermarks: dict[str, list[float]] | None = None, faces_reports: Path | None = None) -> dict[str, Any]:
+               watermarks: dict[str, list[float]] | None = None, faces_reports: Path | None = None,
+               crops_reports: Path | None = None) -> dict[str, Any]:
     """Write plot CSVs, PNGs and the Markdown card; return the real-vs-fake summary."""
     sections = []
     counts = source_counts(meta)
     _write_csv(counts, plots_dir / "source_counts.csv")
     plot_source_counts(counts, figures_dir / "source_counts.png")
-    stages = stage_counts(metrics_dir, dedupe_report)
+    stages = stage_counts(metrics_dir, dedupe_report, crops_reports)
     _write_csv(stages, plots_dir / "stage_counts.csv")
     rel = _relative(figures_dir, report_path.parent)
     sections.append("## Faces per source and label\n\n" + markdown_table(counts)
                     + f"\n![faces per source]({rel}/source_counts.png)\n")
     sections.append("## Kept and rejected per stage\n\n" + (markdown_table(stages) if len(stages) else
                                                              "_no stage metrics found_\n"))
-    sections.append(watermark_section(watermarks or {}, faces_reports or metrics_dir / "faces"))
+    sections.append(watermark_section(watermarks or {}, faces_reports or metrics_dir / "faces", crops_reports))
     for col in CATEGORICAL:
         shares = categorical_shares(meta, col)
         _write_csv(shares, plots_dir / f"{col}.csv")

@@ -24,7 +24,7 @@ def run_metadata_stage(cfg: MetadataConfig, sources: list[str], age_bins, faces_
                        reports_dir: Path = Path("reports"), watermarks: dict[str, list[float]] | None = None,
                        compute: ComputeConfig | None = None) -> dict:
     """Write the table, metrics_dir/metadata.json (headline), reports_dir/metadata.json, the card `report`, its figures
-    and plot tables; the card reads the attributes, dedupe and faces details from reports_dir.
+    and plot tables; the card reads the attributes, dedupe, faces and crops details from reports_dir.
 
     `watermarks` maps a source to its declared watermark box (params `sources.<name>.watermark.box`) for the card;
     `compute` picks the engine that measures the crops.
@@ -40,7 +40,7 @@ def run_metadata_stage(cfg: MetadataConfig, sources: list[str], age_bins, faces_
     attr_report = reports_dir / "attributes.json"  # the attributes stage's details (held-out, agreement)
     attr_metrics = json.loads(attr_report.read_text()) if attr_report.is_file() else None
     summary = write_card(meta, metrics_dir, report, report.parent / "figures", report.parent / "plots", attr_metrics,
-                         reports_dir / "dedupe.json", watermarks, reports_dir / "faces")
+                         reports_dir / "dedupe.json", watermarks, reports_dir / "faces", reports_dir / "crops")
     metrics = metadata_metrics(meta, dedupe)
     metrics["real_vs_fake"] = summary
     top = counts(metrics["in_surviving_dedupe"], metrics["rows"], metrics["skipped_no_faces_row"])

@@ -9,6 +9,7 @@ import zipfile
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
 from realfake.core.atomic import atomic_path
 from realfake.core.errors import UserError
@@ -21,6 +22,7 @@ CARD = """# realfake mini-dataset
 
 {n} face crops: {n_real} real and {n_fake} generated, balanced per stratum ({strata}), drawn uniformly at random
 within each stratum (seed {seed}) from the realfake pipeline's deduplicated, aligned faces.
+Drawn from the `{profile}` data profile ({profile_note}).
 
 - `images/<label>/<source>/<face_id>.png`: aligned face crops, every source with the same framing, size and
   lossless PNG encoding (MTCNN landmarks, similarity transform).
@@ -35,8 +37,17 @@ stratum, so age, gender or race cannot tell the classes apart.
 
 {counts}
 
-Sources keep their own licences (see realfake's `data/sample/README.md`): research and teaching use only.
+Sources keep their own licences: `LICENCES.md`, beside this card, names each source and its terms. Research and
+teaching use only.
 """
+
+PROFILE_NOTES = {
+    "sample": "the embedded sample shipped with realfake, a few dozen images per source",
+    "mirror": "the offline mirror of the public source datasets",
+    "kaggle": "the public Kaggle datasets",
+}
+LICENCE_SOURCE = Path(__file__).resolve().parents[2] / "data" / "sample" / "README.md"  # its licence section
+LICENCE_HEADING = "## Attribution and licences"
 
 
 DICTIONARY_SOURCE = Path(__file__).resolve().parents[2] / "docs" / "metadata.md"  # the repository's docs/
@@ -55,16 +66,57 @@ def column_meanings(markdown: str) -> dict[str, tuple[str, str]]:
     return out
 
 
+def own_meaning(column: str, known: dict[str, tuple[str, str]]) -> str | None:
+    """The meaning of a column the docs describe only together with its neighbour (`gender_pred`, `gender_conf` in
+    one row; `gender`, `gender_from` in another) or not at all (the sample's quality bands)."""
+    if column.endswith("_pred"):
+        base = column.removesuffix("_pred")
+        return f"the attribute model's answer for `{base}` (argmax class); its probability is `{base}_conf`"
+    if column.endswith("_conf"):
+        base = column.removesuffix("_conf")
+        return (f"the attribute model's probability of its answer `{base}_pred` (softmax of the argmax class, mean over "
+                "the crop and its mirror), 0–1")
+    if column.endswith("_from") and column.removesuffix("_from") in known:
+        base = column.removesuffix("_from")
+        return (f"where `{base}` comes from: `source` (the source's own label) or `model` (the attribute model's "
+                f"`{base}_pred`); null when neither exists")
+    if column.endswith("_band"):
+        measure = column.removesuffix("_band")
+        return (f"quality band of `{measure}` used by the sample stage (params.yaml `sample.quality_bins.{measure}`): "
+                f"`{measure}<a` below the first edge, `{measure} a-b` between two edges, `{measure}>=b` above the last; "
+                "null where the measure is unknown")
+    return None
+
+
 def data_dictionary(mini: pd.DataFrame, source: Path = DICTIONARY_SOURCE) -> str:
     """DATA_DICTIONARY.md for the archive: every column of its metadata.parquet, with the pipeline's description."""
     known = column_meanings(source.read_text()) if source.is_file() else {}
     known["file"] = ("string", "path of the image in this archive: `images/<label>/<source>/<face_id>.png`")
     known.setdefault("stratum", ("string", "the sampling stratum (the values of the strata columns, joined)"))
     rows = [{"column": f"`{c}`", "dtype": str(mini[c].dtype),
-             "meaning": known.get(c, ("", "(not described in the realfake data dictionary)"))[1]} for c in mini.columns]
+             "meaning": own_meaning(c, known) or known.get(c, ("", "(not described in the realfake data dictionary)"))[1]}
+            for c in mini.columns]
     return ("# Data dictionary: metadata.parquet\n\nOne row per image in this archive. Types are pandas dtypes "
             "(`pandas.read_parquet` gives them back). Descriptions come from realfake's `docs/metadata.md`.\n\n"
             + markdown_table(pd.DataFrame(rows)) + "\n")
+
+
+def licences(source: Path = LICENCE_SOURCE) -> str:
+    """LICENCES.md for the archive: the attribution and licence of every source (realfake's data/sample/README.md)."""
+    text = source.read_text() if source.is_file() else ""
+    if LICENCE_HEADING not in text:
+        raise UserError(f"{source} has no '{LICENCE_HEADING}' section: cannot say under which terms the images ship")
+    section = text.split(LICENCE_HEADING, 1)[1].split("\n## ", 1)[0]
+    return "# Attribution and licences of the images in this archive\n" + section.rstrip() + "\n"
+
+
+def data_profile(root: Path) -> str:
+    """data.profile of the checkout the metadata came from (params.yaml), 'unknown' when it cannot be read."""
+    try:
+        value = ((yaml.safe_load((root / "params.yaml").read_text()) or {}).get("data") or {}).get("profile")
+    except (OSError, yaml.YAMLError, AttributeError):
+        return "unknown"
+    return value if isinstance(value, str) else "unknown"
 
 
 def select_mini(metadata: pd.DataFrame, per_class: int, strata: tuple[str, ...], seed: int) -> pd.DataFrame:
@@ -90,9 +142,12 @@ def export_mini(metadata_path: Path, out: Path, per_class: int, strata: tuple[st
     crops = list(mini["crop_path"])
     mini = mini.drop(columns=[c for c in PIPELINE_PATHS if c in mini]).reset_index(drop=True)
     counts = mini.groupby(["source", "label"], observed=True).size().rename("faces").reset_index()
-    card = CARD.format(n=len(mini), n_real=int((mini["label"] == "real").sum()),
+    profile = data_profile(root)
+    card = CARD.format(profile=profile, profile_note=PROFILE_NOTES.get(profile, "params.yaml `data.profile`"),
+                       n=len(mini), n_real=int((mini["label"] == "real").sum()),
                        n_fake=int((mini["label"] == "fake").sum()), strata=" × ".join(strata), seed=seed,
                        tv=tv_distance(mini, mini["stratum"]), counts=markdown_table(counts))
+    licence_text = licences()  # refused before anything is written
     buf = io.BytesIO()
     mini.to_parquet(buf, index=False)
     with atomic_path(out, suffix=".zip") as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as zf:
@@ -101,5 +156,6 @@ def export_mini(metadata_path: Path, out: Path, per_class: int, strata: tuple[st
         zf.writestr("metadata.parquet", buf.getvalue())
         zf.writestr("README.md", card)
         zf.writestr("DATA_DICTIONARY.md", data_dictionary(mini))
+        zf.writestr("LICENCES.md", licence_text)
     return mini
 

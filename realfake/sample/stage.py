@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -130,11 +131,44 @@ def distribution_plot(metadata: pd.DataFrame, placed: pd.DataFrame, strata: tupl
             values = (bands(frame, col, edges[col]).fillna("unknown") if col not in strata
                       else stratum_keys(frame, (col,)))
             share = pd.crosstab(values, frame["label"], normalize="columns")
+            names = ({str(v): str(v) for v in share.index} if col in strata
+                     else readable_bands([str(v) for v in share.index]))
             for value, rec in share.iterrows():
+                # a band name already names its measure; an unmeasured face is '<measure> unknown'
+                shown = (f"{col}={value}" if col in strata
+                         else f"{col} unknown" if value == "unknown" else names[str(value)])
                 for label in ("real", "fake"):
-                    rows.append({"attribute": col, "value": f"{col}={value}", "label": label, "phase": phase,
+                    rows.append({"attribute": col, "value": shown, "label": label, "phase": phase,
                                  "share": round(float(rec.get(label, 0.0)), 4)})
     return pd.DataFrame(rows, columns=["attribute", "value", "label", "phase", "share"])
+
+
+def _round_edge(text: str) -> str:
+    """A band edge for a chart label: whole numbers from 10 up, 2 significant digits below."""
+    value = float(text)
+    return f"{value:.0f}" if abs(value) >= 10 else f"{value:.2g}"
+
+
+def readable_bands(names: list[str]) -> dict[str, str]:
+    """Chart labels of quality band names: 'face_px<114.61' -> 'face_px < 115', 'face_px 114.61-240.3' ->
+    'face_px 115–240', 'face_px>=240.3' -> 'face_px ≥ 240' (the exact edges where rounding would merge two)."""
+    pattern = re.compile(r"^(?P<m>\S+?)(?:<(?P<hi>[-\d.e+]+)|>=(?P<lo>[-\d.e+]+)| (?P<a>[-\d.e+]+)-(?P<b>[-\d.e+]+))$")
+
+    def label(name: str, edge) -> str:
+        match = pattern.match(name)
+        if match is None:
+            return name
+        m = match["m"]
+        if match["hi"] is not None:
+            return f"{m} < {edge(match['hi'])}"
+        if match["lo"] is not None:
+            return f"{m} ≥ {edge(match['lo'])}"
+        return f"{m} {edge(match['a'])}–{edge(match['b'])}"
+
+    rounded = {name: label(name, _round_edge) for name in names}
+    if len(set(rounded.values())) < len(rounded):
+        return {name: label(name, lambda t: t) for name in names}
+    return rounded
 
 
 def write_distribution_plots(table: pd.DataFrame, plots_dir: Path) -> list[Path]:
