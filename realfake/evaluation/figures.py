@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from realfake.core.atomic import atomic_path
+from realfake.detector.gradcam import cam_overlay
 
 TILE = 112  # displayed face size (px)
 FONT_PX = 11
@@ -68,35 +68,14 @@ def gallery(images: np.ndarray, frame: pd.DataFrame, threshold: float, n: int, p
     _save_png(sheet, path)
 
 
-def grad_cam(model: torch.nn.Module, x: torch.Tensor) -> np.ndarray:
-    """Grad-CAM maps (N×H×W in [0,1]) of the fake logit at the second-to-last stage's output (model input x)."""
-    layer = model.stages[-2] if len(model.stages) > 1 else model.stages[-1]
-    feats = {}
-    handle = layer.register_forward_hook(lambda _m, _i, out: feats.__setitem__("a", out))
-    try:
-        with torch.enable_grad():
-            x = x.detach().requires_grad_(True)
-            logits = model(x)
-            grads = torch.autograd.grad(logits.sum(), feats["a"])[0]
-    finally:
-        handle.remove()
-    cam = torch.relu((grads.mean(dim=(2, 3), keepdim=True) * feats["a"]).sum(1, keepdim=True))
-    cam = torch.nn.functional.interpolate(cam, size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
-    cam = cam / cam.flatten(1).amax(1).clamp_min(1e-8).view(-1, 1, 1)
-    return cam.detach().cpu().numpy()
-
-
 def cam_sheet(images: np.ndarray, cams: np.ndarray, frame: pd.DataFrame, correct: pd.Series, path: Path) -> None:
     """Each picked face above its Grad-CAM overlay (red = evidence for fake), captioned right/wrong and p_fake."""
     font = _font()
     sheet = Image.new("RGB", (max(len(frame), 2) * TILE, 2 * TILE + 2 * LINE + PAD), "white")
     draw = ImageDraw.Draw(sheet)
     for col, ((i, rec), cam) in enumerate(zip(frame.iterrows(), cams, strict=True)):
-        face = images[i].transpose(1, 2, 0).astype(np.float32)
-        heat = np.stack([cam, np.zeros_like(cam), 1 - cam], -1) * 255
-        overlay = (0.55 * face + 0.45 * heat).clip(0, 255).astype(np.uint8)
         sheet.paste(_tile(images[i]), (col * TILE, 0))
-        sheet.paste(_tile(overlay.transpose(2, 0, 1)), (col * TILE, TILE))
+        sheet.paste(_tile(cam_overlay(images[i], cam)), (col * TILE, TILE))
         verdict = "right" if correct[i] else "WRONG"
         _caption(draw, font, [f"{verdict}: {'fake' if rec['y'] else 'real'}", f"p_fake {rec['p_fake']:.3f}"],
                  col * TILE, 2 * TILE)
