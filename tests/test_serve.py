@@ -71,6 +71,18 @@ def test_health_and_page_and_static_files(client):
         assert asset.status_code == 200 and "http://" not in asset.text and "https://" not in asset.text  # no CDN
 
 
+def test_every_static_file_ships_as_package_data():
+    """The page must work from an installed wheel too: pyproject's package-data covers every file it serves."""
+    import fnmatch
+    import tomllib
+
+    globs = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["realfake.serve"]
+    static = REPO / "realfake" / "serve" / "static"
+    names = [p.relative_to(static.parent).as_posix() for p in static.rglob("*") if p.is_file()]
+    assert {"static/index.html", "static/app.js", "static/style.css"} <= set(names)
+    assert all(any(fnmatch.fnmatch(n, g) for g in globs) for n in names), names
+
+
 def test_model_facts_name_the_view_and_the_fitness_verdict(client):
     facts = client.get("/api/model").json()
     assert facts["view"] == "aligned" and "aligned" in facts["view_text"]
@@ -152,6 +164,29 @@ def test_repeated_upload_names_each_get_their_own_rows(client, photos):
     rows = upload(client, [("a.jpg", face), ("a.jpg", face)]).json()["rows"]
     assert [r["file"] for r in rows if r["face_index"] == 0] == ["a.jpg", "a.jpg (2)"]
     assert rows[0]["p_fake"] == rows[-1]["p_fake"]
+
+
+def test_requests_queue_on_one_worker_and_past_max_queue_get_503(model, photos):
+    """Scoring is serialised on one worker thread; a request over --max-queue is answered 503 at once."""
+    import threading
+
+    face = photos["gan"].read_bytes()
+    release = threading.Event()
+    with TestClient(create_app(model, LIMITS, threads=1, max_queue=1)) as c:
+        c.app.state.worker.submit(release.wait)  # the worker is busy
+        first: dict = {}
+        waiting = threading.Thread(target=lambda: first.update(r=upload(c, [("gan.jpg", face)])))
+        waiting.start()
+        for _ in range(200):
+            if c.get("/healthz").json()["pending"] == 1:
+                break
+            time.sleep(0.05)
+        busy = upload(c, [("gan.jpg", face)])
+        assert busy.status_code == 503 and "busy" in busy.json()["detail"] and busy.headers["retry-after"]
+        release.set()
+        waiting.join(120)
+        assert first["r"].status_code == 200  # the queued one is answered once the worker is free
+        assert upload(c, [("gan.jpg", face)]).status_code == 200
 
 
 # ---------------------------------------------------------------- the page in a real browser

@@ -50,7 +50,7 @@ def model_facts(predictor: Predictor, model_path: Path) -> dict[str, Any]:
     return {
         "model": model_path.name,
         "view": predictor.view["name"],
-        "view_text": view_line(predictor.view, int(pre["size"])).removeprefix("- "),
+        "view_text": view_line(predictor.view, int(pre["size"])).removeprefix("- ").replace("`", ""),
         "size": int(pre["size"]),
         "arch": (checkpoint.get("model_config") or {}).get("arch", "cnn"),
         "profile": info.get("profile") or fitness.get("profile"),
