@@ -32,10 +32,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-import torch
 from PIL import Image
-
-from realfake.predict import Predictor
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -72,7 +69,18 @@ def main() -> None:
     parser.add_argument("--concurrent", type=int, default=20)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default="benchmarks/results/serve.json")
+    parser.add_argument("--omp-wait-policy", default="PASSIVE",
+                        help="OMP_WAIT_POLICY of every process measured (set before torch loads). PASSIVE: on a "
+                        "busy machine libgomp's spin-waiting made predict's in-process calls 5-15x slower or not, "
+                        "depending on how many threads had used OpenMP, which is noise, not the code; '' keeps the "
+                        "environment's")
     args = parser.parse_args()
+    if args.omp_wait_policy:
+        os.environ["OMP_WAIT_POLICY"] = args.omp_wait_policy
+    import torch
+
+    from realfake.predict import Predictor
+
     if not Path(args.model).is_file():
         raise SystemExit(f"{args.model} not found: train one (`dvc repro`) or pass --model")
     env = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -137,6 +145,7 @@ def main() -> None:
     base, command = statistics.median(latency["predict_in_process"]), statistics.median(latency["predict_command"])
     result = {
         "photo": "1024x1024 JPEG q90, one face", "threads": args.threads, "model": args.model,
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "cpus": os.cpu_count(),
         "load_average_1min_at_end": round(os.getloadavg()[0], 2),
         **{k: {**percentiles(v), "ratio_to_predict_in_process": round(statistics.median(v) / base, 3),
                "ratio_to_predict_command": round(statistics.median(v) / command, 3)} for k, v in latency.items()},

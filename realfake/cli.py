@@ -45,7 +45,8 @@ def cmd_serve(args: argparse.Namespace) -> None:
     """A local web page and JSON API over predict's scoring path."""
     from realfake.serve.app import run_serve
 
-    run_serve(args.model, args.host, args.port, args.threads, args.max_files, args.max_mb, args.max_queue, args.device)
+    run_serve(args.model, args.host, args.port, args.threads, args.max_files, args.max_mb, args.max_queue, args.device,
+              args.max_request_mb)
 
 
 def cmd_resample(args: argparse.Namespace) -> None:
@@ -140,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=2, help="torch threads of the one scoring worker")
     p.add_argument("--max-files", type=int, default=16, help="photos per request (more: HTTP 413)")
     p.add_argument("--max-mb", type=float, default=20, help="size limit per photo in MB (larger: HTTP 413)")
+    p.add_argument("--max-request-mb", type=float, default=64, help="size limit of all photos of a request together")
     p.add_argument("--max-queue", type=int, default=32, help="requests waiting or scoring (more: HTTP 503)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda: where the detector scores (auto: CUDA if present)")
     p.set_defaults(func=cmd_serve)

@@ -24,10 +24,10 @@ from realfake.serve.app import create_app
 from realfake.serve.uploads import Limits
 from tests import test_predict
 from tests.test_imageio import huge_png_header
-from tests.test_predict import tiny_model
+from tests.test_predict import cli, one_line_refusal, tiny_model
 
 REPO = Path(__file__).resolve().parents[1]
-LIMITS = Limits(max_files=4, max_bytes=1_000_000)
+LIMITS = Limits(max_files=4, max_bytes=1_000_000, max_request_bytes=2_500_000)
 photos = test_predict.photos  # the fixture: real photos from the embedded sample
 
 
@@ -151,6 +151,8 @@ def test_over_limit_uploads_are_refused_with_413_and_bad_requests_with_422(clien
     assert big.status_code == 413 and "big.png: file too large" in big.json()["detail"]
     many = upload(client, [(f"{k}.jpg", face) for k in range(LIMITS.max_files + 1)])
     assert many.status_code == 413 and f"at most {LIMITS.max_files}" in many.json()["detail"]
+    together = upload(client, [(f"{k}.png", b"\0" * 900_000) for k in range(3)])  # each under the file limit
+    assert together.status_code == 413 and "request too large: at most 2.4 MB in all" in together.json()["detail"]
     huge = client.post("/api/predict", content=b"x", headers={
         "content-type": "multipart/form-data; boundary=b", "content-length": str(LIMITS.max_body + 1)})
     assert huge.status_code == 413 and "request too large" in huge.json()["detail"]
@@ -164,6 +166,11 @@ def test_repeated_upload_names_each_get_their_own_rows(client, photos):
     rows = upload(client, [("a.jpg", face), ("a.jpg", face)]).json()["rows"]
     assert [r["file"] for r in rows if r["face_index"] == 0] == ["a.jpg", "a.jpg (2)"]
     assert rows[0]["p_fake"] == rows[-1]["p_fake"]
+
+
+def test_serve_refuses_bad_options_and_models_in_one_line(tmp_path):
+    assert "--max-request-mb >= --max-mb" in one_line_refusal(cli("serve", "--max-mb", "0"))
+    assert "not found" in one_line_refusal(cli("serve", "--model", str(tmp_path / "none.pt")))
 
 
 def test_requests_queue_on_one_worker_and_past_max_queue_get_503(model, photos):

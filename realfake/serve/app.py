@@ -122,15 +122,16 @@ def create_app(model_path: str | Path, limits: Limits | None = None, threads: in
 
 
 def run_serve(model: str, host: str = "127.0.0.1", port: int = 8000, threads: int = 2, max_files: int = 16,
-              max_mb: float = 20, max_queue: int = 32, device: str = "cpu") -> None:
+              max_mb: float = 20, max_queue: int = 32, device: str = "cpu", max_request_mb: float = 64) -> None:
     """The CLI command: load the model, then serve until interrupted."""
     import uvicorn
 
     from realfake.core.errors import UserError
 
-    if max_files < 1 or max_mb <= 0 or max_queue < 1:
-        raise UserError("--max-files and --max-queue must be >= 1 and --max-mb > 0")
-    app = create_app(model, Limits(max_files, int(max_mb * 2**20)), threads, max_queue, device)
+    if max_files < 1 or max_queue < 1 or max_mb <= 0 or max_request_mb < max_mb:
+        raise UserError("--max-files and --max-queue must be >= 1, --max-mb > 0 and --max-request-mb >= --max-mb")
+    app = create_app(model, Limits(max_files, int(max_mb * 2**20), int(max_request_mb * 2**20)), threads, max_queue,
+                     device)
     if host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("serving on %s: anyone who can reach this address can upload photos to it", host)
     log.info("realfake serve: http://%s:%d/ (model %s; Ctrl+C stops)", host, port, model)

@@ -17,14 +17,15 @@ MULTIPART_OVERHEAD = 64 * 1024  # boundaries and part headers allowed per file o
 
 @dataclass(frozen=True)
 class Limits:
-    """What one request may carry (`realfake serve --max-files/--max-mb`)."""
+    """What one request may carry (`realfake serve --max-files/--max-mb/--max-request-mb`)."""
 
     max_files: int = 16
     max_bytes: int = 20 * 1024 * 1024  # per file
+    max_request_bytes: int = 64 * 1024 * 1024  # all files together: what one queued request may hold in memory
 
     @property
     def max_body(self) -> int:
-        return self.max_files * (self.max_bytes + MULTIPART_OVERHEAD)
+        return min(self.max_request_bytes, self.max_files * (self.max_bytes + MULTIPART_OVERHEAD))
 
 
 class Refused(Exception):
@@ -54,7 +55,7 @@ async def read_uploads(content_type: str | None, content_length: str | None, bod
                        limits: Limits) -> list[Upload]:
     """Every file part of a multipart/form-data body as an Upload (its base name, its bytes), in request order.
 
-    413: a file over `max_bytes`, more than `max_files` files, or a body larger than those allow.
+    413: a file over `max_bytes`, more than `max_files` files, or a body over `max_body`.
     422: not multipart, malformed, or no file at all. Text fields are ignored. Repeated names get " (2)", " (3)"
     so that every row of the results names one upload.
     """
@@ -62,9 +63,10 @@ async def read_uploads(content_type: str | None, content_length: str | None, bod
     if kind != b"multipart/form-data" or b"boundary" not in options:
         raise Refused(422, "send the photos as multipart/form-data (one `files` part per photo)")
     mb = limits.max_bytes / 2**20
+    too_large = (f"request too large: at most {limits.max_body / 2**20:.1f} MB in all ({limits.max_files} files of at "
+                 f"most {mb:g} MB each)")
     if content_length and content_length.isdigit() and int(content_length) > limits.max_body:
-        raise Refused(413, f"request too large: {int(content_length) / 2**20:.1f} MB; at most {limits.max_files} "
-                      f"files of {mb:g} MB each")
+        raise Refused(413, too_large)
     parts: list[_Part] = []
     state = {"field": b"", "value": b""}
 
@@ -105,7 +107,7 @@ async def read_uploads(content_type: str | None, content_length: str | None, bod
         async for chunk in body:
             received += len(chunk)
             if received > limits.max_body:
-                raise Refused(413, f"request too large: at most {limits.max_files} files of {mb:g} MB each")
+                raise Refused(413, too_large)
             parser.write(chunk)
         parser.finalize()
     except FormParserError:
