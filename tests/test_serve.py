@@ -168,6 +168,7 @@ def test_repeated_upload_names_each_get_their_own_rows(client, photos):
     assert rows[0]["p_fake"] == rows[-1]["p_fake"]
 
 
+@pytest.mark.slow  # two fresh processes (~5 s each here)
 def test_serve_refuses_bad_options_and_models_in_one_line(tmp_path):
     assert "--max-request-mb >= --max-mb" in one_line_refusal(cli("serve", "--max-mb", "0"))
     assert "not found" in one_line_refusal(cli("serve", "--model", str(tmp_path / "none.pt")))
@@ -280,7 +281,10 @@ def test_page_in_headless_chromium_shows_verdict_heat_map_and_crop(server, photo
         assert "too small" in driver.find_element(By.CSS_SELECTOR, ".reason").text
         assert driver.find_element(By.ID, "csv").is_displayed()
         shot = Path(os.environ.get("REALFAKE_SERVE_SCREENSHOT") or tmp_path / "serve.png")
-        driver.set_window_size(1200, max(900, driver.execute_script("return document.body.scrollHeight") + 40))
-        assert driver.save_screenshot(str(shot)) and Image.open(shot).size[0] > 0
+        size = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]  # the whole page, not the window
+        png = driver.execute_cdp_cmd("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True, "clip": {
+            "x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1}})["data"]
+        shot.write_bytes(base64.b64decode(png))
+        assert Image.open(shot).size[1] >= size["height"] - 1
     finally:
         driver.quit()

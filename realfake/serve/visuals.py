@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from realfake.core.imageio import DecodeError, encode_png
 from realfake.detector.checkpoint import to_model_input
@@ -54,6 +54,7 @@ def boxed_photo(upload: Upload, rows: pd.DataFrame, max_pixels: int) -> str | No
         image = image.resize((round(image.width * scale), round(image.height * scale)), Image.Resampling.LANCZOS)
     draw = ImageDraw.Draw(image)
     width = max(2, round(max(image.size) / 250))
+    font = ImageFont.load_default(size=max(12, round(max(image.size) / 30)))
     for rec in rows.itertuples():
         if pd.isna(rec.x1):
             continue
@@ -61,9 +62,9 @@ def boxed_photo(upload: Upload, rows: pd.DataFrame, max_pixels: int) -> str | No
         box = [float(v) * scale for v in (rec.x1, rec.y1, rec.x2, rec.y2)]
         draw.rectangle(box, outline=colour, width=width)
         label = f" {int(rec.face_index) + 1} "
-        left, top = box[0], max(0.0, box[1] - 14)
-        draw.rectangle(draw.textbbox((left, top), label), fill=colour)
-        draw.text((left, top), label, fill="white")
+        left, top = box[0], max(0.0, box[1] - font.size - 4)
+        draw.rectangle(draw.textbbox((left, top), label, font=font), fill=colour)
+        draw.text((left, top), label, fill="white", font=font)
     buf = io.BytesIO()
     image.save(buf, format="JPEG", quality=88)
     return data_url(buf.getvalue(), "image/jpeg")
