@@ -4,14 +4,16 @@
 
 One 1024 px photo with one face (the embedded sample's tpdne/0041.jpg, upscaled to 1024 px, JPEG q90). The server
 is `realfake serve` in its own process on a free 127.0.0.1 port with `--threads` torch threads (2 = this
-machine's cores). Per photo, p50 / p95 over n sequential requests of
-  - api: POST /api/predict (the rows only),
-  - page_no_cam: what the page asks for without Grad-CAM (rows, crops, boxed photo, CSV),
-  - page_cam: the same with Grad-CAM heat maps (the page's default),
-and the same file scored by predict two ways: `realfake predict FILE` as a command (a fresh process: imports and
-model load included) and predict's scoring path in-process with the model already loaded (what serve does per
-request). Then `--concurrent` requests at once (the page's default request), all must be answered 200; the server's
-memory (VmRSS) before and after, and its peak (VmHWM).
+machine's cores). Per photo, p50 / p95 over n rounds, each round timing every kind once in turn (so a busy,
+shared machine slows them alike):
+  - serve_api: POST /api/predict (the rows only),
+  - serve_page_no_cam: what the page asks for without Grad-CAM (rows, crops, boxed photo, CSV),
+  - serve_page_cam: the same with Grad-CAM heat maps (the page's default),
+  - predict_in_process: predict's scoring path (Predictor.score) with the model already loaded, as serve runs it,
+  - predict_command: `realfake predict FILE` as a command (every 4th round: a fresh process, imports and model
+    load included).
+Ratios are of medians. Then `--concurrent` requests at once (the page's default request): all must be answered 200;
+the server's memory (VmRSS) at start, before and after, and its peak (VmHWM).
 """
 
 from __future__ import annotations
