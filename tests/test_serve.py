@@ -161,6 +161,22 @@ def test_over_limit_uploads_are_refused_with_413_and_bad_requests_with_422(clien
     assert upload(client, [("gan.jpg", face)]).status_code == 200  # the server is still fine
 
 
+def test_uploads_never_touch_a_temp_file(client, photos, monkeypatch):
+    """Uploads are parsed in memory: no temp file is opened (Starlette's form parser would spool one per file)."""
+    import tempfile
+
+    import starlette.formparsers
+
+    def refuse(*_a, **_k):
+        raise AssertionError("an upload was spooled to a temp file")
+
+    for name in ("SpooledTemporaryFile", "TemporaryFile", "NamedTemporaryFile", "mkstemp"):
+        monkeypatch.setattr(tempfile, name, refuse)
+    monkeypatch.setattr(starlette.formparsers, "SpooledTemporaryFile", refuse)
+    got = upload(client, [("gan.jpg", photos["gan"].read_bytes())], visuals="true")
+    assert got.status_code == 200 and got.json()["rows"][0]["error"] is None
+
+
 def test_repeated_upload_names_each_get_their_own_rows(client, photos):
     face = photos["gan"].read_bytes()
     rows = upload(client, [("a.jpg", face), ("a.jpg", face)]).json()["rows"]

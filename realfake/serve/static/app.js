@@ -61,7 +61,7 @@ async function loadModel() {
   fit.hidden = false;
   if (m.fit) {
     fit.className = "fit";
-    fit.textContent = `Fit to judge by the project's rule (validation AUC ${m.val_auc?.toFixed(3)}). ` +
+    fit.textContent = `Fit to judge by the project's rule (validation AUC ${m.val_auc == null ? "n/a" : m.val_auc.toFixed(3)}). ` +
       "Validation chose this model, so its real error rate is higher.";
   } else {
     fit.className = "unfit";
