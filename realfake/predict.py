@@ -224,6 +224,11 @@ def predict(inputs: list[str], model_path: Path, batch: int = 16, threshold: flo
     return predictor.score(named.files, named.missing, batch)[0]
 
 
+def csv_text(table: pd.DataFrame) -> str:
+    """The CSV `--out results.csv` writes; `serve`'s download is this text too."""
+    return table.to_csv(index=False)
+
+
 def records(table: pd.DataFrame) -> list[dict[str, Any]]:
     """The rows as JSON-ready dicts (missing values as None): `--out results.json` and `serve`'s /api/predict."""
     return table.replace({np.nan: None}).to_dict(orient="records")
@@ -245,7 +250,7 @@ def write_results(table: pd.DataFrame, out: Path) -> None:
     if out.suffix.lower() == ".json":
         write_json(out, records(table))
     elif out.suffix.lower() == ".csv":
-        write_text(out, table.to_csv(index=False))
+        write_text(out, csv_text(table))
     else:
         raise UserError(f"--out must end in .csv or .json, got {out}")
 

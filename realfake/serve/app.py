@@ -23,7 +23,7 @@ from fastapi.staticfiles import StaticFiles
 from realfake.detector.checkpoint import read_checkpoint
 from realfake.detector.fitness import fitness_of
 from realfake.detector.model_card import view_line
-from realfake.predict import Predictor, Upload, records
+from realfake.predict import Predictor, Upload, csv_text, records
 from realfake.serve.uploads import Limits, Refused, read_uploads
 from realfake.serve.visuals import photos
 
@@ -83,7 +83,7 @@ def create_app(model_path: str | Path, limits: Limits | None = None, threads: in
         table, scored = predictor.score(uploads)
         out: dict[str, Any] = {"threshold": predictor.threshold, "warning": predictor.warning, "rows": records(table)}
         if visuals:
-            out["csv"] = table.to_csv(index=False)  # what `realfake predict --out results.csv` writes
+            out["csv"] = csv_text(table)  # what `realfake predict --out results.csv` writes
             out["photos"] = photos(predictor, uploads, table, scored, gradcam)
         return out
 
