@@ -41,6 +41,14 @@ def cmd_predict(args: argparse.Namespace) -> None:
     run_predict(args.paths, args.model, args.out, args.threads, args.device)
 
 
+def cmd_serve(args: argparse.Namespace) -> None:
+    """A local web page and JSON API over predict's scoring path."""
+    from realfake.serve.app import run_serve
+
+    run_serve(args.model, args.host, args.port, args.threads, args.max_files, args.max_mb, args.max_queue, args.device,
+              args.max_request_mb)
+
+
 def cmd_resample(args: argparse.Namespace) -> None:
     """A new balanced draw over the images already in the shards, written as a new manifest (no image rewritten)."""
     import pandas as pd
@@ -149,6 +157,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=2, help="CPU threads for the model (an integer >= 1)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda: where the detector scores (auto: CUDA if present)")
     p.set_defaults(func=cmd_predict)
+    p = sub.add_parser("serve", help="a local web page (and JSON API) to drop photos and see what the detector sees")
+    p.add_argument("--model", default="models/detector.pt")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this computer only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--threads", type=int, default=2, help="torch threads of the one scoring worker")
+    p.add_argument("--max-files", type=int, default=16, help="photos per request (more: HTTP 413)")
+    p.add_argument("--max-mb", type=float, default=20, help="size limit per photo in MB (larger: HTTP 413)")
+    p.add_argument("--max-request-mb", type=float, default=64, help="size limit of all photos of a request together")
+    p.add_argument("--max-queue", type=int, default=32, help="requests waiting or scoring (more: HTTP 503)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda: where the detector scores (auto: CUDA if present)")
+    p.set_defaults(func=cmd_serve)
     p = sub.add_parser("resample", help="a new balanced draw over the shards, as a new manifest (no image rewritten)")
     p.add_argument("--shards", default="data/shards", help="shards location: a directory or s3://bucket/prefix")
     p.add_argument("--index", help="manifest to draw from (default: <shards>/index.parquet)")

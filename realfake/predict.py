@@ -20,7 +20,7 @@ import torch
 from realfake.core.atomic import write_json, write_text
 from realfake.core.device import resolve_device
 from realfake.core.errors import UserError
-from realfake.core.imageio import IMAGE_EXTENSIONS, DecodeError, read_image
+from realfake.core.imageio import IMAGE_EXTENSIONS, DecodedImage, DecodeError, decode_image, read_image
 from realfake.core.params import load_section
 from realfake.core.progress import tqdm
 from realfake.core.training_image import ResizeConfig, shape_crop
@@ -110,6 +110,22 @@ class FaceCrop:
     box: np.ndarray
     prob: float
     image: np.ndarray  # 3×S×S uint8
+
+
+@dataclass
+class Upload:
+    """A photo given as bytes (`realfake serve`): named like a path in the results, decoded from memory, never stored."""
+
+    name: str
+    data: bytes
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def load_image(item: Path | Upload, max_pixels: int) -> DecodedImage:
+    """A file or an upload through the same decoder (format checks, bomb guard)."""
+    return decode_image(item.data, max_pixels) if isinstance(item, Upload) else read_image(item, max_pixels)
 
 
 @dataclass
@@ -217,7 +233,7 @@ def view_input(rgb: np.ndarray, landmarks: np.ndarray, faces: FacesConfig, resiz
     return cut.pixels.transpose(2, 0, 1), None
 
 
-def crop_faces(paths: list[Path], detector: FaceDetector, faces: FacesConfig, resize: ResizeConfig,
+def crop_faces(paths: list[Path | Upload], detector: FaceDetector, faces: FacesConfig, resize: ResizeConfig,
                errors: list[dict[str, Any]], view: dict[str, Any] | None = None) -> list[FaceCrop]:
     """Every face above faces.min_prob in each readable file; a file that cannot be scored goes to `errors`.
 
@@ -228,7 +244,7 @@ def crop_faces(paths: list[Path], detector: FaceDetector, faces: FacesConfig, re
     decoded = []
     for path in paths:
         try:
-            decoded.append((path, read_image(path, faces.max_pixels)))
+            decoded.append((path, load_image(path, faces.max_pixels)))
         except DecodeError as exc:
             errors.append({"file": str(path), "error": f"{exc.reason}: {exc.detail}".rstrip(": ")})
         except OSError as exc:
@@ -260,44 +276,70 @@ def crop_faces(paths: list[Path], detector: FaceDetector, faces: FacesConfig, re
     return crops
 
 
+class Predictor:
+    """A model loaded once with everything `predict` needs to cut and score photos as in training (also `serve`)."""
+
+    def __init__(self, model_path: Path, threshold: float | None = None, device: str = "cpu"):
+        self.scorer = Scorer(model_path, resolve_device(device, "--device"))
+        override = threshold is not None
+        self.faces, self.resize, self.view, self.threshold = model_settings(self.scorer.checkpoint, model_path,
+                                                                            threshold)
+        self.point = operating_point(self.scorer, self.threshold, override)
+        self.warning = warning_line(fitness_of(self.scorer.checkpoint))
+        self.detector = FaceDetector(self.faces.detect_size, self.faces.min_face_px, self.faces.detect_pad)
+
+    def score(self, paths: list[Path | Upload], missing: dict[str, str] | None = None,
+              batch: int = 16) -> tuple[pd.DataFrame, dict[tuple[str, int], FaceCrop]]:
+        """predict's table for `paths` (and the inputs that named nothing), and each scored face's model input."""
+        missing, point = missing or {}, self.point
+        rows, errors, scored = [], [], {}
+        for start in tqdm(range(0, len(paths), batch), desc="predict", unit="batch"):
+            crops = crop_faces(paths[start:start + batch], self.detector, self.faces, self.resize, errors, self.view)
+            if crops:
+                scores = self.scorer(np.stack([c.image for c in crops]))
+                rows += [{"file": c.file, "face_index": c.index, "x1": c.box[0], "y1": c.box[1], "x2": c.box[2],
+                          "y2": c.box[3], "face_prob": c.prob, "p_fake": float(p),
+                          "decision": decision(float(p), point)}
+                         for c, p in zip(crops, scores, strict=True)]
+                scored.update({(c.file, c.index): c for c in crops})
+        errors += [{"file": item, "error": why} for item, why in missing.items()]
+        unscored = []
+        for e in errors:
+            code, words = plain_reason(e.pop("error"))
+            unscored.append({**e, "reason": words, "reason_code": code})
+        table = pd.DataFrame(rows + unscored, columns=COLUMNS)
+        table["face_index"] = table["face_index"].astype("Int64")
+        for col, decimals in (("x1", 1), ("y1", 1), ("x2", 1), ("y2", 1), ("face_prob", DECIMALS),
+                              ("p_fake", DECIMALS)):
+            table[col] = table[col].astype(float).round(decimals)
+        table["warning"] = self.warning
+        order = {name: i for i, name in enumerate([str(p) for p in paths] + list(missing))}
+        table = table.sort_values(["file", "face_index"], key=lambda s: s.map(order) if s.name == "file" else s,
+                                  kind="stable").reset_index(drop=True)
+        table.attrs["threshold"] = point.t_fake
+        table.attrs["operating_point"] = point.record()
+        return table, scored
+
+
 def predict(inputs: list[str], model_path: Path, batch: int = 16, threshold: float | None = None,
             device: str = "cpu") -> pd.DataFrame:
     """One row per face, one per file that could not be scored and one per input that named nothing, in input order.
 
     When the model is not fit to judge (realfake.detector.fitness), every row carries the reason in `warning`.
     """
-    scorer = Scorer(model_path, resolve_device(device, "--device"))
-    override = threshold is not None
-    faces, resize, view, threshold = model_settings(scorer.checkpoint, model_path, threshold)
-    point = operating_point(scorer, threshold, override)
-    warning = warning_line(fitness_of(scorer.checkpoint))
-    detector = FaceDetector(faces.detect_size, faces.min_face_px, faces.detect_pad)  # as in the faces stage
+    predictor = Predictor(model_path, threshold, device)
     named = expand_inputs(inputs)
-    paths = named.files
-    rows, errors = [], []
-    for start in tqdm(range(0, len(paths), batch), desc="predict", unit="batch"):
-        crops = crop_faces(paths[start:start + batch], detector, faces, resize, errors, view)
-        if crops:
-            scores = scorer(np.stack([c.image for c in crops]))
-            rows += [{"file": c.file, "face_index": c.index, "x1": c.box[0], "y1": c.box[1], "x2": c.box[2],
-                      "y2": c.box[3], "face_prob": c.prob, "p_fake": float(p), "decision": decision(float(p), point)}
-                     for c, p in zip(crops, scores, strict=True)]
-    errors += [{"file": item, "error": why} for item, why in named.missing.items()]
-    unscored = []
-    for e in errors:
-        code, words = plain_reason(e.pop("error"))
-        unscored.append({**e, "reason": words, "reason_code": code})
-    table = pd.DataFrame(rows + unscored, columns=COLUMNS)
-    table["face_index"] = table["face_index"].astype("Int64")
-    for col, decimals in (("x1", 1), ("y1", 1), ("x2", 1), ("y2", 1), ("face_prob", DECIMALS), ("p_fake", DECIMALS)):
-        table[col] = table[col].astype(float).round(decimals)
-    table["warning"] = warning
-    order = {name: i for i, name in enumerate([str(p) for p in paths] + list(named.missing))}
-    table = table.sort_values(["file", "face_index"], key=lambda s: s.map(order) if s.name == "file" else s,
-                              kind="stable").reset_index(drop=True)
-    table.attrs["threshold"] = point.t_fake
-    table.attrs["operating_point"] = point.record()
-    return table
+    return predictor.score(named.files, named.missing, batch)[0]
+
+
+def csv_text(table: pd.DataFrame) -> str:
+    """The CSV `--out results.csv` writes; `serve`'s download is this text too."""
+    return table.to_csv(index=False)
+
+
+def records(table: pd.DataFrame) -> list[dict[str, Any]]:
+    """The rows as JSON-ready dicts (missing values as None): `--out results.json` and `serve`'s /api/predict."""
+    return table.replace({np.nan: None}).to_dict(orient="records")
 
 
 def check_out(out: Path) -> None:
@@ -323,9 +365,9 @@ def check_out(out: Path) -> None:
 def write_results(table: pd.DataFrame, out: Path) -> None:
     """CSV or JSON by the file's extension."""
     if out.suffix.lower() == ".json":
-        write_json(out, table.replace({np.nan: None}).to_dict(orient="records"))
+        write_json(out, records(table))
     elif out.suffix.lower() == ".csv":
-        write_text(out, table.to_csv(index=False))
+        write_text(out, csv_text(table))
     else:
         raise UserError(f"--out must end in .csv or .json, got {out}")
 

@@ -82,7 +82,7 @@ def test_parameter_counts():
 
 
 def test_grad_cam_of_the_evaluate_stage_reads_the_npr_stages():
-    from realfake.evaluation.figures import grad_cam
+    from realfake.detector.gradcam import grad_cam
 
     cams = grad_cam(build_model(NPR).eval(), to_model_input(images(2, 64), preprocessing_for(64), False))
     assert cams.shape == (2, 64, 64) and np.isfinite(cams).all() and cams.max() <= 1.0

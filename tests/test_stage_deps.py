@@ -161,6 +161,8 @@ ALLOWED = {
     "sample": {"crops"},  # the view record and which view to pack (realfake/sample/views.py)
     "detector": set(),
     "evaluation": {"detector"},  # scores the test split with the trained checkpoint
+    # `realfake serve`: a front end over realfake.predict (None: the top-level modules) and the detector's Grad-CAM
+    "serve": {None, "detector"},
 }
 
 

@@ -17,6 +17,7 @@ from realfake.core.stage_metrics import write_stage_metrics
 from realfake.core.tables import markdown_table
 from realfake.detector.checkpoint import to_model_input
 from realfake.detector.fitness import fitness_of, warning_line
+from realfake.detector.gradcam import grad_cam
 from realfake.detector.packed import PackedSplit, load_split
 from realfake.detector.scorer import Scorer, score_in_batches
 from realfake.evaluation.baselines import (
@@ -36,7 +37,7 @@ from realfake.evaluation.breakdowns import (
     disparity_sentence,
     side_by_side,
 )
-from realfake.evaluation.figures import cam_sheet, gallery, grad_cam, reliability_png
+from realfake.evaluation.figures import cam_sheet, gallery, reliability_png
 from realfake.evaluation.metrics import (
     binary_metrics,
     evaluate_scores,

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from realfake.core.atomic import atomic_path
+from realfake.detector.gradcam import cam_overlay
 
 TILE = 112  # displayed face size (px)
 FONT_PX = 11
@@ -68,24 +68,6 @@ def gallery(images: np.ndarray, frame: pd.DataFrame, threshold: float, n: int, p
     _save_png(sheet, path)
 
 
-def grad_cam(model: torch.nn.Module, x: torch.Tensor) -> np.ndarray:
-    """Grad-CAM maps (N×H×W in [0,1]) of the fake logit at the second-to-last stage's output (model input x)."""
-    layer = model.stages[-2] if len(model.stages) > 1 else model.stages[-1]
-    feats = {}
-    handle = layer.register_forward_hook(lambda _m, _i, out: feats.__setitem__("a", out))
-    try:
-        with torch.enable_grad():
-            x = x.detach().requires_grad_(True)
-            logits = model(x)
-            grads = torch.autograd.grad(logits.sum(), feats["a"])[0]
-    finally:
-        handle.remove()
-    cam = torch.relu((grads.mean(dim=(2, 3), keepdim=True) * feats["a"]).sum(1, keepdim=True))
-    cam = torch.nn.functional.interpolate(cam, size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
-    cam = cam / cam.flatten(1).amax(1).clamp_min(1e-8).view(-1, 1, 1)
-    return cam.detach().cpu().numpy()
-
-
 def verdict_caption(is_fake: bool, called_fake: bool) -> str:
     """What a face is and what the detector called it, e.g. "fake, called real" (no bare right/wrong)."""
     return f"{'fake' if is_fake else 'real'}, called {'fake' if called_fake else 'real'}"
@@ -120,10 +102,8 @@ def cam_sheet(images: np.ndarray, cams: np.ndarray, frame: pd.DataFrame, correct
     sheet = Image.new("RGB", (width, grid_h + bar.height), "white")
     draw = ImageDraw.Draw(sheet)
     for col, ((i, rec), cam) in enumerate(zip(frame.iterrows(), cams, strict=True)):
-        face = images[i].transpose(1, 2, 0).astype(np.float32)
-        overlay = (0.55 * face + 0.45 * cam_colour(cam)).clip(0, 255).astype(np.uint8)
         sheet.paste(_tile(images[i]), (col * TILE, 0))
-        sheet.paste(_tile(overlay.transpose(2, 0, 1)), (col * TILE, TILE))
+        sheet.paste(_tile(cam_overlay(images[i], cam)), (col * TILE, TILE))
         is_fake = bool(rec["y"])
         called_fake = is_fake if correct[i] else not is_fake
         _caption(draw, font, [verdict_caption(is_fake, called_fake), f"p_fake {rec['p_fake']:.3f}"],
