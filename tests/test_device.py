@@ -16,11 +16,13 @@ from test_train import TINY, write_packed
 from realfake.core.device import resolve_device, resolve_precision
 from realfake.core.errors import UserError
 from realfake.core.params import load_section
+from realfake.detector.augment import AugmentConfig
 from realfake.detector.checkpoint import load_detector, preprocessing_for, save_checkpoint
 from realfake.detector.patches import PatchConfig
 from realfake.detector.scorer import Scorer
 from realfake.detector.train import train
 from realfake.detector.train_config import TrainConfig
+from realfake.detector.verdict import VerdictConfig
 
 REPO = Path(__file__).resolve().parents[1]
 HAS_CUDA = torch.cuda.is_available()
@@ -35,7 +37,10 @@ BEFORE = {
         "history": [[0.6936738193035126, 0.6931471824645996, 0.54296875], [0.694032832980156, 0.6931474208831787, 0.501953125]],
         "weight_sum": 377.73091476149693, "weight_abs_sum": 3370.8564395316525, "threshold": 0.4998408257961273},
 }
-CONFIGS = {"default": {}, "balanced_patch": {"sampler": "source_balanced", "patch": PatchConfig(size=16, count=4)}}
+# the recipe of that time, pinned where a later default changed it (the crop's scale range, the calibration):
+# this test guards the device code path, not the recipe
+THEN = {"augment": AugmentConfig(crop_scale=[0.8, 1.0]), "verdict": VerdictConfig(calibration="none")}
+CONFIGS = {"default": THEN, "balanced_patch": {**THEN, "sampler": "source_balanced", "patch": PatchConfig(size=16, count=4)}}
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +52,7 @@ def packed(tmp_path_factory) -> Path:
 
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))
-def test_cpu_training_is_bit_for_bit_what_it_was(packed, tmp_path, name):
+def test_cpu_training_is_what_it_was(packed, tmp_path, name):
     # the default device is auto: on a machine without CUDA that is the CPU, and nothing may have moved
     cfg = TrainConfig(epochs=2, batch_size=16, threads=1, device="cpu" if HAS_CUDA else "auto", **CONFIGS[name])
     summary = train(TINY, cfg, packed, tmp_path / "m.pt", tmp_path / "live", size=32)
@@ -57,7 +62,12 @@ def test_cpu_training_is_bit_for_bit_what_it_was(packed, tmp_path, name):
            "weight_abs_sum": float(sum(v.double().abs().sum() for v in state.values())),
            "threshold": summary["threshold"]}
     assert summary["device"] == "cpu" and summary["precision"] == "fp32" and summary["batch_size"] == 16
-    assert got == BEFORE[name]
+    # float sums of kernels that differ between CPU generations (AVX2 / AVX-512) agree to ~1e-8 relative, not bit
+    # for bit; a change of the training path moves them by far more
+    want = BEFORE[name]
+    assert np.allclose(got["history"], want["history"], rtol=1e-6, atol=0)
+    assert {k: got[k] for k in want if k != "history"} == pytest.approx({k: want[k] for k in want if k != "history"},
+                                                                         rel=1e-6)
 
 
 def test_explicit_cpu_equals_auto_on_a_cpu_machine(packed, tmp_path):

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import numpy as np
+import torch
 from scipy.optimize import minimize_scalar
 
 from realfake.core.errors import UserError
@@ -63,9 +64,12 @@ class OperatingPoint:
 
 
 def calibrate(logits: np.ndarray, temperature: float) -> np.ndarray:
-    """p(fake) = sigmoid(logit / T), float64."""
-    z = np.asarray(logits, dtype=np.float64) / float(temperature)
-    return 1.0 / (1.0 + np.exp(-z))
+    """p(fake) = sigmoid(logit / T) as float64; float32 math, as the model's own, so T = 1 gives the scores that
+    checkpoints from before calibration gave, bit for bit."""
+    z = torch.from_numpy(np.ascontiguousarray(logits, dtype=np.float32))
+    if temperature != 1.0:
+        z = z / float(temperature)
+    return torch.sigmoid(z).numpy().astype(np.float64)
 
 
 def fit_temperature(y: np.ndarray, logits: np.ndarray) -> float:
