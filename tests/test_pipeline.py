@@ -87,7 +87,7 @@ def test_switching_the_view_keeps_the_splits_and_packs_the_views_pixels(reproduc
     from realfake.core.params import load_section
     from realfake.core.training_image import image_size
     from realfake.crops.views import view_record
-    from realfake.sample.sampling import SampleConfig
+    from realfake.sample.config import SampleConfig
     from realfake.sample.stage import run_sample
 
     params = yaml.safe_load((reproduced / "params.yaml").read_text())
@@ -121,7 +121,7 @@ def test_required_views_pack_the_same_faces_in_every_arm(reproduced, tmp_path, m
     from realfake.core.params import load_section
     from realfake.core.training_image import image_size
     from realfake.crops.views import view_record
-    from realfake.sample.sampling import SampleConfig
+    from realfake.sample.config import SampleConfig
     from realfake.sample.stage import run_sample
 
     packed = {}
@@ -303,7 +303,7 @@ def test_cv_on_the_sample_reports_mean_and_std_per_metric(reproduced, tmp_path):
 @pytest.mark.slow
 def test_pixabay_can_be_left_out_as_a_second_unseen_real_source(reproduced):
     from realfake.core.params import load_section
-    from realfake.sample.sampling import SampleConfig
+    from realfake.sample.config import SampleConfig
     from realfake.sample.stage import sample_report, split_table
 
     params = yaml.safe_load((reproduced / "params.yaml").read_text())

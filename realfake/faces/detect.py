@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
-if TYPE_CHECKING:  # crop.py imports this module: the config is a type hint only here
-    from realfake.faces.crop import FacesConfig
+from realfake.faces.config import FacesConfig
 
 log = logging.getLogger(__name__)
 
