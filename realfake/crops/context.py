@@ -1,7 +1,7 @@
 """The context view: a wider aligned crop (hair, ears, some background), resampled once from the original.
 
 The same alignment and warp as the faces stage (realfake.faces.alignment) at a larger margin, straight to the output
-size (no 224 px intermediate), then the same JPEG re-encode as the resize stage gives today's view
+size (no 224 px intermediate), then the same JPEG re-encode as the resize stage gives the aligned view
 (realfake.core.training_image.shape_crop), so the codec chain is the same for every source and class. Border area is
 mirrored as in the faces stage; more than `max_pad_fraction` of it rejects the face (reason `pad`), because padding
 shares differ between sources and a classifier can learn them. A face whose crop is smaller in the original than the
