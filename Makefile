@@ -44,7 +44,7 @@ lint: setup
 bench: setup
 	for b in benchmarks/bench_*.py; do python $$b || exit 1; done
 
-# The whole pipeline on the offline mirror, as an experiment (see README)
+# The whole pipeline on the offline mirror, as an experiment (see results/README.md)
 mirror: setup
 	dvc exp run -S data.profile=mirror
 

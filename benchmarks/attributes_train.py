@@ -18,13 +18,9 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from realfake.attributes.model import (
-    AttributesConfig,
-    encode_targets,
-    predict_probs,
-    split_train_val,
-    train_model,
-)
+from realfake.attributes.config import AttributesConfig
+from realfake.attributes.data import split_train_val
+from realfake.attributes.train import encode_targets, predict_probs, train_model
 from realfake.core.params import find_mirror, load_params, load_section
 from realfake.ingest.labels import parse_labels
 

@@ -31,7 +31,9 @@ from realfake.core.atomic import write_json
 from realfake.core.engine import ComputeConfig, ray_session
 from realfake.core.log import setup_logging
 from realfake.core.params import load_params, load_section
-from realfake.faces.crop import FacesConfig, face_id, process_images
+from realfake.faces.batch import face_id
+from realfake.faces.config import FacesConfig
+from realfake.faces.crop import process_images
 
 log = logging.getLogger("bench_engines")
 REPO = Path(__file__).resolve().parents[1]

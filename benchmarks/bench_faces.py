@@ -26,7 +26,9 @@ from realfake.core.imageio import DecodeError, encode_png, read_image
 from realfake.core.log import setup_logging
 from realfake.core.params import find_mirror
 from realfake.faces.alignment import warp_crop
-from realfake.faces.crop import FacesConfig, empty_record, judge_face, process_images
+from realfake.faces.batch import empty_record, judge_face
+from realfake.faces.config import FacesConfig
+from realfake.faces.crop import process_images
 from realfake.faces.detect import Face
 
 log = logging.getLogger("bench_faces")

@@ -27,8 +27,9 @@ import torch
 from bench_loader import make_images, time_imagefolder, time_packed
 
 from realfake.detector.shard_stream import ShardInputConfig, load_shard_split
+from realfake.sample.config import ShardsConfig
 from realfake.sample.packing import pack_split
-from realfake.sample.shards import ShardsConfig, write_shards
+from realfake.sample.shards import write_shards
 
 
 def time_shards(location: Path, size: int, epochs: int, batch: int, workers: int) -> float:

@@ -55,8 +55,8 @@ def cmd_resample(args: argparse.Namespace) -> None:
 
     from realfake.core.params import load_params, load_section
     from realfake.core.shard_manifest import read_index, write_index
+    from realfake.sample.resample import resample_index
     from realfake.sample.sampling import SampleConfig
-    from realfake.sample.shards import resample_index
 
     cfg = load_section(SampleConfig, load_params(args.params), "sample")
     if args.seed is not None:

@@ -10,7 +10,6 @@ comes with a spread. Mean and std over folds go to metrics/cv.json, the per-fold
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import logging
 import tempfile
@@ -21,11 +20,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from realfake.core.atomic import atomic_path, write_parquet
 from realfake.core.errors import UserError
-from realfake.core.params import load_section
+from realfake.core.params import apply_overrides, load_section
 from realfake.core.stage_metrics import write_stage_metrics
 from realfake.evaluation.metrics import binary_metrics, to_jsonable
 from realfake.sample.packing import PACKED_SCHEMA
@@ -35,6 +33,8 @@ if TYPE_CHECKING:  # evaluate imports torch: only for the annotation
     from realfake.evaluation.evaluate import HonestPair
 
 log = logging.getLogger(__name__)
+
+__all__ = ["CVConfig", "apply_overrides", "check_overrides", "run_cv", "summary_row"]  # apply_overrides: core.params
 
 METRICS = ("roc_auc", "f1", "mcc", "honest_pair_auc", "held_out_real_called_real")
 
@@ -52,23 +52,6 @@ class CVConfig:
             raise UserError(f"cv.folds must be >= 3 (one scored, one validation, the rest training), got {self.folds}")
         if self.epochs is not None and self.epochs < 1:
             raise UserError(f"cv.epochs must be null or >= 1, got {self.epochs}")
-
-
-def apply_overrides(params: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """A copy of params with `dotted.key=value` assignments (values parsed as YAML), like `dvc exp run -S`."""
-    out = copy.deepcopy(params)
-    for item in overrides:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise UserError(f"--set expects dotted.key=value, got {item!r}")
-        node = out
-        *parents, leaf = key.split(".")
-        for part in parents:
-            if not isinstance(node.get(part), dict):
-                raise UserError(f"--set {key}: params.yaml has no section {part!r} there")
-            node = node[part]
-        node[leaf] = yaml.safe_load(raw)
-    return out
 
 
 def load_pool(packed_dir: Path) -> tuple[np.ndarray, pd.DataFrame]:

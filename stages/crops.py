@@ -3,14 +3,13 @@
 import argparse
 import dataclasses
 
-from realfake.core.errors import UserError
 from realfake.core.params import load_params, load_section
+from realfake.core.sources import source_watermark
 from realfake.core.stage import run_stage
 from realfake.core.training_image import ResizeConfig
-from realfake.core.watermark import Watermark
 from realfake.crops.stage import run_crops
 from realfake.crops.views import crops_config
-from realfake.faces.crop import FacesConfig
+from realfake.faces.config import FacesConfig
 
 
 def main() -> None:
@@ -24,11 +23,8 @@ def main() -> None:
     if args.context_size is not None:
         cfg = dataclasses.replace(cfg, context=dataclasses.replace(cfg.context, size=args.context_size))
     faces = load_section(FacesConfig, params, "faces")
-    if args.source not in (params.get("sources") or {}):
-        raise UserError(f"unknown source {args.source!r}: params.yaml `sources` names {', '.join(params['sources'])}")
-    box = ((params["sources"][args.source] or {}).get("watermark") or {}).get("box")
     run_crops(args.source, cfg, faces.margin, load_section(ResizeConfig, params, "resize"), faces.max_pixels,
-              watermark=None if box is None else Watermark(tuple(box)))
+              watermark=source_watermark(params, args.source))
 
 
 if __name__ == "__main__":

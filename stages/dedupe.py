@@ -10,6 +10,7 @@ from pathlib import Path
 
 from realfake.core.engine import ComputeConfig
 from realfake.core.params import load_params, load_section
+from realfake.core.sources import source_names
 from realfake.core.stage import run_stage
 from realfake.dedupe.config import DedupeConfig
 from realfake.dedupe.stage import run_dedupe_stage
@@ -18,7 +19,7 @@ from realfake.dedupe.stage import run_dedupe_stage
 def main() -> None:
     """Run the stage from the repository root."""
     params = load_params()
-    run_dedupe_stage(load_section(DedupeConfig, params, "dedupe"), sorted((params.get("sources") or {}).keys()),
+    run_dedupe_stage(load_section(DedupeConfig, params, "dedupe"), source_names(params),
                      Path("data/faces"), Path("data/raw"), Path("data/dedupe.parquet"), Path("metrics/dedupe.json"),
                      Path("plots/dedupe/pairs.png"), compute=load_section(ComputeConfig, params, "compute"))
 

@@ -5,7 +5,7 @@ import argparse
 from realfake.core.engine import ComputeConfig
 from realfake.core.params import load_params, load_section
 from realfake.core.stage import run_stage
-from realfake.faces.crop import FacesConfig
+from realfake.faces.config import FacesConfig
 from realfake.faces.stage import run_source
 
 

@@ -6,7 +6,7 @@ from realfake.core.params import load_params, load_section
 from realfake.core.stage import run_stage
 from realfake.core.training_image import image_size
 from realfake.crops.views import view_record
-from realfake.sample.sampling import SampleConfig
+from realfake.sample.config import SampleConfig
 from realfake.sample.shards import write_stage_shards
 from realfake.sample.stage import run_sample
 

@@ -12,16 +12,11 @@ import pytest
 import torch
 from PIL import Image
 
-from realfake.attributes.model import (
-    AttributesConfig,
-    checkpoint,
-    encode_targets,
-    load_model,
-    predict_probs,
-    run_attributes,
-    split_train_val,
-    train_model,
-)
+from realfake.attributes.checkpoint import checkpoint, load_model
+from realfake.attributes.config import AttributesConfig
+from realfake.attributes.data import split_train_val
+from realfake.attributes.model import run_attributes
+from realfake.attributes.train import encode_targets, predict_probs, train_model
 from realfake.ingest.labels import parse_labels
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"

@@ -22,7 +22,7 @@ from realfake.crops.context import candidate_margins, context_alignment, context
 from realfake.crops.native import NativeWindow, face_geometry, place_window, window_reads_box
 from realfake.crops.stage import run_crops
 from realfake.crops.views import CropsConfig, NativeConfig, crops_config, recorded_view, view_record
-from realfake.faces.crop import FacesConfig
+from realfake.faces.config import FacesConfig
 from realfake.faces.stage import run_source
 from realfake.ingest.download import DownloadConfig, run_download
 from realfake.ingest.sources import resolve_source

@@ -77,6 +77,16 @@ def test_explicit_cpu_equals_auto_on_a_cpu_machine(packed, tmp_path):
         assert runs[0]["history"] == runs[1]["history"]
 
 
+def test_one_device_rule_for_a_gpu_found_elsewhere():
+    """The faces stage on Ray asks the cluster, not the driver's torch: the same rule, the same error shape."""
+    assert resolve_device("auto", "faces.device", has_cuda=True, where="the Ray cluster") == torch.device("cuda")
+    assert resolve_device("auto", "faces.device", has_cuda=False, where="the Ray cluster") == torch.device("cpu")
+    with pytest.raises(UserError, match="faces.device=cuda but the Ray cluster offers no GPU: use faces.device=auto"):
+        resolve_device("cuda", "faces.device", has_cuda=False, where="the Ray cluster")
+    with pytest.raises(UserError, match="faces.device must be one of"):
+        resolve_device("gpu", "faces.device", has_cuda=True)
+
+
 def test_device_names():
     assert resolve_device("cpu") == torch.device("cpu")
     assert resolve_device("AUTO").type == ("cuda" if HAS_CUDA else "cpu")

@@ -26,7 +26,9 @@ from realfake.core.errors import UserError
 from realfake.core.params import load_params, load_section
 from realfake.core.training_image import ResizeConfig
 from realfake.dedupe.pipeline import hash_faces
-from realfake.faces.crop import FacesConfig, face_id, process_images
+from realfake.faces.batch import face_id
+from realfake.faces.config import FacesConfig
+from realfake.faces.crop import process_images
 from realfake.faces.stage import run_source
 from realfake.ingest.download import DownloadConfig, run_download
 from realfake.ingest.sources import load_source

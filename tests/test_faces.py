@@ -18,7 +18,8 @@ from PIL import Image
 
 from realfake.core.params import load_section
 from realfake.faces.alignment import align, pad_fraction, warp_crop
-from realfake.faces.crop import FacesConfig, face_id, process_batch
+from realfake.faces.batch import face_id, process_batch
+from realfake.faces.config import FacesConfig
 from realfake.faces.detect import Face, FaceDetector, choose_primary
 
 REPO = Path(__file__).resolve().parents[1]

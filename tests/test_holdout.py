@@ -17,7 +17,7 @@ from realfake.detector.model import ModelConfig, build_model
 from realfake.detector.scorer import Scorer
 from realfake.evaluation.evaluate import holdout_metrics, holdout_section, holdout_table
 from realfake.evaluation.metrics import numeric_only, to_jsonable
-from realfake.sample.sampling import SampleConfig
+from realfake.sample.config import SampleConfig
 from realfake.sample.stage import run_sample
 
 SIZE = 32

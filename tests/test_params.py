@@ -10,7 +10,7 @@ import pytest
 import yaml
 from conftest import assert_user_error, run_script
 
-from realfake.attributes.model import AttributesConfig
+from realfake.attributes.config import AttributesConfig
 from realfake.core.engine import ComputeConfig
 from realfake.core.errors import UserError
 from realfake.core.params import load_section
@@ -21,11 +21,11 @@ from realfake.dedupe.config import DedupeConfig
 from realfake.detector.model import ModelConfig
 from realfake.detector.train_config import TrainConfig, load_train_config
 from realfake.evaluation.evaluate import EvaluateConfig
-from realfake.faces.crop import FacesConfig
+from realfake.faces.config import FacesConfig
 from realfake.ingest.download import DownloadConfig
 from realfake.ingest.sources import DataConfig, load_source
 from realfake.metadata.build import MetadataConfig
-from realfake.sample.sampling import SampleConfig
+from realfake.sample.config import SampleConfig
 
 REPO = Path(__file__).resolve().parents[1]
 PARAMS = yaml.safe_load((REPO / "params.yaml").read_text())
@@ -188,3 +188,52 @@ def test_a_stage_script_with_a_misspelt_section_fails_in_one_line(tmp_path):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     assert_user_error(run_script(tmp_path, "faces.py", "--source", "lfw"),
                       "params section `faces` is missing but `face` is there")
+
+
+# ---------------------------------------------------------------- one reader for overrides and for `sources:`
+
+
+def test_load_params_applies_overrides_as_cv_set_does(tmp_path):
+    """`realfake cv --set` and load_params share one override rule (values parsed as YAML, as dvc exp run -S)."""
+    import realfake.cv
+    from realfake.core.params import apply_overrides, load_params
+
+    assert realfake.cv.apply_overrides is apply_overrides
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump({"train": {"epochs": 9}, "model": {"attention": True}}))
+    params = load_params(path, ["train.epochs=3", "model.attention=false", "model.width=[1, 2]"])
+    assert params == {"train": {"epochs": 3}, "model": {"attention": False, "width": [1, 2]}}
+    assert load_params(path) == {"train": {"epochs": 9}, "model": {"attention": True}}
+    with pytest.raises(UserError, match="no section 'nothing'"):
+        load_params(path, ["nothing.here=1"])
+
+
+def test_source_names_and_declared_watermarks_are_read_and_checked_in_one_place():
+    from realfake.core.sources import declared_watermarks, source_names, source_watermark
+
+    assert source_names(PARAMS) == sorted(PARAMS["sources"])
+    marks = declared_watermarks(PARAMS)
+    assert marks["pollinations"].box == (0.68, 0.93, 1.0, 1.0)
+    assert set(marks) == {n for n, s in PARAMS["sources"].items() if (s or {}).get("watermark") is not None}
+    with pytest.raises(UserError, match=r"sources.pollinations.watermark: unknown key 'bx'"):
+        source_watermark(params_with("sources.pollinations.watermark", {"bx": [0, 0, 1, 1]}), "pollinations")
+    with pytest.raises(UserError, match="watermark.box must be"):
+        source_watermark(params_with("sources.pollinations.watermark", {"box": [0.9, 0, 0.1, 1]}), "pollinations")
+    with pytest.raises(UserError, match="unknown source 'nope'"):
+        source_watermark(PARAMS, "nope")
+
+
+def test_no_stage_script_digs_in_raw_params():
+    """Stage scripts read params through the loaders (load_section, realfake.core.sources), never params[...]/.get."""
+    import ast
+
+    found = []
+    for path in sorted((REPO / "stages").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            raw = (isinstance(node, ast.Subscript) and getattr(node.value, "id", None) == "params") or (
+                isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get"
+                and getattr(node.func.value, "id", None) == "params")
+            if raw:
+                found.append(f"{path.name}:{node.lineno}")
+    # stages/train.py is being rewritten (now, elsewhere) around one TrainRun built from params: its reads go then
+    assert [f for f in found if not f.startswith("train.py:")] == [], found

@@ -12,10 +12,9 @@ from torch import nn
 
 from realfake.core.errors import UserError
 from realfake.core.params import load_section
-from realfake.detector.batches import epoch_batches
 from realfake.detector.checkpoint import load_detector, to_model_input
 from realfake.detector.model import ModelConfig
-from realfake.detector.packed import PackedSplit
+from realfake.detector.packed import PackedSplit, epoch_batches
 from realfake.detector.patches import (
     PatchConfig,
     image_logits,
@@ -112,7 +111,7 @@ def test_source_balanced_batches_give_every_source_an_equal_share_of_its_class()
     gen = torch.Generator().manual_seed(0)
     drawn = Counter()
     for _ in range(10):
-        for batch in epoch_batches(split, TrainConfig(sampler="source_balanced", batch_size=64), gen):
+        for batch in epoch_batches(split, "source_balanced", 64, gen):
             drawn.update(split.meta["source"].to_numpy()[batch])
     total = sum(drawn.values())
     assert total == 10 * 1300  # an epoch keeps its length
@@ -123,7 +122,7 @@ def test_source_balanced_batches_give_every_source_an_equal_share_of_its_class()
 
 def test_shuffle_sees_every_image_once_per_epoch():
     split = split_of(["big"] * 90 + ["gan"] * 30, [0] * 90 + [1] * 30)
-    batches = epoch_batches(split, TrainConfig(batch_size=16), torch.Generator().manual_seed(0))
+    batches = epoch_batches(split, "shuffle", 16, torch.Generator().manual_seed(0))
     assert sorted(np.concatenate(batches).tolist()) == list(range(120))
     with pytest.raises(UserError):
         load_section(TrainConfig, {"train": {"sampler": "by_size"}}, "train")

@@ -11,7 +11,7 @@ import torch
 
 from realfake.core.imageio import decode_image
 from realfake.faces.alignment import align, warp_crop
-from realfake.faces.crop import FacesConfig
+from realfake.faces.config import FacesConfig
 from realfake.faces.detect import GRID, Face, FaceDetector, _to_original, choose_primary, on_grid
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"

@@ -11,8 +11,8 @@ import pytest
 
 from realfake.core.errors import UserError
 from realfake.core.params import load_section
+from realfake.sample.config import SampleConfig
 from realfake.sample.sampling import (
-    SampleConfig,
     balanced_sample,
     carve_holdout,
     leakage_counts,

@@ -27,8 +27,9 @@ from realfake.detector.packed import load_split
 from realfake.detector.shard_stream import ShardInputConfig, load_shard_split
 from realfake.detector.train import train
 from realfake.detector.train_config import TrainConfig
-from realfake.sample.sampling import SampleConfig
-from realfake.sample.shards import ShardsConfig, resample_index, write_stage_shards
+from realfake.sample.config import SampleConfig, ShardsConfig
+from realfake.sample.resample import resample_index
+from realfake.sample.shards import write_stage_shards
 from realfake.sample.stage import run_sample
 
 REPO = Path(__file__).resolve().parents[1]

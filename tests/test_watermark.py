@@ -17,7 +17,7 @@ from realfake.core.imageio import read_image
 from realfake.core.params import load_params, load_section
 from realfake.core.watermark import Watermark, crop_reads_box, measure_box, stroke_share
 from realfake.faces.alignment import align, warp_crop
-from realfake.faces.crop import FacesConfig
+from realfake.faces.config import FacesConfig
 from realfake.faces.stage import run_source
 from realfake.ingest.download import DownloadConfig, run_download
 from realfake.ingest.embedded_sample import POLLINATIONS_WATERMARK

@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from realfake.attributes.model import AttributesConfig, run_attributes
+from realfake.attributes.config import AttributesConfig
+from realfake.attributes.model import run_attributes
 from realfake.core.atomic import write_parquet, write_torch
 from realfake.core.stage_metrics import write_stage_metrics
 from realfake.core.tables import read_dedupe, read_faces, surviving_faces

@@ -17,15 +17,24 @@ DEVICES = ("auto", "cpu", "cuda")
 AMP_MODES = ("bf16", "fp16", "off")
 
 
-def resolve_device(name: str, param: str = "device") -> torch.device:
-    """`auto | cpu | cuda` (or `cuda:N`) to a torch.device; asking for CUDA without one is a UserError."""
+def resolve_device(name: str, param: str = "device", has_cuda: bool | None = None,
+                   where: str | None = None) -> torch.device:
+    """`auto | cpu | cuda` (or `cuda:N`) to a torch.device; asking for CUDA without one is a UserError.
+
+    The one device rule of every stage. `has_cuda` and `where` name another place to look for a GPU than this
+    process's torch (the faces stage on Ray asks the cluster: the driver may have no GPU while the cluster does).
+    """
     name = str(name).strip().lower()
     kind = name.split(":", 1)[0]
     if kind not in DEVICES or (":" in name and (kind != "cuda" or not name.split(":", 1)[1].isdigit())):
         raise UserError(f"{param} must be one of {DEVICES} (or cuda:N), got {name!r}")
+    if has_cuda is None:
+        has_cuda = torch.cuda.is_available()
     if kind == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if kind == "cuda" and not torch.cuda.is_available():
+        return torch.device("cuda" if has_cuda else "cpu")
+    if kind == "cuda" and not has_cuda:
+        if where is not None:
+            raise UserError(f"{param}={name} but {where} offers no GPU: use {param}=auto or cpu")
         raise UserError(f"{param}={name} but torch sees no CUDA device here (torch {torch.__version__}, "
                         f"built for CUDA {torch.version.cuda or 'none'}): use {param}=auto or cpu")
     return torch.device(name)

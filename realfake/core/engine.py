@@ -1,6 +1,6 @@
 """Where the per-image stages run: `local` (this machine's processes/threads) or `ray` (Ray Data on a Ray cluster).
 
-Both engines call the same per-batch functions (faces.crop.crop_batch, faces.resize.resize_batch,
+Both engines call the same per-batch functions (faces.batch.crop_batch, faces.resize.resize_batch,
 dedupe.hashing.hash_files, attributes.face_measures.measure_batch) on the same batches, so their results are
 identical by construction; only where a batch runs differs. Ray actors never write the stage's outputs: they
 return the bytes, and the driver writes them into the stage's atomic output directory, so an interrupted run

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import os
@@ -19,8 +20,8 @@ MIRROR_ENV = "REALFAKE_MIRROR"
 T = TypeVar("T")
 
 
-def load_params(path: str | os.PathLike = "params.yaml") -> dict[str, Any]:
-    """Load params.yaml as a dict, with a clear error when it is missing or malformed."""
+def load_params(path: str | os.PathLike = "params.yaml", overrides: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
+    """Load params.yaml as a dict, with a clear error when it is missing or malformed; then apply `overrides`."""
     path = Path(path)
     if not path.exists():
         raise UserError(f"{path} not found: run from the repository root")
@@ -30,7 +31,27 @@ def load_params(path: str | os.PathLike = "params.yaml") -> dict[str, Any]:
         raise UserError(f"{path} is not valid YAML: {exc}") from exc
     if not isinstance(params, dict):
         raise UserError(f"{path} must hold a mapping at the top level")
-    return params
+    return apply_overrides(params, overrides)
+
+
+def apply_overrides(params: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """A copy of params with `dotted.key=value` assignments (values parsed as YAML), as `dvc exp run -S` does.
+
+    The one override rule: `realfake cv --set` and every stage script that takes overrides go through it.
+    """
+    out = copy.deepcopy(params)
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"--set expects dotted.key=value, got {item!r}")
+        node = out
+        *parents, leaf = key.split(".")
+        for part in parents:
+            if not isinstance(node.get(part), dict):
+                raise UserError(f"--set {key}: params.yaml has no section {part!r} there")
+            node = node[part]
+        node[leaf] = yaml.safe_load(raw)
+    return out
 
 
 def load_section(cls: type[T], params: Mapping[str, Any] | None, name: str) -> T:

@@ -1,7 +1,7 @@
 """How long a stage took: to the log and to an untracked `logs/timings.jsonl`, never into DVC outputs.
 
 Timings differ on every run, so inside a DVC-tracked file they would change `dvc.lock` on every
-`dvc repro` (issue 13). `$REALFAKE_TIMINGS` moves the file; an empty value turns it off.
+`dvc repro`. `$REALFAKE_TIMINGS` moves the file; an empty value turns it off.
 """
 
 from __future__ import annotations

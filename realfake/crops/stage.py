@@ -156,7 +156,7 @@ def run_crops(source: str, cfg: CropsConfig, margin: float, resize: ResizeConfig
     """The crops stage for one source: both views of every kept face, written atomically; returns the details.
 
     margin is faces.margin (the aligned face's centre and face_px), resize the params that re-encode the context
-    view as today's view is re-encoded, max_pixels the faces stage's decompression-bomb guard. watermark is the
+    view as the aligned view is re-encoded, max_pixels the faces stage's decompression-bomb guard. watermark is the
     source's declared box (params `sources.<source>.watermark`); without it, the box the download stage recorded
     in the faces table (column `watermark_box`), if any.
     """

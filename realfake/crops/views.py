@@ -1,6 +1,6 @@
 """The detector's input views (params `sample.view`, `crops`): their params, packed size and record.
 
-aligned: today's aligned tight crop at `resize.size`; context: a wider aligned crop at `crops.context.size`, resampled
+aligned: the resize stage's aligned tight crop at `resize.size`; context: a wider aligned crop at `crops.context.size`, resampled
 once from the original; native: an axis-aligned window of `crops.native.side` original pixels, never resampled
 (docs/views.md). One definition for the crops stage, the sample stage (which writes data/packed/view.json), the
 checkpoint's record of it and `realfake predict`, so they cannot disagree. It lives outside realfake/core so

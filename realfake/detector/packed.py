@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,10 +15,11 @@ import torch
 
 from realfake.core.errors import UserError
 from realfake.core.view_record import read_view_record
+from realfake.detector.split import SplitAccounting
 
 
 @dataclass
-class PackedSplit:
+class PackedSplit(SplitAccounting):
     """One split: the memory-mapped image array, the rows kept, their labels, and what was rejected."""
 
     name: str
@@ -27,23 +29,17 @@ class PackedSplit:
     meta: pd.DataFrame  # parquet rows of the rows used
     rejected: dict[str, int]
 
-    def __len__(self) -> int:
-        return len(self.rows)
+    @property
+    def size(self) -> int:
+        return int(self.images.shape[2])
 
-    def counts(self) -> list[int]:
-        """[n_real, n_fake]."""
-        return np.bincount(self.y, minlength=2).tolist()
+    def epoch(self, sampler: str, batch_size: int, gen: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for batch in epoch_batches(self, sampler, batch_size, gen):
+            yield read_batch(self, batch)
 
-    def report(self) -> dict[str, Any]:
-        """Row accounting for metrics: rows_in = kept + sum(rejected)."""
-        n_real, n_fake = self.counts()
-        return {
-            "rows_in": len(self.rows) + sum(self.rejected.values()),
-            "kept": len(self.rows),
-            "rejected": dict(self.rejected),
-            "real": n_real,
-            "fake": n_fake,
-        }
+    def eval_batches(self, batch_size: int) -> Iterator[tuple[torch.Tensor, np.ndarray]]:
+        for batch in iterate_batches(len(self), batch_size):
+            yield read_batch(self, batch)[0], batch
 
 
 def load_split(packed_dir: str | os.PathLike, name: str, size: int | None = None) -> PackedSplit:
@@ -94,7 +90,17 @@ def iterate_batches(n: int, batch_size: int, gen: torch.Generator | None = None)
     return [np.sort(order[i : i + batch_size]) for i in range(0, n, batch_size)]
 
 
-def source_balanced_rows(split: PackedSplit, gen: torch.Generator) -> np.ndarray:
+def epoch_batches(split: PackedSplit, sampler: str, batch_size: int, gen: torch.Generator) -> list[np.ndarray]:
+    """The train batches of one epoch for `train.sampler` (batches of one are dropped: BN needs two)."""
+    if sampler == "source_balanced":
+        order = source_balanced_rows(split, gen)
+        batches = [np.sort(order[i : i + batch_size]) for i in range(0, len(order), batch_size)]
+    else:
+        batches = iterate_batches(len(split), batch_size, gen)
+    return [b for b in batches if len(b) > 1]
+
+
+def source_balanced_rows(split: SplitAccounting, gen: torch.Generator) -> np.ndarray:
     """len(split) positions drawn with replacement: each class half the draws, each source equal within its class."""
     sources, weights = split.meta["source"].astype(str).to_numpy(), np.zeros(len(split))
     for label in (0, 1):

@@ -25,6 +25,7 @@ from PIL import Image
 
 from realfake.core.errors import UserError
 from realfake.core.shard_manifest import IMAGE_SUFFIXES, join_location, read_index
+from realfake.detector.split import SplitAccounting
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +127,7 @@ def _one_thread(_: int) -> None:
 
 
 @dataclass
-class ShardSplit:
+class ShardSplit(SplitAccounting):
     """One split of the shard manifest, with the same accounting as `PackedSplit` (rows sorted by face_id)."""
 
     name: str
@@ -138,16 +139,17 @@ class ShardSplit:
     cfg: ShardInputConfig
     pin_memory: bool = False
 
-    def __len__(self) -> int:
-        return len(self.meta)
+    def report_extra(self) -> dict[str, Any]:
+        return {"input": "shards", "shards": int(self.meta["shard"].nunique())}
 
-    def counts(self) -> list[int]:
-        return np.bincount(self.y, minlength=2).tolist()
+    def epoch(self, sampler: str, batch_size: int, gen: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The packed input's draw: every row once (shuffle) or the same multinomial draw (source_balanced)."""
+        from realfake.detector.packed import source_balanced_rows
 
-    def report(self) -> dict[str, Any]:
-        n_real, n_fake = self.counts()
-        return {"rows_in": len(self) + sum(self.rejected.values()), "kept": len(self), "rejected": dict(self.rejected),
-                "real": n_real, "fake": n_fake, "input": "shards", "shards": int(self.meta["shard"].nunique())}
+        draws = source_balanced_rows(self, gen) if sampler == "source_balanced" else None
+        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=gen))  # shard order and shuffle buffer of this epoch
+        for images, positions in self.train_batches(batch_size, draws, seed):
+            yield images, torch.from_numpy(self.y[positions]).float()
 
     def stream(self, repeats: np.ndarray, chunk: int, seed: int | None) -> Iterator[tuple[torch.Tensor, np.ndarray]]:
         """(uint8 images, positions) chunks of the rows with repeats > 0; every drawn row arrives or this raises."""

@@ -98,7 +98,7 @@ def score_spectral(model: Pipeline, images: np.ndarray, batch_size: int = 512) -
         return model.predict_proba(spectral_features(images, batch_size))[:, 1]
 
 
-# ---------------------------------------------------------------- file-level shortcut audit (issue 9)
+# ---------------------------------------------------------------- file-level shortcut audit: does a file fact alone tell the classes apart?
 
 @dataclass(frozen=True)
 class AuditColumns:

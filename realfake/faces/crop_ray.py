@@ -7,9 +7,10 @@ import functools
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from realfake.core.device import resolve_device
 from realfake.core.engine import ComputeConfig, cluster_has_gpu, ray_map, ray_session
-from realfake.core.errors import UserError
-from realfake.faces.crop import FacesConfig, crop_batch, make_detector
+from realfake.faces.batch import crop_batch, make_detector
+from realfake.faces.config import FacesConfig
 
 
 class FacesActor:
@@ -22,20 +23,13 @@ class FacesActor:
         return functools.partial(crop_batch, cfg=self.cfg, detector=make_detector(self.cfg))
 
 
-def cluster_device(name: str) -> str:
-    """faces.device against the Ray cluster's resources (the driver may have no GPU while the cluster does)."""
-    has_gpu = cluster_has_gpu()
-    if name == "cuda" and not has_gpu:
-        raise UserError("faces.device is cuda but the Ray cluster offers no GPU (use auto or cpu)")
-    return "cuda" if name == "cuda" or (name == "auto" and has_gpu) else "cpu"
-
-
 def ray_crop_batches(
     batches: list[list[tuple[int, str, str]]], cfg: FacesConfig, compute: ComputeConfig
 ) -> Iterator[list[tuple[int, dict[str, Any], bytes | None]]]:
     """crop_batch on every batch, on Ray actors; yields each batch's results as it finishes."""
     with ray_session(compute):
-        device = cluster_device(cfg.device)
+        # faces.device against the cluster's resources, not the driver's torch
+        device = resolve_device(cfg.device, "faces.device", cluster_has_gpu(), "the Ray cluster").type
         actor_cfg = dataclasses.replace(cfg, device=device)
         gpus = compute.gpus_per_actor if device == "cuda" else 0.0
         actors = min(compute.actor_count(cfg.workers), len(batches))

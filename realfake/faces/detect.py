@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
-if TYPE_CHECKING:  # crop.py imports this module: the config is a type hint only here
-    from realfake.faces.crop import FacesConfig
+from realfake.faces.config import FacesConfig
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +18,7 @@ MTCNN_MIN_FACE = 20
 # Boxes and landmarks are rounded to 1/GRID px of the original image, probabilities to PROB_DIGITS decimals, so
 # the float noise of another CPU's convolution code (a different oneDNN kernel moved landmarks by a median 7e-5 px,
 # at most 5e-4 px, on the sample's faces) no longer changes the crops: measured, it changed 178 of 180 crops
-# unrounded and 0 of 180 at 1/16 px. Rounding itself moves a crop by 0.19 grey levels on average (README).
+# unrounded and 0 of 180 at 1/16 px. Rounding itself moves a crop by 0.19 grey levels on average (docs/reproducibility.md).
 GRID = 16
 PROB_DIGITS = 6
 

@@ -11,7 +11,9 @@ import numpy as np
 
 from realfake.core.engine import ComputeConfig, engine_session
 from realfake.core.errors import UserError
-from realfake.faces.crop import FacesConfig, empty_record, face_id, process_images
+from realfake.faces.batch import empty_record, face_id
+from realfake.faces.config import FacesConfig
+from realfake.faces.crop import process_images
 
 log = logging.getLogger(__name__)
 

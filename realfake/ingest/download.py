@@ -20,8 +20,9 @@ from realfake.core.imageio import IMAGE_EXTENSIONS
 from realfake.core.progress import tqdm
 from realfake.core.stage_metrics import counts, write_stage_metrics
 from realfake.core.timings import record_timing
-from realfake.ingest.extract import EntryError, EntryWriter, ExtractLimits, iter_members, safe_relpath
-from realfake.ingest.fetch import FetchConfig, fetch
+from realfake.ingest.config import DownloadConfig, ExtractLimits
+from realfake.ingest.extract import EntryError, EntryWriter, iter_members, safe_relpath
+from realfake.ingest.fetch import fetch
 from realfake.ingest.labels import group_key, parse_labels
 from realfake.ingest.sources import Part, Source
 
@@ -48,13 +49,6 @@ RAW_SCHEMA = pa.schema([
     ("watermark_box", pa.list_(pa.float32())),  # the source's declared watermark (fractions), read by faces
 ])
 INT_LABELS = ("age_source", "age_min_source", "age_max_source")
-
-
-@dataclass(frozen=True)
-class DownloadConfig(FetchConfig):
-    """The `download` params section: the fetcher's settings, plus the archive-bomb guards under `limits`."""
-
-    limits: ExtractLimits = field(default_factory=ExtractLimits)
 
 
 @dataclass

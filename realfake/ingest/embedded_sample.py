@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
 from realfake.core.atomic import atomic_path, write_text
-from realfake.ingest.fetch import sha256_file
+from realfake.ingest.checksum import sha256_file
 
 log = logging.getLogger(__name__)
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from realfake.core.errors import UserError
+from realfake.ingest.config import ExtractLimits
 
 # Why an entry is not kept: the keys of the download metrics' `skipped` (docs/hostile-inputs.md explains each)
 SKIP_REASONS = (
@@ -28,24 +29,6 @@ SKIP_REASONS = (
 RATIO_FLOOR_BYTES = 16 * 2**20
 # Refusing an entry for these would hide a fault of the machine, not of the entry: stop the stage instead
 _MACHINE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO}
-
-
-@dataclass(frozen=True)
-class ExtractLimits:
-    """Archive-bomb guards (params.yaml `download.limits`)."""
-
-    max_files: int = 200_000
-    max_total_bytes: int = 20 * 2**30
-    max_file_bytes: int = 200 * 2**20
-    max_ratio: float = 200.0  # uncompressed / compressed size, of one ZIP entry and of the whole archive
-
-    def __post_init__(self) -> None:
-        for name in ("max_files", "max_total_bytes", "max_file_bytes"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise UserError(f"download.limits.{name} must be an integer >= 1, got {value!r}")
-        if not isinstance(self.max_ratio, int | float) or isinstance(self.max_ratio, bool) or not self.max_ratio >= 1:
-            raise UserError(f"download.limits.max_ratio must be a number >= 1, got {self.max_ratio!r}")
 
 
 @dataclass(frozen=True)

@@ -2,61 +2,22 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
 import re
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from realfake.core.atomic import write_json
 from realfake.core.errors import UserError
 from realfake.core.params import MIRROR_ENV, find_mirror
+from realfake.ingest.checksum import sha256_file, verify_sha256
+from realfake.ingest.config import CHUNK, FetchConfig
 
 log = logging.getLogger(__name__)
 
-CHUNK = 1 << 16  # small enough that a dropped connection loses little of the part file
 BUSY = (429, 500, 502, 503, 504)  # answers urllib3's Retry asks again, after its backoff or the server's Retry-After
-
-
-@dataclass(frozen=True)
-class FetchConfig:
-    """Network behaviour of the fetcher (params.yaml `download` section)."""
-
-    timeout_s: float = 30.0
-    retries: int = 5
-    backoff_s: float = 1.0
-    cache_dir: str = "data/downloads"
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.timeout_s, int | float) or isinstance(self.timeout_s, bool) or not self.timeout_s > 0:
-            raise UserError(f"download.timeout_s must be a number > 0, got {self.timeout_s!r}")
-        if not isinstance(self.retries, int) or isinstance(self.retries, bool) or self.retries < 0:
-            raise UserError(f"download.retries must be an integer >= 0, got {self.retries!r}")
-        if not isinstance(self.backoff_s, int | float) or isinstance(self.backoff_s, bool) or not self.backoff_s >= 0:
-            raise UserError(f"download.backoff_s must be a number >= 0, got {self.backoff_s!r}")
-
-
-def file_hexdigest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
-    """Hex digest of a file (hashlib.file_digest reads it in chunks); md5 is only ever an integrity check here."""
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, lambda: hashlib.new(algorithm, usedforsecurity=False)).hexdigest()
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    """SHA-256 of a file."""
-    return file_hexdigest(path, "sha256")
-
-
-def verify_sha256(path: Path, expected: str | None) -> None:
-    """Raise a clear error when `path` does not have the expected checksum."""
-    if not expected:
-        return
-    actual = sha256_file(path)
-    if actual.lower() != expected.lower():
-        raise UserError(f"checksum mismatch for {path}: expected sha256 {expected}, got {actual}")
 
 
 def fetch(uri: str, source: str, sha256: str | None, cfg: FetchConfig) -> Path:

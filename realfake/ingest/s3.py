@@ -18,55 +18,23 @@ import re
 import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from realfake.core.atomic import write_json
 from realfake.core.errors import UserError
 from realfake.core.progress import tqdm
+from realfake.ingest.checksum import file_hexdigest, sha256_file, verify_sha256
+from realfake.ingest.config import CHUNK, FetchConfig
 from realfake.ingest.extract import safe_relpath
-from realfake.ingest.fetch import CHUNK, FetchConfig, file_hexdigest, sha256_file, verify_sha256
 from realfake.ingest.s3_errors import s3_errors
+from realfake.ingest.s3_location import S3Location, S3Object, parse_s3_uri
 
 log = logging.getLogger(__name__)
 
 PREFIX_WORKERS = 16  # S3 GETs are latency-bound: many small objects need requests in flight, not CPU
 PREFIX_DIR = "s3-objects"  # a prefix is synchronised into <cache_dir>/<source>/s3-objects/
 _MD5_ETAG = re.compile(r"^[0-9a-f]{32}$")  # single-part, unencrypted uploads: the ETag is the MD5
-
-
-@dataclass(frozen=True)
-class S3Location:
-    """A bucket and a key (an object) or a key prefix."""
-
-    bucket: str
-    key: str
-
-    def __str__(self) -> str:
-        return f"s3://{self.bucket}/{self.key}"
-
-    @property
-    def is_prefix(self) -> bool:
-        return self.key == "" or self.key.endswith("/")
-
-
-@dataclass(frozen=True)
-class S3Object:
-    """One listed object: its key, its path relative to the prefix, size and ETag."""
-
-    key: str
-    rel: str
-    size: int
-    etag: str
-
-
-def parse_s3_uri(uri: str) -> S3Location:
-    """`s3://bucket/key` → S3Location, with a clear error for a malformed URI."""
-    bucket, _, key = uri.removeprefix("s3://").partition("/")
-    if not bucket or not re.fullmatch(r"[a-z0-9][a-z0-9.\-_]{1,254}", bucket):
-        raise UserError(f"{uri}: not a valid S3 URI; expected s3://<bucket>/<key or prefix/>")
-    return S3Location(bucket, key)
 
 
 def s3_client(cfg: FetchConfig):

@@ -5,12 +5,9 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 from realfake.core.errors import UserError
-
-if TYPE_CHECKING:
-    from realfake.ingest.s3 import S3Location
+from realfake.ingest.s3_location import S3Location
 
 
 @contextlib.contextmanager

@@ -7,8 +7,10 @@ from typing import Any
 
 from realfake.core.errors import UserError
 from realfake.core.params import load_section
+from realfake.core.sources import source_spec, source_watermark
 from realfake.core.vocab import KINDS, LABELS
 from realfake.core.watermark import Watermark
+from realfake.ingest.config import DataConfig
 
 LABEL_PARSERS = ("ffhq-features-json", "lfw-gender-lists", "utkface-filename", "folder-names", "folder-gender",
                  "dfdc-metadata", "pollinations-prompt", None)
@@ -16,18 +18,6 @@ GROUP_RULES = ("file", "lfw-person", "dfdc-original", "ffhq-id", "unsplash-photo
 PART_KEYS = ("uri", "sha256", "include", "label_files", "labels")
 PROFILE_KEYS = (*PART_KEYS, "parts")
 SOURCE_KEYS = ("label", "kind", "group", "profiles", "watermark", *PART_KEYS)
-
-
-@dataclass(frozen=True)
-class DataConfig:
-    """The `data` params section: which profile (where the sources come from) is active."""
-
-    profile: str = "sample"
-    profiles: tuple[str, ...] = ("sample", "mirror", "kaggle")
-
-    def __post_init__(self) -> None:
-        if self.profile not in self.profiles:
-            raise UserError(f"data.profile={self.profile!r} is not one of {list(self.profiles)}")
 
 
 @dataclass(frozen=True)
@@ -105,8 +95,7 @@ def resolve_source(name: str, spec: dict[str, Any], profile: str) -> Source:
                 raise UserError(f"{where}.parts must be a non-empty list of {{uri, sha256, include, ...}}")
             parts = tuple(_part(_merge(base, _mapping(p, f"{where}.parts[{i}]", PART_KEYS)), f"{where}.parts[{i}]")
                           for i, p in enumerate(raw_parts))
-    watermark = (None if spec.get("watermark") is None
-                 else load_section(Watermark, {"sources": {name: spec}}, f"sources.{name}.watermark"))
+    watermark = source_watermark({"sources": {name: spec}}, name)
     return Source(name=name, label=label, kind=kind, parts=parts, group=group, profile=profile, watermark=watermark)
 
 
@@ -150,7 +139,4 @@ def active_profile(params: dict[str, Any]) -> str:
 
 def load_source(params: dict[str, Any], name: str) -> Source:
     """Resolve source `name` from params for the active profile."""
-    sources = params.get("sources") or {}
-    if name not in sources:
-        raise UserError(f"unknown source {name!r}; params.yaml has: {', '.join(sources) or 'none'}")
-    return resolve_source(name, sources[name], active_profile(params))
+    return resolve_source(name, source_spec(params, name), active_profile(params))

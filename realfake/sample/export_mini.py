@@ -14,7 +14,8 @@ import yaml
 from realfake.core.atomic import atomic_path
 from realfake.core.errors import UserError
 from realfake.core.tables import markdown_table
-from realfake.sample.sampling import SampleConfig, balanced_sample, tv_distance
+from realfake.sample.config import SampleConfig
+from realfake.sample.sampling import balanced_sample, tv_distance
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Image-quality cells for sampling: measures (face sharpness, original face size, JPEG quality) cut into bands.
 
 Balancing gender × age × race leaves quality free, so the classifier can learn "sharp and clean means fake"
-(issue 17: reals were mostly small soft frames, fakes clean generator outputs). Adding quality bands to the strata
+(in the pool, reals were mostly small soft frames and fakes clean generator outputs). Adding quality bands to the strata
 draws real and fake faces in equal numbers within each band as well. Quantile bands are computed over the pool
 of both classes, so each band is well filled; fixed edges suit measures with a natural scale (JPEG quality).
 """

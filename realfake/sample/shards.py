@@ -17,9 +17,8 @@ import json
 import logging
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -27,29 +26,14 @@ from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 from realfake.core.atomic import atomic_dir, write_json
-from realfake.core.errors import UserError
 from realfake.core.shard_manifest import INDEX_NAME, INDEX_SCHEMA, write_index
 from realfake.core.view_record import VIEW_FILE
+from realfake.sample.config import ShardsConfig
 
 log = logging.getLogger(__name__)
 
 SHARD_PATTERN = "shard-%06d.tar"
 SPLIT_ORDER = ("train", "val", "test", "holdout")
-
-
-@dataclass
-class ShardsConfig:
-    """`sample.shards`: whether the sample stage also writes shards, and how large each may grow."""
-
-    enabled: bool = False
-    max_count: int = 10000  # images per shard
-    max_bytes: int = 256 * 2**20  # bytes per shard (WebDataset suggests 100 MB - 1 GB for object stores)
-    encoding: Literal["file", "npy"] = "file"  # file: the resized PNG as is | npy: decoded uint8 (nothing to decode)
-
-    def __post_init__(self) -> None:
-        for name in ("max_count", "max_bytes"):
-            if getattr(self, name) < 1:
-                raise UserError(f"sample.shards.{name} must be a positive integer, got {getattr(self, name)!r}")
 
 
 def shard_order(rows: pd.DataFrame, seed: int) -> pd.DataFrame:
@@ -162,22 +146,3 @@ def write_stage_shards(metadata_path: Path, splits_path: Path, out_dir: Path, cf
                  report["shards"], report["bytes"] / 1e6, report["rejected"] or "none")
     write_json(metrics_path, report)
     return report
-
-
-# ---------------------------------------------------------------- re-sampling by index
-
-
-def resample_index(index: pd.DataFrame, metadata: pd.DataFrame, cfg) -> pd.DataFrame:
-    """A new balanced draw (sample stage rules, `cfg` a SampleConfig) over the faces in the shards, as a manifest.
-
-    Same rows, shards and keys in the same order; only split, stratum and holdout_for change.
-    """
-    from realfake.sample.stage import split_table
-
-    unknown = ~index["face_id"].isin(metadata["face_id"])
-    if unknown.any():
-        raise UserError(f"{int(unknown.sum())} faces of the manifest are not in the metadata "
-                        f"(e.g. {index.loc[unknown, 'face_id'].iloc[0]}): use the metadata the shards came from")
-    table, _ = split_table(metadata[metadata["face_id"].isin(index["face_id"])], cfg)
-    drawn = table.set_index("face_id").loc[index["face_id"], ["split", "stratum", "holdout_for"]]
-    return index.assign(**{c: drawn[c].astype("string").to_numpy() for c in drawn.columns})

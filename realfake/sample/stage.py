@@ -12,11 +12,11 @@ import pandas as pd
 from realfake.core.atomic import write_parquet, write_text
 from realfake.core.stage_metrics import counts, write_stage_metrics
 from realfake.crops.views import write_view_record
+from realfake.sample.config import SampleConfig
 from realfake.sample.packing import pack_split
 from realfake.sample.quality_cells import bands
 from realfake.sample.sampling import (
     SPLITS,
-    SampleConfig,
     balanced_sample,
     carve_holdout,
     leakage_counts,

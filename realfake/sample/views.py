@@ -1,6 +1,6 @@
 """Which pixels a split packs (params `sample.view`): the splits are drawn first and never depend on the view.
 
-aligned packs the resize stage's images (today, byte for byte); context and native pack the crops stage's views
+aligned packs the resize stage's images byte for byte; context and native pack the crops stage's views
 (data/crops/<source>/<view>/<face_id>.png). A face whose view was rejected there is left out of the arrays and
 counted by reason, so every split reconciles in = packed + rejected.
 """
