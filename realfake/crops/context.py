@@ -73,9 +73,7 @@ def context_view(rgb: np.ndarray, landmarks, cfg: ContextConfig, reencode: Resiz
         al = context_alignment(landmarks, cfg, margins[-1])
         pad = pad_fraction(al, width, height)
         if cfg.fit == "reject" and pad > cfg.max_pad_fraction:
-            return ContextCut(None, al, pad, "pad", f"{pad:.0%} of the crop would lie outside the photo "
-                                                    f"(crops.context.max_pad_fraction {cfg.max_pad_fraction})",
-                              margins[-1])
+            return ContextCut(None, al, pad, "pad", f"pad_fraction {pad:.3f} > {cfg.max_pad_fraction}", margins[-1])
         if watermark_px is not None and crop_reads_box(al.matrix, cfg.size, width, height, watermark_px):
             return ContextCut(None, al, pad, "watermark", f"the crop would read the source's declared watermark box "
                                                           f"{[round(v, 1) for v in watermark_px]}", margins[-1])

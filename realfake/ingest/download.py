@@ -21,10 +21,11 @@ from realfake.core.progress import tqdm
 from realfake.core.stage_metrics import counts, write_stage_metrics
 from realfake.core.timings import record_timing
 from realfake.ingest.config import DownloadConfig, ExtractLimits
-from realfake.ingest.extract import EntryError, EntryWriter, iter_members, safe_relpath
+from realfake.ingest.extract import EntryError, iter_members, safe_relpath
 from realfake.ingest.fetch import fetch
 from realfake.ingest.labels import group_key, parse_labels
 from realfake.ingest.sources import Part, Source
+from realfake.ingest.writer import EntryWriter
 
 log = logging.getLogger(__name__)
 
