@@ -65,14 +65,19 @@ def test_the_check_catches_a_changed_figure():
 
 
 def test_the_run_is_of_todays_defaults():
-    """A default changed since the run makes its figures another detector's: redo the run or relabel them."""
+    """A default changed since the run makes its figures another detector's: redo the run or relabel them (name the
+    changed params above the table)."""
     today = yaml.safe_load((REPO / "params.yaml").read_text())
     run = yaml.safe_load((RUN / "params.yaml").read_text())
     assert run["data"]["profile"] == "mirror"
     changed = [f"{section}.{key}: {run[section][key]!r} -> {value!r}" for section in DETECTOR_SECTIONS
                for key, value in (today.get(section) or {}).items()
                if key in (run.get(section) or {}) and run[section][key] != value]
-    assert not changed, "defaults changed since results/mirror/default was measured:\n" + "\n".join(changed)
+    # a default changed since the run is allowed only when the README's label names it (the figures are then the
+    # previous default's, said so above the table)
+    label = README.read_text().split("<!-- figures: begin", 1)[0].rsplit("## ", 1)[-1]
+    unnamed = [c for c in changed if f"`{c.split(':')[0]}" not in label]
+    assert not unnamed, "defaults changed since results/mirror/default was measured:\n" + "\n".join(unnamed)
 
 
 def test_the_readme_stays_short_and_its_links_exist():
