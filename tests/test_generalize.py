@@ -18,6 +18,7 @@ from realfake.detector.checkpoint import load_detector
 from realfake.detector.highpass import dwt_hh_input, haar_hh
 from realfake.detector.losses import BinaryLoss, smooth_targets
 from realfake.detector.model import ModelConfig, build_model, count_parameters, model_record
+from realfake.detector.model_card import render_model_card
 from realfake.detector.patch_head import patch_logits
 from realfake.detector.patch_mask import patch_count, random_mask
 from realfake.detector.patches import PatchConfig, patch_positions
@@ -218,3 +219,11 @@ def test_training_with_every_switch_on_runs_and_predict_scores_its_checkpoint(tm
     assert p.shape == (8,) and np.all((p > 0) & (p < 1))
     table = predict([str(photos[n]) for n in ("gan", "ffhq", "lfw")], tmp_path / "detector.pt")
     assert table["p_fake"].notna().sum() >= 3, table
+    card = render_model_card(summary, model_cfg, cfg)
+    for words in ("- Truncated ResNet (SAFE", "Haar DWT diagonal (HH) band", "- Crop, never resize (SAFE)",
+                  "- Patch logits", "- Label smoothing 0.1", "- Random rotation", "- Patch masking",
+                  f"{pseudo:,} drawn over the run"):
+        assert words in card, words
+    plain = render_model_card(summary, ModelConfig(), TrainConfig())
+    assert not any(w in plain for w in ("Truncated", "Haar", "Crop, never", "Patch logits", "Label smoothing",
+                                        "Random rotation", "Patch masking", "pseudo-fakes"))
