@@ -13,6 +13,11 @@ any face was cut. Drawn for real and fake alike, they leave "was downscaled" or 
 as a label cue. The crop (and the train.patch crop, after this) comes later so it cuts from the resampled
 image, as a face crop of a resized file would be; flip, colour and blur are camera and viewer effects.
 
+SAFE's augmentations (Li et al., KDD 2025), off by default: random rotation (rotation.py, after the flip) and
+patch masking (patch_mask.py, the very last step, as SAFE masks the finished tensor); SAFE's ColorJitter(0.5,
+0.5, 0.5) is `jitter_p: 1` with brightness, contrast and saturation 0.5, and its crop-not-resize is
+`crop_p: 0` with `train.patch: {size: <crop>, count: 1, test: center}` (patches.py). docs/generalize.md.
+
 Each step is applied to a random subset of the batch (its own probability); a probability of 0 leaves
 the images untouched, bit for bit. Randomness comes from a `torch.Generator`, so runs are repeatable.
 """
@@ -29,7 +34,9 @@ import torch.nn.functional as F
 from realfake.core.errors import UserError
 from realfake.core.imageio import gaussian_blur as blur_image
 from realfake.core.imageio import jpeg_roundtrip
+from realfake.detector.patch_mask import random_mask
 from realfake.detector.resample import FILTERS, random_resample
+from realfake.detector.rotation import random_rotation
 
 GRAY_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R BT.601 luma, as PIL's convert("L")
 
@@ -56,13 +63,20 @@ class AugmentConfig:
     resample_p: float = 0.5  # used only with chain: true
     resample_scale: list[float] = field(default_factory=lambda: [0.5, 1.0])  # linear downscale factor
     resample_filters: list[str] = field(default_factory=lambda: ["nearest", "bilinear", "bicubic", "area", "lanczos"])
+    # SAFE (docs/generalize.md): rotation by U[-rotate_degrees, rotate_degrees] after the flip; patch masking last
+    rotate_p: float = 0.0
+    rotate_degrees: float = 180.0
+    mask_p: float = 0.0
+    mask_ratio: list[float] = field(default_factory=lambda: [0.0, 0.75])  # share of the image zeroed
+    mask_patch: int = 16  # side of the zeroed grid cells in px
 
     def __post_init__(self) -> None:
-        for name in ("hflip_p", "crop_p", "jitter_p", "grayscale_p", "blur_p", "jpeg_p", "resample_p"):
+        for name in ("hflip_p", "crop_p", "jitter_p", "grayscale_p", "blur_p", "jpeg_p", "resample_p", "rotate_p",
+                     "mask_p"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise UserError(f"train.augment.{name} must be a probability in [0, 1], got {value!r}")
-        for name in ("crop_scale", "crop_ratio", "blur_sigma", "jpeg_quality", "resample_scale"):
+        for name in ("crop_scale", "crop_ratio", "blur_sigma", "jpeg_quality", "resample_scale", "mask_ratio"):
             bounds = getattr(self, name)
             if len(bounds) != 2 or not 0 <= bounds[0] <= bounds[1]:
                 raise UserError(f"train.augment.{name} must be [low, high] with 0 <= low <= high, got {bounds!r}")
@@ -72,6 +86,12 @@ class AugmentConfig:
             raise UserError("train.augment.crop_scale must not exceed 1.0")
         if not 0 < self.resample_scale[0] <= self.resample_scale[1] <= 1.0:
             raise UserError(f"train.augment.resample_scale must lie within (0, 1], got {self.resample_scale!r}")
+        if self.mask_ratio[1] > 1.0:
+            raise UserError(f"train.augment.mask_ratio must lie within [0, 1], got {self.mask_ratio!r}")
+        if self.mask_patch < 1:
+            raise UserError(f"train.augment.mask_patch must be >= 1 px, got {self.mask_patch!r}")
+        if not 0.0 <= self.rotate_degrees <= 180.0:
+            raise UserError(f"train.augment.rotate_degrees must be in [0, 180], got {self.rotate_degrees!r}")
         unknown = [f for f in self.resample_filters if f not in FILTERS]
         if unknown or not self.resample_filters:
             raise UserError(f"train.augment.resample_filters must be a non-empty list of {list(FILTERS)}, "
@@ -166,6 +186,9 @@ def augment_batch(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> 
     idx = _pick(n, cfg.hflip_p, gen)
     if len(idx):
         out[idx] = out[idx].flip(-1)
+    idx = _pick(n, cfg.rotate_p, gen)
+    if len(idx):
+        out[idx] = random_rotation(out[idx], cfg.rotate_degrees, gen)
     idx = _pick(n, cfg.jitter_p, gen)
     if len(idx):
         out[idx] = color_jitter(out[idx], cfg.brightness, cfg.contrast, cfg.saturation, gen)
@@ -177,6 +200,9 @@ def augment_batch(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> 
         out[idx] = gaussian_blur(out[idx], _uniform(len(idx), *cfg.blur_sigma, gen))
     if not cfg.chain:
         out = random_jpeg(out, cfg, gen)
+    idx = _pick(n, cfg.mask_p, gen)
+    if len(idx):
+        out[idx] = random_mask(out[idx], cfg.mask_ratio, cfg.mask_patch, gen)
     return to_uint8(out) if is_uint8 else out
 
 

@@ -15,7 +15,7 @@ from torch import nn
 from realfake.core.atomic import write_torch
 from realfake.core.errors import UserError
 from realfake.core.params import load_section
-from realfake.detector.model import ModelConfig, build_model, config_to_dict
+from realfake.detector.model import ModelConfig, build_model, model_record
 from realfake.detector.patches import PatchConfig
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ def save_checkpoint(path, model: nn.Module, model_cfg: ModelConfig, preprocessin
         "format": CHECKPOINT_FORMAT,
         DIGEST_KEY: weights_digest(state),
         "state_dict": state,
-        "model_config": config_to_dict(model_cfg),
+        "model_config": model_record(model_cfg),  # every switch that changes inference (model.input, arch)
         "preprocessing": dict(preprocessing),
         "classes": ["real", "fake"],  # the logit is for class 1, "fake"
         "info": info,

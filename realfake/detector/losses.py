@@ -1,4 +1,4 @@
-"""Binary losses on logits: BCE and focal loss, with optional per-class weights."""
+"""Binary losses on logits: BCE and focal loss, with optional per-class weights and label smoothing."""
 
 from __future__ import annotations
 
@@ -64,15 +64,30 @@ class BinaryLoss(nn.Module):
         gamma: float = 2.0,
         alpha: float | None = None,
         weights: Sequence[float] | None = None,
+        smoothing: float = 0.0,
     ):
         super().__init__()
         if kind not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {kind!r}")
-        self.kind, self.gamma, self.alpha = kind, float(gamma), alpha
+        self.kind, self.gamma, self.alpha, self.smoothing = kind, float(gamma), alpha, float(smoothing)
         self.register_buffer("weights", torch.tensor(weights, dtype=torch.float32) if weights else None)
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         sample_weight = self.weights[targets.long()] if self.weights is not None else None
         gamma = self.gamma if self.kind == "focal" else 0.0
         alpha = self.alpha if self.kind == "focal" else None
-        return focal_loss(logits, targets, gamma, alpha, sample_weight)
+        if logits.ndim == 2:  # patch logits (model.head: patch, patch_head.py): the image's label on every patch
+            patches = logits.shape[1]
+            logits, targets = logits.flatten(), targets.repeat_interleave(patches)
+            sample_weight = sample_weight.repeat_interleave(patches) if sample_weight is not None else None
+        return focal_loss(logits, smooth_targets(targets, self.smoothing), gamma, alpha, sample_weight)
+
+
+def smooth_targets(targets: torch.Tensor, smoothing: float) -> torch.Tensor:
+    """Label smoothing (Szegedy et al. 2016; SAFE trains with 0.1): 0/1 targets become eps/2 and 1 - eps/2.
+
+    As torch's CrossEntropyLoss(label_smoothing=eps) over the two classes. 0 returns the targets as they are.
+    """
+    if not smoothing:
+        return targets
+    return targets * (1.0 - smoothing) + 0.5 * smoothing

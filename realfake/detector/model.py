@@ -1,4 +1,6 @@
-"""The detector: `model.arch: cnn` (a compact 5-stage CNN, below) or `npr` (npr_net.py), optional attention, its config.
+"""The detector: `model.arch: cnn` (a compact 5-stage CNN, below), `npr` (npr_net.py) or `resnet` (resnet_trunc.py,
+SAFE's truncated ResNet), optional attention, an optional high-frequency input (`model.input`, highpass.py) and
+patch-level logits (`model.head`, patch_head.py); its config.
 
 Layout (S = input size, e.g. 128; widths default 16-32-64-96-128: 470 k parameters without attention,
 485 k with CBAM or SE, 537 k with MHSA):
@@ -34,15 +36,23 @@ from torch import nn
 
 from realfake.core.errors import UserError
 from realfake.detector.ensemble_net import Ensemble
+from realfake.detector.highpass import InputFilter, input_layer
 from realfake.detector.layers import CBAM, ConvBnAct, SelfAttention2d, SqueezeExcite, init_classifier
 from realfake.detector.npr_net import NprConfig, NPRDetector
+from realfake.detector.patch_head import Head, head_output
+from realfake.detector.resnet_trunc import ResNetConfig, TruncatedResNet
+
+# Keys added to the model config after checkpoints existed, with the value that means "as before": a checkpoint
+# leaves them out when they hold it, so a run with every new switch off writes the same bytes as before.
+LATER_KEYS = {"input": "rgb", "head": "pool", "members": 1}
 
 
 @dataclass
 class ModelConfig:
     """Architecture settings (params.yaml section `model`)."""
 
-    arch: Literal["cnn", "npr"] = "cnn"  # cnn: this module's network (widths, stem_stride) | npr: npr_net.py (npr)
+    # cnn: this module's network (widths, stem_stride) | npr: npr_net.py (npr) | resnet: resnet_trunc.py (resnet)
+    arch: Literal["cnn", "npr", "resnet"] = "cnn"
     attention: bool = True
     attention_type: Literal["cbam", "se", "mhsa"] = "cbam"
     widths: list[int] = field(default_factory=lambda: [16, 32, 64, 96, 128])
@@ -52,6 +62,9 @@ class ModelConfig:
     mhsa_heads: int = 4
     dropout: float = 0.2
     npr: NprConfig = field(default_factory=NprConfig)
+    resnet: ResNetConfig = field(default_factory=ResNetConfig)
+    input: InputFilter = "rgb"  # rgb | dwt_hh: the Haar DWT's diagonal band, resized back (highpass.py)
+    head: Head = "pool"  # pool: one logit from pooled features | patch: a logit per position in training (patch_head.py)
     members: int = 1  # K > 1: an ensemble of K networks from seeds train.seed..+K-1, logits averaged (ensemble.py)
 
     def __post_init__(self) -> None:
@@ -75,11 +88,15 @@ class ModelConfig:
 
     def stage_width(self, stage: int) -> int:
         """Channels leaving `stage` of the chosen architecture (what its attention block sees)."""
-        return self.widths[stage] if self.arch == "cnn" else self.npr.out_channels(stage)
+        if self.arch == "cnn":
+            return self.widths[stage]
+        return (self.npr if self.arch == "npr" else self.resnet).out_channels(stage)
 
     def num_stages(self) -> int:
         """Stages of the chosen architecture (where attention blocks can go)."""
-        return len(self.widths) if self.arch == "cnn" else len(self.npr.widths)
+        if self.arch == "cnn":
+            return len(self.widths)
+        return len((self.npr if self.arch == "npr" else self.resnet).widths)
 
     def stages_with_attention(self) -> list[int]:
         """Indices of the stages that get an attention block (empty when attention is off)."""
@@ -94,6 +111,18 @@ class ModelConfig:
 def config_to_dict(config: Any) -> dict[str, Any]:
     """A config dataclass as plain types (lists, not tuples), for checkpoints and JSON."""
     return dataclasses.asdict(config)
+
+
+def model_record(cfg: ModelConfig) -> dict[str, Any]:
+    """The model config as a checkpoint stores it: plain types, without the later keys (LATER_KEYS) at their
+    "as before" value and without `resnet` unless the arch is resnet (loading fills the defaults back in)."""
+    record = config_to_dict(cfg)
+    for key, value in LATER_KEYS.items():
+        if record[key] == value:
+            del record[key]
+    if cfg.arch != "resnet":
+        del record["resnet"]
+    return record
 
 
 def attention_block(cfg: ModelConfig, channels: int) -> nn.Module:
@@ -133,6 +162,8 @@ class Detector(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(cfg.dropout)
         self.fc = nn.Linear(in_channels, 1)
+        self.front: nn.Module = nn.Identity()  # model.input (set by build_model; no parameters)
+        self.patch_head = False  # model.head: patch (set by build_model)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -140,18 +171,25 @@ class Detector(nn.Module):
         init_classifier(self, self.fc)
 
     def forward(self, x):
-        features = self.pool(self.stages(x)).flatten(1)
-        return self.fc(self.dropout(features)).squeeze(1)
+        return head_output(self.stages(self.front(x)), self.pool, self.dropout, self.fc, self.patch_head,
+                           self.training)
 
 
 def build_model(cfg: ModelConfig) -> nn.Module:
-    """The detector for `cfg` (randomly initialised): the CNN, or the NPR network (`model.arch`); K members: Ensemble."""
+    """The detector for `cfg` (randomly initialised): the CNN, the NPR network or the truncated ResNet (`model.arch`),
+    behind the `model.input` layer, with the `model.head` training output; K members (`model.members`): Ensemble."""
     if cfg.members > 1:
         return Ensemble([build_model(replace(cfg, members=1)) for _ in range(cfg.members)])
+    attention = lambda channels: attention_block(cfg, channels)  # noqa: E731
     if cfg.arch == "npr":
-        return NPRDetector(cfg.npr, cfg.dropout, lambda channels: attention_block(cfg, channels),
-                           cfg.stages_with_attention())
-    return Detector(cfg)
+        model: nn.Module = NPRDetector(cfg.npr, cfg.dropout, attention, cfg.stages_with_attention())
+    elif cfg.arch == "resnet":
+        model = TruncatedResNet(cfg.resnet, cfg.dropout, attention, cfg.stages_with_attention())
+    else:
+        model = Detector(cfg)
+    model.front = input_layer(cfg.input)
+    model.patch_head = cfg.head == "patch"
+    return model
 
 
 def count_parameters(model: nn.Module) -> int:

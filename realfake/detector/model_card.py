@@ -49,7 +49,44 @@ def architecture_line(model_cfg: ModelConfig) -> str:
         return (f"- NPR (Tan et al. CVPR 2024): the neighbouring-pixel residual x - up2(down2(x)) into a {npr.stem_width}"
                 f"-channel stem and {len(npr.widths)} stages of {npr.block} residual blocks {npr.blocks}, widths "
                 f"{npr.widths}, ")
+    if model_cfg.arch == "resnet":
+        net = model_cfg.resnet
+        return (f"- Truncated ResNet (SAFE, Li et al. KDD 2025), from scratch: a {net.stem_width}-channel 3x3 stride-2 "
+                f"stem, max-pool and {len(net.widths)} stages of {net.block} residual blocks {net.blocks}, widths "
+                f"{net.widths}, ")
     return f"- Compact CNN, {len(model_cfg.widths)} conv stages, widths {model_cfg.widths}, "
+
+
+def patch_line(patch) -> str:
+    """How an image is scored: whole, the centre crop (SAFE's crop-not-resize) or the mean of fixed patches."""
+    if not patch.enabled:
+        return "- Whole-image model (no patches)."
+    if patch.positions == "center":
+        return (f"- Crop, never resize (SAFE): trained on one random {patch.size} px crop per image; an image scores "
+                "its centre crop.")
+    return (f"- Patch-level (Chai et al. 2020): trained on one random {patch.size} px patch per image; an image "
+            f"scores the mean p(fake) of {patch.count} patches at fixed positions (seed {patch.seed}).")
+
+
+def generalize_lines(model_cfg: ModelConfig, train_cfg: TrainConfig, summary: dict[str, Any]) -> list[str]:
+    """Issue 23's switches, one line each, only those that are on (docs/generalize.md)."""
+    aug, lines = train_cfg.augment, []
+    if model_cfg.head == "patch":
+        lines.append("- Patch logits (Chai et al. 2020, `model.head: patch`): trained with the image's label on every "
+                     "position of the last feature map; an image scores the mean of those logits.")
+    if train_cfg.label_smoothing:
+        lines.append(f"- Label smoothing {train_cfg.label_smoothing} (targets {train_cfg.label_smoothing / 2} and "
+                     f"{1 - train_cfg.label_smoothing / 2}).")
+    if aug.rotate_p:
+        lines.append(f"- Random rotation (SAFE): p {aug.rotate_p}, up to {aug.rotate_degrees} degrees, black corners.")
+    if aug.mask_p:
+        lines.append(f"- Patch masking (SAFE): p {aug.mask_p}, a share in {aug.mask_ratio} of each image zeroed in "
+                     f"whole {aug.mask_patch} px grid cells.")
+    if train_cfg.sbi.enabled:
+        made = (summary["data"]["train"].get("pseudo_fakes") or {}).get("sbi", 0)
+        lines.append(f"- Self-blended pseudo-fakes (Shiohara & Yamasaki 2022, `train.sbi`): each real training face "
+                     f"became a fake of kind `sbi` with p {train_cfg.sbi.p}: {made:,} drawn over the run (train only).")
+    return lines
 
 
 def view_line(view: dict[str, Any] | None, size: int) -> str:
@@ -118,10 +155,10 @@ def render_model_card(summary: dict[str, Any], model_cfg: ModelConfig, train_cfg
         "attention blocks).",
         f"- Attention: {attention}.",
         view_line(data.get("view"), data["size"]),
-        f"- Input: RGB {data['size']}x{data['size']}, pixels / 255, then (x - 0.5) / 0.5.",
-        (f"- Patch-level (Chai et al. 2020): trained on one random {train_cfg.patch.size} px patch per image; "
-         f"an image scores the mean p(fake) of {train_cfg.patch.count} patches at fixed positions "
-         f"(seed {train_cfg.patch.seed})." if train_cfg.patch.enabled else "- Whole-image model (no patches)."),
+        f"- Input: RGB {data['size']}x{data['size']}, pixels / 255, then (x - 0.5) / 0.5"
+        + (": the network sees its one-level Haar DWT diagonal (HH) band, resized back (`model.input: dwt_hh`)."
+           if model_cfg.input == "dwt_hh" else "."),
+        patch_line(train_cfg.patch),
         "- File: `models/detector.pt`, load with `realfake.detector.checkpoint.load_detector` "
         "(`torch.load(..., weights_only=True)`).",
         "",
@@ -151,6 +188,7 @@ def render_model_card(summary: dict[str, Any], model_cfg: ModelConfig, train_cfg
            f"(p {train_cfg.augment.resample_p}, scale {train_cfg.augment.resample_scale}, filters "
            f"{', '.join(train_cfg.augment.resample_filters)}), then the JPEG step (p {train_cfg.augment.jpeg_p}, "
            f"quality {train_cfg.augment.jpeg_quality})."] if train_cfg.augment.chain else []),
+        *generalize_lines(model_cfg, train_cfg, summary),
         *([f"- Data profile `{summary.get('profile')}` replaces " + ", ".join(f"`{k}` = {v}" for k, v in over.items())
            + f" (params.yaml `train.profile_overrides.{summary.get('profile')}`): the values above are the ones used."]
           if (over := summary.get("profile_overrides")) else []),

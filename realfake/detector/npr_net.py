@@ -26,6 +26,7 @@ from torch import nn
 from realfake.core.errors import UserError
 from realfake.detector.layers import BasicBlock, Bottleneck, init_classifier
 from realfake.detector.npr import NeighbourResidual
+from realfake.detector.patch_head import head_output
 
 BLOCKS = {"basic": BasicBlock, "bottleneck": Bottleneck}
 
@@ -75,6 +76,8 @@ class NPRDetector(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(in_channels, 1)
+        self.front: nn.Module = nn.Identity()  # model.input (set by build_model; no parameters)
+        self.patch_head = False  # model.head: patch (set by build_model)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -82,5 +85,5 @@ class NPRDetector(nn.Module):
         init_classifier(self, self.fc)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        features = self.pool(self.stages(self.stem(self.residual(x)))).flatten(1)
-        return self.fc(self.dropout(features)).squeeze(1)
+        feature_map = self.stages(self.stem(self.residual(self.front(x))))
+        return head_output(feature_map, self.pool, self.dropout, self.fc, self.patch_head, self.training)

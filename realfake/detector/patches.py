@@ -5,11 +5,17 @@ away. A patch detector instead trains on small random crops (e.g. 48 px) taken a
 pixel is resampled after the pipeline's one resize, and scores an image as the mean fake probability of
 `count` patches at fixed positions. The positions are drawn once from `seed`, the same for every image, so
 the evaluate stage and `realfake predict` score an image identically.
+
+`positions: center` with `count: 1` is SAFE's crop-not-resize (Li et al., KDD 2025: `RandomCrop` in training,
+`CenterCrop` at test): train on one random crop, score the one centre crop, so no pixel is resampled and the
+model sees the same scale in training and at test. It needs a view larger than the crop (e.g. 80 px of the
+context view's 96 px).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
@@ -25,12 +31,16 @@ class PatchConfig:
     size: int | None = None  # patch side in px; None: whole images (no patches)
     count: int = 16  # patches averaged per image at test time
     seed: int = 0  # seeds the test-time positions
+    positions: Literal["random", "center"] = "random"  # test-time positions: drawn from seed | the centre crop
 
     def __post_init__(self) -> None:
         if self.size is not None and not 8 <= int(self.size) <= 1024:
             raise UserError(f"train.patch.size must be null or in 8..1024, got {self.size!r}")
         if int(self.count) < 1:
             raise UserError(f"train.patch.count must be >= 1, got {self.count!r}")
+        if self.positions == "center" and int(self.count) != 1:
+            raise UserError(f"train.patch.positions: center scores one centre crop: set train.patch.count to 1, "
+                            f"got {self.count!r}")
 
     @classmethod
     def from_preprocessing(cls, preprocessing: dict) -> PatchConfig:
@@ -58,7 +68,10 @@ def random_patches(x: torch.Tensor, size: int, gen: torch.Generator) -> torch.Te
 
 
 def patch_positions(image_size: int, cfg: PatchConfig) -> list[tuple[int, int]]:
-    """The (top, left) corners scored for every image: `count` positions drawn once from `seed`."""
+    """The (top, left) corners scored for every image: `count` positions drawn once from `seed`, or the centre."""
+    if cfg.positions == "center":
+        offset = (image_size - int(cfg.size)) // 2
+        return [(offset, offset)]
     rng = np.random.default_rng(cfg.seed)
     span = image_size - int(cfg.size) + 1
     return [(int(t), int(left)) for t, left in rng.integers(0, span, size=(int(cfg.count), 2))]

@@ -52,7 +52,10 @@ from realfake.detector.model import (
     count_parameters,
 )
 from realfake.detector.packed import PackedSplit, packed_view
+from realfake.detector.patch_head import image_logit
 from realfake.detector.patches import PatchConfig, check_fits, image_logits, random_patches
+from realfake.detector.sbi import KIND as SBI_KIND
+from realfake.detector.sbi import add_pseudo_fakes
 from realfake.detector.schedule import EarlyStopping, make_optimizer, make_scheduler
 from realfake.detector.threshold import choose_threshold
 from realfake.detector.train_config import TrainConfig
@@ -98,9 +101,11 @@ def train_one_epoch(model, split, loss_fn, optimizer, scheduler, cfg, preprocess
     """One pass over the shuffled train split with augmentation; mean loss, accuracy, images/s."""
     runtime = runtime or Runtime()
     model.train()
-    total_loss, correct, seen, start = 0.0, 0, 0, time.perf_counter()
+    total_loss, correct, seen, pseudo_fakes, start = 0.0, 0, 0, 0, time.perf_counter()
     for images, targets in tqdm(train_batches(split, cfg, gen), desc="train", total=steps, leave=False,
                                 mininterval=5):
+        images, targets, made = add_pseudo_fakes(images, targets, cfg.sbi, gen)  # train.sbi: before augmenting
+        pseudo_fakes += made
         images = augment_batch(images, cfg.augment, gen)  # on the CPU with `gen`: the same draws on every device
         if cfg.patch.enabled:  # one random patch per image, at the packed resolution
             images = random_patches(images, cfg.patch.size, gen)
@@ -118,11 +123,14 @@ def train_one_epoch(model, split, loss_fn, optimizer, scheduler, cfg, preprocess
             loss.backward()
             optimizer.step()
         scheduler.step()
+        if logits.ndim == 2:  # patch logits (model.head: patch): the image's logit is their mean
+            logits = image_logit(logits)
         total_loss += loss.item() * len(targets)
         correct += int(((logits.detach() > 0).float() == targets).sum())
         seen += len(targets)
     seconds = time.perf_counter() - start
-    return {"loss": total_loss / max(seen, 1), "acc": correct / max(seen, 1), "images": seen, "seconds": seconds}
+    return {"loss": total_loss / max(seen, 1), "acc": correct / max(seen, 1), "images": seen, "seconds": seconds,
+            "sbi": pseudo_fakes}
 
 
 @torch.no_grad()
@@ -217,7 +225,7 @@ def train(
     model = model.to(runtime.device) if runtime.device.type != "cpu" else model
     counts = train_split.counts()
     weights = choose_class_weights(counts, cfg) if cfg.sampler == "shuffle" else None  # balanced draws already
-    loss_fn = BinaryLoss(cfg.loss, cfg.focal_gamma, cfg.focal_alpha, weights).to(runtime.device)
+    loss_fn = BinaryLoss(cfg.loss, cfg.focal_gamma, cfg.focal_alpha, weights, cfg.label_smoothing).to(runtime.device)
     optimizer = make_optimizer(model, cfg)
     full, rest = divmod(len(train_split), cfg.batch_size)  # both samplers chunk len(split) rows per epoch
     steps_per_epoch = max(1, full + (rest > 1))
@@ -229,7 +237,7 @@ def train(
              count_parameters(model), threads, runtime.device,
              runtime.precision.name, cfg.batch_size, cfg.input)
 
-    best_state, best_val, history, train_images, train_seconds = None, {}, [], 0, 0.0
+    best_state, best_val, history, train_images, train_seconds, pseudo_fakes = None, {}, [], 0, 0.0, 0
     with atomic_dir(live_dir) as tmp_live, Live(str(tmp_live), dvcyaml=False, save_dvc_exp=False, report=None) as live:
         for epoch in range(cfg.epochs):
             lr = optimizer.param_groups[0]["lr"]
@@ -238,6 +246,7 @@ def train(
             val = logit_metrics(val_split.y, predict_logits(model, val_split, cfg.eval_batch_size, preprocessing,
                                                             cfg.channels_last, runtime))
             train_images, train_seconds = train_images + stats["images"], train_seconds + stats["seconds"]
+            pseudo_fakes += stats["sbi"]
             if stopper.step(val["loss"]):
                 best_state, best_val = copy.deepcopy(model.state_dict()), {**val, "epoch": epoch}
             row = epoch_row(epoch, lr, stats, val, stopper.smoothed)
@@ -255,7 +264,7 @@ def train(
     info, verdict = finish_checkpoint(model, model_cfg, cfg, val_split, logits_val, preprocessing, profile,
                                       checkpoint_path, {"best_epoch": best_val["epoch"], "val_loss": best_val["loss"],
                                                         "val_auc": best_val["auc"]})
-    return {
+    summary = {
         "best_epoch": best_val["epoch"],
         "best_val_loss": best_val["loss"],
         "best_val_auc": best_val["auc"],
@@ -284,6 +293,9 @@ def train(
                  "view": preprocessing["view"]},
         "history": history,
     }
+    if cfg.sbi.enabled:  # train.sbi: the pseudo-fakes drawn (train split only, never val or test), by kind
+        summary["data"]["train"]["pseudo_fakes"] = {SBI_KIND: pseudo_fakes}
+    return summary
 
 
 def finish_checkpoint(model: nn.Module, model_cfg: ModelConfig, cfg: TrainConfig, val_split: Split,

@@ -12,6 +12,7 @@ from realfake.detector.augment import AugmentConfig
 from realfake.detector.fitness import FitnessConfig
 from realfake.detector.losses import Loss
 from realfake.detector.patches import PatchConfig
+from realfake.detector.sbi import SbiConfig
 from realfake.detector.shard_stream import ShardInputConfig
 from realfake.detector.verdict import VerdictConfig
 
@@ -34,6 +35,7 @@ class TrainConfig:
     loss: Loss = "bce"
     focal_gamma: float = 2.0
     focal_alpha: float | None = None  # weight of the fake class in the focal loss; None: no alpha
+    label_smoothing: float = 0.0  # targets eps/2 and 1 - eps/2 (SAFE: 0.1); 0: off
     class_weighting: Literal["auto", "on", "off"] = "auto"  # auto: weight classes only when max/min count > imbalance_ratio
     imbalance_ratio: float = 1.2
     patience: int = 5  # epochs without improvement of the smoothed val loss before stopping
@@ -47,6 +49,7 @@ class TrainConfig:
     sampler: Literal["shuffle", "source_balanced"] = "shuffle"
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     patch: PatchConfig = field(default_factory=PatchConfig)
+    sbi: SbiConfig = field(default_factory=SbiConfig)  # self-blended pseudo-fakes from real training faces (sbi.py)
     input: Literal["packed", "shards"] = "packed"  # packed: data/packed arrays | shards: stream WebDataset shards
     shards: ShardInputConfig = field(default_factory=ShardInputConfig)
     device: str = "auto"  # auto | cpu | cuda | cuda:N (auto: CUDA when torch sees one; resolve_device checks it)
@@ -65,6 +68,7 @@ class TrainConfig:
             "patience": (self.patience >= 1, ">= 1"),
             "smooth_window": (self.smooth_window >= 1, ">= 1"),
             "focal_alpha": (self.focal_alpha is None or 0 < self.focal_alpha < 1, "null or in (0, 1)"),
+            "label_smoothing": (0.0 <= self.label_smoothing < 1.0, "in [0, 1)"),
         }
         for name, (ok, rule) in checks.items():
             if not ok:
