@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 from torch import nn
@@ -40,12 +40,14 @@ class NprConfig:
     blocks: list[int] = field(default_factory=lambda: [2, 2])  # residual blocks per stage
     stem_width: int = 32
 
+    SECTION: ClassVar[str] = "model.npr"  # where the params live, for the messages
+
     def __post_init__(self) -> None:
         if not 1 <= len(self.widths) <= 4 or len(self.blocks) != len(self.widths):
-            raise UserError(f"model.npr.widths and model.npr.blocks must list 1-4 stages each, got "
+            raise UserError(f"{self.SECTION}.widths and {self.SECTION}.blocks must list 1-4 stages each, got "
                             f"{self.widths!r} and {self.blocks!r}")
         if any(w < 1 for w in [*self.widths, self.stem_width]) or any(b < 1 for b in self.blocks):
-            raise UserError("model.npr widths, blocks and stem_width must be positive")
+            raise UserError(f"{self.SECTION} widths, blocks and stem_width must be positive")
 
     def out_channels(self, stage: int) -> int:
         """Channels leaving stage `stage`."""

@@ -16,33 +16,22 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal
 
 from torch import nn
 
-from realfake.core.errors import UserError
-from realfake.detector.npr_net import BLOCKS, NPRDetector
+from realfake.detector.npr_net import NprConfig, NPRDetector
 
 
 @dataclass
-class ResNetConfig:
-    """The truncated ResNet (params.yaml `model.resnet`, used with `model.arch: resnet`)."""
+class ResNetConfig(NprConfig):
+    """The truncated ResNet (params.yaml `model.resnet`, used with `model.arch: resnet`): NprConfig's shape, SAFE's size."""
 
+    SECTION: ClassVar[str] = "model.resnet"
     block: Literal["basic", "bottleneck"] = "bottleneck"
     widths: list[int] = field(default_factory=lambda: [64, 128])  # per stage (bottleneck output: 4x)
     blocks: list[int] = field(default_factory=lambda: [3, 4])  # residual blocks per stage
     stem_width: int = 64
-
-    def __post_init__(self) -> None:
-        if not 1 <= len(self.widths) <= 4 or len(self.blocks) != len(self.widths):
-            raise UserError(f"model.resnet.widths and model.resnet.blocks must list 1-4 stages each, got "
-                            f"{self.widths!r} and {self.blocks!r}")
-        if any(w < 1 for w in [*self.widths, self.stem_width]) or any(b < 1 for b in self.blocks):
-            raise UserError("model.resnet widths, blocks and stem_width must be positive")
-
-    def out_channels(self, stage: int) -> int:
-        """Channels leaving stage `stage`."""
-        return self.widths[stage] * BLOCKS[self.block].expansion
 
 
 class TruncatedResNet(NPRDetector):
