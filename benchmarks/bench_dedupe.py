@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from realfake.core.atomic import write_json  # noqa: E402
-from realfake.dedupe.clusters import union_find  # noqa: E402
+from realfake.core.components import union_find  # noqa: E402
 from realfake.dedupe.config import DedupeConfig  # noqa: E402
 from realfake.dedupe.search import brute_force_pairs, near_pairs, plan_bands  # noqa: E402
 

@@ -468,7 +468,8 @@ DIFFERENT_PEOPLE_SAME_FRAME_HASH = [
 @pytest.mark.slow  # real MTCNN crops of 20 mirror photos (~15 s here)
 @pytest.mark.mirror
 def test_mirror_different_people_with_alike_frame_hashes_not_merged_ffhq_copies_still_are(tmp_path, mirror):
-    from realfake.faces.crop import FacesConfig, crop_batch, make_detector
+    from realfake.faces.batch import crop_batch, make_detector
+    from realfake.faces.config import FacesConfig
 
     originals: dict[tuple[str, str], bytes] = {}
     for a_src, a, b_src, b in DIFFERENT_PEOPLE_SAME_FRAME_HASH:
