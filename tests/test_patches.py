@@ -25,6 +25,7 @@ from realfake.detector.patches import (
 from realfake.detector.scorer import Scorer
 from realfake.detector.train import train
 from realfake.detector.train_config import TrainConfig
+from realfake.detector.verdict import calibrate
 from tests.test_train import write_packed
 
 TINY = ModelConfig(widths=[8, 16, 32, 32])
@@ -96,7 +97,8 @@ def test_patch_training_learns_and_stores_how_to_score(tmp_path):
     x = to_model_input(torch.from_numpy(images), checkpoint["preprocessing"], channels_last=True)
     with torch.no_grad():
         expected = patch_probabilities(model, x, PatchConfig(16, 6, 1)).mean(dim=1).double().numpy()
-    assert np.allclose(Scorer(tmp_path / "m.pt")(images), expected, atol=1e-5)
+    scorer = Scorer(tmp_path / "m.pt")  # the mean patch probability's logit, calibrated (detector/verdict.py)
+    assert np.allclose(scorer(images), calibrate(np.log(expected) - np.log1p(-expected), scorer.temperature), atol=1e-5)
 
 
 def split_of(sources: list[str], labels: list[int]) -> PackedSplit:

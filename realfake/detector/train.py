@@ -218,6 +218,8 @@ def train(
         raise UserError(f"model.arch npr needs an even input side, got {model_side} px (resize.size or train.patch.size)")
     if cfg.patch.enabled:  # how images are scored: the evaluate stage and `realfake predict` read it from here
         preprocessing["patch"] = config_to_dict(cfg.patch)
+        if cfg.patch.positions == "random":  # as before the centre crop existed: old checkpoints' bytes
+            del preprocessing["patch"]["positions"]
 
     model = build_model(model_cfg)
     if cfg.channels_last:
