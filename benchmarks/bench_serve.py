@@ -82,6 +82,7 @@ def main() -> None:
     import torch
 
     from realfake.predict import Predictor
+    from realfake.serve.ready import wait_until_serving
 
     if not Path(args.model).is_file():
         raise SystemExit(f"{args.model} not found: train one (`dvc repro`) or pass --model")
@@ -100,14 +101,9 @@ def main() -> None:
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         url = f"http://127.0.0.1:{port}"
         try:
-            for _ in range(600):
-                try:
-                    if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.1)
-            else:
-                raise SystemExit("serve did not start")
+            why = wait_until_serving(url, server)
+            if why:
+                raise SystemExit(why)
             at_start = memory_mb(server.pid)  # the model and MTCNN loaded, nothing scored yet
             with httpx.Client(timeout=600) as client:
                 def post(params: str) -> None:

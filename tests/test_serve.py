@@ -233,18 +233,11 @@ def server(model):
                             stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        import httpx
+        from realfake.serve.ready import wait_until_serving
 
-        for _ in range(600):
-            if proc.poll() is not None:
-                pytest.fail(f"serve exited {proc.returncode}: {proc.stdout.read()[-2000:]}")
-            try:
-                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        else:
-            pytest.fail("serve did not answer /healthz within 60 s")
+        why = wait_until_serving(url, proc)
+        if why:
+            pytest.fail(f"{why}: {proc.stdout.read()[-2000:] if proc.poll() is not None else ''}")
         yield url
     finally:
         os.kill(proc.pid, signal.SIGTERM)
