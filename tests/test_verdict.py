@@ -115,6 +115,27 @@ def test_an_ensemble_is_one_checkpoint_scored_as_the_mean_of_its_members(tmp_pat
     assert math.isfinite(summary["best_val_auc"])
 
 
+@pytest.mark.slow  # trains two tiny members twice (~10 s here)
+def test_joining_single_seed_runs_gives_the_ensemble_that_members_k_trains(tmp_path):
+    from dataclasses import replace
+
+    from realfake.detector.ensemble import join_members
+    packed = tmp_path / "packed"
+    write_packed(packed, "train", 80, 80, 32, seed=0)
+    write_packed(packed, "val", 40, 40, 32, seed=1)
+    cfg = TrainConfig(epochs=2, batch_size=32, lr=3e-3, warmup_epochs=0.5, min_epochs=2, threads=1)
+    train_detector(ModelConfig(**{**TINY.__dict__, "members": 2}), cfg, packed, tmp_path / "e.pt", tmp_path / "l",
+                   size=32)
+    for seed in (0, 1):  # the single-seed runs an experiment makes with -S train.seed=0 and 1
+        train_detector(TINY, replace(cfg, seed=seed), packed, tmp_path / f"s{seed}.pt", tmp_path / f"l{seed}", size=32)
+    info, _ = join_members([tmp_path / "s0.pt", tmp_path / "s1.pt"], ModelConfig(**{**TINY.__dict__, "members": 2}),
+                           cfg, packed, tmp_path / "j.pt", size=32)
+    trained, joined = (load_detector(tmp_path / name)[1] for name in ("e.pt", "j.pt"))
+    assert trained["state_dict"].keys() == joined["state_dict"].keys()
+    assert all(torch.equal(trained["state_dict"][k], joined["state_dict"][k]) for k in trained["state_dict"])
+    assert trained["info"]["operating_point"] == joined["info"]["operating_point"] == info["operating_point"]
+
+
 def test_an_ensemble_checkpoint_with_a_missing_member_is_one_clear_error(tmp_path):
     from realfake.detector.checkpoint import preprocessing_for, read_checkpoint, save_checkpoint
     from realfake.detector.model import build_model

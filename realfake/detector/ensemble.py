@@ -17,7 +17,7 @@ from typing import Any
 
 from realfake.core.device import resolve_device
 from realfake.detector.batches import open_split
-from realfake.detector.checkpoint import load_detector, read_checkpoint
+from realfake.detector.checkpoint import load_detector
 from realfake.detector.ensemble_net import Ensemble
 from realfake.detector.model import ModelConfig
 from realfake.detector.train import finish_checkpoint, logit_metrics, predict_logits, train
@@ -48,22 +48,38 @@ def train_detector(model_cfg: ModelConfig, cfg: TrainConfig, packed_dir: str | o
             summaries.append(train(single, replace(cfg, seed=cfg.seed + k), packed_dir, Path(tmp) / f"m{k}.pt",
                                    live_dir if k == 0 else Path(tmp) / f"live{k}", size, face_params, resize_params,
                                    profile))
-        members = [load_detector(Path(tmp) / f"m{k}.pt")[0] for k in range(k_members)]
-        preprocessing = read_checkpoint(Path(tmp) / "m0.pt")["preprocessing"]
-    ensemble = Ensemble(members).eval()
-    val_split = open_split(cfg, packed_dir, "val", size, resolve_device(cfg.device, "train.device"))
-    logits = predict_logits(ensemble, val_split, cfg.eval_batch_size, preprocessing, cfg.channels_last)
-    val = logit_metrics(val_split.y, logits)
-    info, verdict = finish_checkpoint(ensemble, model_cfg, cfg, val_split, logits, preprocessing, profile, target,
-                                      {"best_epoch": [s["best_epoch"] for s in summaries], "val_loss": val["loss"],
-                                       "val_auc": val["auc"], "member_val_auc": [s["best_val_auc"] for s in summaries]})
-    log.info("ensemble of %d: val AUC %.4f (members %s)", k_members, val["auc"] or float("nan"),
-             ", ".join(f"{s['best_val_auc']:.4f}" for s in summaries))
+        info, val = join_members([Path(tmp) / f"m{k}.pt" for k in range(k_members)], model_cfg, cfg, packed_dir,
+                                 target, size, profile)
     first = summaries[0]
     return {**first, "best_val_loss": val["loss"], "best_val_auc": val["auc"], "best_val_acc": val["acc"],
-            "threshold": info["threshold"], "operating_point": info["operating_point"], "verdict_val": verdict,
+            "threshold": info["threshold"], "operating_point": info["operating_point"], "verdict_val": info["verdict"],
             "fit_to_judge": info["fitness"]["fit"], "fitness": info["fitness"], "members": k_members,
             "member_val_auc": [s["best_val_auc"] for s in summaries],
             "seconds": round(sum(s["seconds"] for s in summaries), 2),
             "train_seconds": round(sum(s["train_seconds"] for s in summaries), 2),
             "params": sum(s["params"] for s in summaries)}
+
+
+def join_members(member_paths: list[Path], model_cfg: ModelConfig, cfg: TrainConfig, packed_dir: str | os.PathLike,
+                 checkpoint_path: str | os.PathLike, size: int | None = None,
+                 profile: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Join single-member checkpoints into one ensemble checkpoint, calibrated on its own val logits; (info, val).
+
+    train_detector calls it on the members it trained; an experiment may call it on the checkpoints of single-seed
+    runs with train.seed s..s+K-1, which are the very members `-S model.members=K -S train.seed=s` trains.
+    """
+    checkpoints = [load_detector(path) for path in member_paths]
+    members = [model for model, _ in checkpoints]
+    preprocessing = checkpoints[0][1]["preprocessing"]
+    infos = [checkpoint["info"] for _, checkpoint in checkpoints]
+    ensemble = Ensemble(members).eval()
+    val_split = open_split(cfg, packed_dir, "val", size, resolve_device(cfg.device, "train.device"))
+    logits = predict_logits(ensemble, val_split, cfg.eval_batch_size, preprocessing, cfg.channels_last)
+    val = logit_metrics(val_split.y, logits)
+    info, verdict = finish_checkpoint(ensemble, replace(model_cfg, members=len(members)), cfg, val_split, logits,
+                                      preprocessing, profile, checkpoint_path,
+                                      {"best_epoch": [i["best_epoch"] for i in infos], "val_loss": val["loss"],
+                                       "val_auc": val["auc"], "member_val_auc": [i["val_auc"] for i in infos]})
+    log.info("ensemble of %d: val AUC %.4f (members %s)", len(members), val["auc"] or float("nan"),
+             ", ".join(f"{i['val_auc']:.4f}" for i in infos))
+    return {**info, "verdict": verdict}, val
