@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from test_train import TINY, write_packed
@@ -148,3 +149,24 @@ def test_an_ensemble_checkpoint_with_a_missing_member_is_one_clear_error(tmp_pat
     torch.save(checkpoint, tmp_path / "cut.pt")
     with pytest.raises(UserError, match="damaged .*checkpoint: ensemble member.s. 1 of 2 have no weights"):
         load_detector(tmp_path / "cut.pt")
+
+
+def test_the_false_alarm_disparity_is_measured_at_the_operating_points_fake_threshold():
+    from realfake.evaluation.breakdowns import BreakdownConfig
+    from realfake.evaluation.verdicts import operating_point_disparity, verdict_lines
+    # 20 real women, 4 with p 0.8 (uncertain, not a false alarm) and 2 with p 0.95 (called fake); 20 real men, 1
+    # called fake; 20 fakes each. At t_fake 0.9 the false alarms are 0.10 against 0.05: ratio 2.
+    women = [0.1] * 14 + [0.8] * 4 + [0.95] * 2
+    men = [0.1] * 19 + [0.95]
+    frame = pd.DataFrame({"gender": ["female"] * 40 + ["male"] * 40, "y": [0] * 20 + [1] * 20 + [0] * 20 + [1] * 20,
+                          "p_fake": women + [0.99] * 20 + men + [0.99] * 20})
+    point = OperatingPoint(temperature=1.0, t_real=0.5, t_fake=0.9, target_fpr=0.05, target_fnr=0.1)
+    out = operating_point_disparity(point, frame, BreakdownConfig())
+    assert out["gender"]["fpr"]["ratio"] == pytest.approx(2.0)
+    assert out["gender"]["fpr"]["max_group"] == "female" and out["gender"]["fpr"]["max"] == pytest.approx(0.10)
+    assert operating_point_disparity(None, frame, BreakdownConfig()) == {}
+    report = {"t_fake": 0.9, "t_real": 0.5, "temperature": 1.0, "target_fpr": 0.05, "test_ece_before": 0.1,
+              "test_ece_after": 0.05, "test": {"fpr": 0.075, "real_called_uncertain": 0.1, "recall": 1.0,
+                                                "fake_called_uncertain": 0.0},
+              "test_per_source": {}, "disparity": out}
+    assert any("gender 2.00 (female 0.100, male 0.050)" in line for line in verdict_lines(report, {}))

@@ -53,7 +53,12 @@ from realfake.evaluation.metrics import (
     to_jsonable,
 )
 from realfake.evaluation.robustness import DEFAULT_SPECS, robustness_table
-from realfake.evaluation.verdicts import coverage, operating_point_report, verdict_lines
+from realfake.evaluation.verdicts import (
+    coverage,
+    operating_point_disparity,
+    operating_point_report,
+    verdict_lines,
+)
 
 log = logging.getLogger(__name__)
 
@@ -156,6 +161,7 @@ def run_evaluate(cfg: EvaluateConfig, model_path: Path, packed_dir: Path, metada
     held = holdout_scores(scorer, packed_dir, size, cfg.batch_size)
 
     verdict = operating_point_report(scorer.operating_point, scored, held, cfg.calibration_bins)
+    verdict["disparity"] = operating_point_disparity(scorer.operating_point, joined, bd_cfg)
     covered = coverage(splits_path, scored, held) if splits_path is not None else {}
     report = {
         **core,

@@ -10,6 +10,7 @@ import pandas as pd
 
 from realfake.core.tables import markdown_table
 from realfake.detector.verdict import OperatingPoint, expected_calibration_error, rates
+from realfake.evaluation.breakdowns import BreakdownConfig, disparity, group_rates
 
 HELD_OUT_SPLIT = "holdout"
 SCORED_SPLITS = ("test", HELD_OUT_SPLIT)
@@ -62,6 +63,17 @@ def operating_point_report(point: OperatingPoint | None, test: pd.DataFrame, hel
     return out
 
 
+def operating_point_disparity(point: OperatingPoint | None, joined: pd.DataFrame,
+                              cfg: BreakdownConfig) -> dict[str, Any]:
+    """Per demographic attribute, the worst/best group ratios of the verdict's errors: a real called `fake` (p from
+    t_fake: the false alarm a user sees) and a fake not caught (below t_fake); `joined` is the test faces with metadata.
+    """
+    if point is None:
+        return {}
+    return {attr: disparity(group_rates(joined, attr, point.t_fake, cfg.cols), attr, cfg.min_group)
+            for attr in cfg.cols.demographics if attr in joined.columns}
+
+
 def coverage(splits_path: Path, test: pd.DataFrame, held: pd.DataFrame | None) -> dict[str, dict[str, Any]]:
     """Per source: faces the sample placed in test or held out, faces the view packed (scored), and the share."""
     splits = pd.read_parquet(splits_path, columns=["face_id", "source", "split"])
@@ -88,6 +100,12 @@ def verdict_lines(report: dict[str, Any], coverage_by_source: dict[str, dict[str
     rows = [{"source": s, "split": "test", **v} for s, v in op["test_per_source"].items()]
     rows += [{"source": s, "split": "held out", **v} for s, v in op.get("held_out_per_source", {}).items()]
     lines += [markdown_table(rows, ["source", "split", "label", "n", "called_real", "called_uncertain", "called_fake"]), ""]
+    fpr = {a: d["fpr"] for a, d in op.get("disparity", {}).items() if "max_group" in d.get("fpr", {})}
+    if fpr:
+        lines += ["Real faces called fake, worst / best group (groups of at least "
+                  f"{next(iter(op['disparity'].values()))['min_group']} test faces): "
+                  + "; ".join(f"{a} {d['ratio']:.2f} ({d['max_group']} {d['max']:.3f}, {d['min_group']} {d['min']:.3f})"
+                              for a, d in fpr.items()) + ".", ""]
     cov = [{"source": s, **v} for s, v in coverage_by_source.items()]
     lines += ["## Coverage (test and held-out faces the view could score)", "",
               markdown_table(cov, ["source", "placed", "scored", "coverage"]), ""]
