@@ -170,3 +170,18 @@ def test_the_false_alarm_disparity_is_measured_at_the_operating_points_fake_thre
                                                 "fake_called_uncertain": 0.0},
               "test_per_source": {}, "disparity": out}
     assert any("gender 2.00 (female 0.100, male 0.050)" in line for line in verdict_lines(report, {}))
+
+
+def test_the_report_says_the_operating_point_in_words():
+    from realfake.evaluation.verdicts import in_words
+    op = {"test": {"fpr": 0.05, "real_called_uncertain": 0.1, "recall": 0.85, "fake_called_uncertain": 0.05},
+          "held_out_per_source": {
+              "ciplab-real": {"label": "real", "n": 100, "called_fake": 0.2, "called_uncertain": 0.1, "called_real": 0.7},
+              "unsplash": {"label": "real", "n": 300, "called_fake": 0.0, "called_uncertain": 0.3, "called_real": 0.7},
+              "pollinations": {"label": "fake", "n": 50, "called_fake": 0.4, "called_uncertain": 0.2,
+                               "called_real": 0.4}}}
+    assert in_words(op) == (
+        "At the operating point, of 400 real photos from sources it never trained on (ciplab-real, unsplash), 5.0% are "
+        "called fake and 25.0% uncertain; of real test photos from the training sources, 5.0% are called fake and "
+        "10.0% uncertain; 85.0% of fakes from the training generators are caught (5.0% uncertain); 40.0% of fakes "
+        "from `pollinations`, a generator it never trained on (20.0% uncertain).")

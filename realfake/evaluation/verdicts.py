@@ -97,6 +97,7 @@ def verdict_lines(report: dict[str, Any], coverage_by_source: dict[str, dict[str
               f"of validation reals called fake), `real` below {op['t_real']:.4f}, {band}.", "",
               f"Test: {_pct(t['fpr'])} of real faces called fake, {_pct(t['real_called_uncertain'])} uncertain; "
               f"{_pct(t['recall'])} of fakes caught, {_pct(t['fake_called_uncertain'])} uncertain.", ""]
+    lines += [f"In words: {in_words(op)}", ""]
     rows = [{"source": s, "split": "test", **v} for s, v in op["test_per_source"].items()]
     rows += [{"source": s, "split": "held out", **v} for s, v in op.get("held_out_per_source", {}).items()]
     lines += [markdown_table(rows, ["source", "split", "label", "n", "called_real", "called_uncertain", "called_fake"]), ""]
@@ -110,6 +111,29 @@ def verdict_lines(report: dict[str, Any], coverage_by_source: dict[str, dict[str
     lines += ["## Coverage (test and held-out faces the view could score)", "",
               markdown_table(cov, ["source", "placed", "scored", "coverage"]), ""]
     return lines
+
+
+def in_words(op: dict[str, Any]) -> str:
+    """The operating point's effect as a user meets it: false alarms on unseen reals, fakes caught, known and not."""
+    t = op["test"]
+    held = op.get("held_out_per_source", {})
+    reals = {s: v for s, v in held.items() if v["label"] == "real"}
+    fakes = {s: v for s, v in held.items() if v["label"] == "fake"}
+    parts = []
+    if reals:
+        n = sum(v["n"] for v in reals.values())
+        called_fake = sum(v["called_fake"] * v["n"] for v in reals.values()) / n
+        uncertain = sum(v["called_uncertain"] * v["n"] for v in reals.values()) / n
+        parts.append(f"of {n:,} real photos from sources it never trained on ({', '.join(sorted(reals))}), "
+                     f"{_pct(called_fake)} are called fake and {_pct(uncertain)} uncertain")
+    parts.append(f"of real test photos from the training sources, {_pct(t['fpr'])} are called fake and "
+                 f"{_pct(t['real_called_uncertain'])} uncertain")
+    parts.append(f"{_pct(t['recall'])} of fakes from the training generators are caught "
+                 f"({_pct(t['fake_called_uncertain'])} uncertain)")
+    for source, v in sorted(fakes.items()):
+        parts.append(f"{_pct(v['called_fake'])} of fakes from `{source}`, a generator it never trained on "
+                     f"({_pct(v['called_uncertain'])} uncertain)")
+    return "At the operating point, " + "; ".join(parts) + "."
 
 
 def _pct(value: float | None) -> str:
