@@ -45,7 +45,6 @@ from realfake.detector.checkpoint import preprocessing_for, save_checkpoint, to_
 from realfake.detector.fitness import assess
 from realfake.detector.losses import BinaryLoss, class_weights
 from realfake.detector.model import (
-    ModelConfig,
     attention_parameters,
     build_model,
     config_to_dict,
@@ -54,6 +53,7 @@ from realfake.detector.model import (
 from realfake.detector.packed import PackedSplit, packed_view
 from realfake.detector.patch_head import image_logit
 from realfake.detector.patches import PatchConfig, check_fits, image_logits, random_patches
+from realfake.detector.run import TrainRun, run_record
 from realfake.detector.sbi import KIND as SBI_KIND
 from realfake.detector.sbi import add_pseudo_fakes
 from realfake.detector.schedule import EarlyStopping, make_optimizer, make_scheduler
@@ -173,26 +173,19 @@ def resize_record(resize_params: dict[str, Any] | None, size: int) -> dict[str, 
 # ---------------------------------------------------------------- the whole run
 
 
-def train(
-    model_cfg: ModelConfig,
-    cfg: TrainConfig,
-    packed_dir: str | os.PathLike,
-    checkpoint_path: str | os.PathLike,
-    live_dir: str | os.PathLike,
-    size: int | None = None,
-    face_params: dict[str, Any] | None = None,
-    resize_params: dict[str, Any] | None = None,
-    profile: str | None = None,
-) -> dict[str, Any]:
+def train(run: TrainRun, packed_dir: str | os.PathLike, checkpoint_path: str | os.PathLike,
+          live_dir: str | os.PathLike) -> dict[str, Any]:
     """Train on train/val (`train.input`: packed_dir or the shards), keep the best-val-loss checkpoint, log to dvclive; return the summary.
 
-    face_params and resize_params (params.yaml `faces`, `resize`) made the packed images: they travel in the
-    checkpoint so `realfake predict` shapes a new photo exactly as training did. profile (`data.profile`)
-    goes into the fitness record (fitness.py).
+    run.faces and run.resize (params.yaml `faces`, `resize`) made the packed images: they travel in the
+    checkpoint so `realfake predict` shapes a new photo exactly as training did; the checkpoint stores the run
+    whole. run.profile (`data.profile`) goes into the fitness record (fitness.py).
     """
     from dvclive import Live  # imported here: it is slow to import and only the run needs it
 
     start = time.perf_counter()
+    model_cfg, cfg, size, face_params, resize_params, profile = (run.model, run.train, run.size, run.faces,
+                                                                 run.resize, run.profile)
     device = resolve_device(cfg.device, "train.device")
     seed_everything(cfg.seed)
     threads = set_threads(cfg.threads)
@@ -263,8 +256,7 @@ def train(
 
     model.load_state_dict(best_state)
     logits_val = predict_logits(model, val_split, cfg.eval_batch_size, preprocessing, cfg.channels_last, runtime)
-    info, verdict = finish_checkpoint(model, model_cfg, cfg, val_split, logits_val, preprocessing, profile,
-                                      checkpoint_path, {"best_epoch": best_val["epoch"], "val_loss": best_val["loss"],
+    info, verdict = finish_checkpoint(model, run, val_split, logits_val, preprocessing, checkpoint_path, {"best_epoch": best_val["epoch"], "val_loss": best_val["loss"],
                                                         "val_auc": best_val["auc"]})
     summary = {
         "best_epoch": best_val["epoch"],
@@ -300,10 +292,11 @@ def train(
     return summary
 
 
-def finish_checkpoint(model: nn.Module, model_cfg: ModelConfig, cfg: TrainConfig, val_split: Split,
-                      logits_val: np.ndarray, preprocessing: dict[str, Any], profile: str | None,
-                      checkpoint_path: str | os.PathLike, info: dict[str, Any]) -> tuple[dict[str, Any], dict]:
+def finish_checkpoint(model: nn.Module, run: TrainRun, val_split: Split, logits_val: np.ndarray,
+                      preprocessing: dict[str, Any], checkpoint_path: str | os.PathLike,
+                      info: dict[str, Any]) -> tuple[dict[str, Any], dict]:
     """Calibrate on val, choose the operating point and the metrics threshold, assess fitness, save; (info, report)."""
+    cfg, profile = run.train, run.profile
     point, verdict = choose_operating_point(val_split.y, logits_val, cfg.verdict)
     p_val = calibrate(logits_val, point.temperature)  # every score the checkpoint gives from now on is calibrated
     choice = choose_threshold(val_split.y, p_val)  # the threshold of the evaluation's accuracy, F1, MCC
@@ -317,7 +310,7 @@ def finish_checkpoint(model: nn.Module, model_cfg: ModelConfig, cfg: TrainConfig
              verdict.get("uncertain") or 0.0)
     if not fitness["fit"]:
         log.warning("model not fit to judge photos: %s", "; ".join(fitness["reasons"]))
-    save_checkpoint(checkpoint_path, model, model_cfg, preprocessing, info)
+    save_checkpoint(checkpoint_path, model, run.model, preprocessing, info, run_record(run))
     return info, verdict
 
 
