@@ -19,8 +19,9 @@ from realfake.core.device import resolve_device
 from realfake.detector.batches import open_split
 from realfake.detector.checkpoint import load_detector
 from realfake.detector.ensemble_net import Ensemble
+from realfake.detector.loop import logit_metrics, predict_logits
 from realfake.detector.run import TrainRun
-from realfake.detector.train import finish_checkpoint, logit_metrics, predict_logits, train
+from realfake.detector.train import finish_checkpoint, train
 
 log = logging.getLogger(__name__)
 
