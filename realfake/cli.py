@@ -97,10 +97,10 @@ def cmd_cv(args: argparse.Namespace) -> None:
     """Grouped, stratified k-fold cross-validation over train+val; mean ± std to a metrics file."""
     from realfake.core.params import load_params, load_section
     from realfake.core.tables import markdown_table
-    from realfake.cv import CVConfig, apply_overrides, check_overrides, run_cv, summary_row
+    from realfake.cv import CVConfig, check_overrides, run_cv, summary_row
 
     check_overrides(args.set or [])
-    params = apply_overrides(load_params(args.params), args.set or [])
+    params = load_params(args.params, args.set or [])  # --set: core.params.apply_overrides, as `dvc exp run -S`
     flags = {k: v for k, v in (("folds", args.folds), ("seed", args.seed), ("epochs", args.epochs)) if v is not None}
     cv_cfg = load_section(CVConfig, {"cv": {**(params.get("cv") or {}), **flags}}, "cv")
     resample = any(s.startswith("sample.") for s in args.set or [])

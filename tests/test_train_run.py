@@ -92,3 +92,18 @@ def test_a_checkpoint_without_a_run_still_loads(tmp_path):
     save_checkpoint(tmp_path / "old.pt", build_model(cfg), cfg, preprocessing_for(32), {"threshold": 0.5})
     _, checkpoint = load_detector(tmp_path / "old.pt")
     assert "run" not in checkpoint
+
+
+def test_cv_set_goes_through_the_params_loaders_override_rule(tmp_path, monkeypatch):
+    import realfake.cv
+    from realfake.cli import main
+    from realfake.core.params import load_params
+
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params()))
+    seen = []
+    monkeypatch.setattr(realfake.cv, "run_cv", lambda p, cfg, *a, **k: seen.append((p, cfg)) or {})
+    monkeypatch.setattr(realfake.cv, "summary_row", lambda *a: {"run": "x"})
+    sets = ["model.attention=false", "train.lr=0.01"]
+    main(["cv", "--params", str(tmp_path / "params.yaml"), "--folds", "4", *(f"--set={s}" for s in sets)])
+    (got, cfg), = seen
+    assert got == load_params(tmp_path / "params.yaml", sets) and cfg.folds == 4  # the stage scripts' loader
