@@ -21,10 +21,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from realfake.core.atomic import atomic_path, write_parquet
+from realfake.core.atomic import atomic_path, write_json, write_parquet
 from realfake.core.errors import UserError
 from realfake.core.params import apply_overrides, load_section
 from realfake.core.stage_metrics import write_stage_metrics
+from realfake.core.view_record import VIEW_FILE, read_view_record
 from realfake.evaluation.metrics import binary_metrics, to_jsonable
 from realfake.sample.packing import PACKED_SCHEMA
 from realfake.sample.sampling import allocate_groups
@@ -184,6 +185,7 @@ def _run_folds(params: dict[str, Any], cfg: CVConfig, packed_dir: Path, out_path
     train_cfg, size = run.train, run.size
     eval_cfg = load_section(EvaluateConfig, params, "evaluate")
     images, meta = load_pool(packed_dir)
+    view = read_view_record(packed_dir)
     fold = assign_folds(meta, cfg.folds, cfg.seed)
     per_fold = []
     for k in range(cfg.folds):
@@ -192,6 +194,8 @@ def _run_folds(params: dict[str, Any], cfg: CVConfig, packed_dir: Path, out_path
         folder = tmp / f"fold-{k}"
         for name, rows in (("train", trained), ("val", val), ("test", scored)):
             write_split(images, meta, rows, folder, name)
+        if view is not None:  # the pool's view (sample.view): each fold's checkpoint records it as the stage's does
+            write_json(folder / VIEW_FILE, view)
         log.info("fold %d/%d: train %d, val %d, scored %d", k + 1, cfg.folds, len(trained), len(val), len(scored))
         summary = train_detector(run, folder, folder / "detector.pt", folder / "live")
         scorer = Scorer(folder / "detector.pt")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -64,22 +65,28 @@ def test_an_ensemble_checkpoint_stores_its_run_with_its_members(packed, tmp_path
 
 def test_cv_trains_every_fold_with_the_run_the_stage_builds(packed, tmp_path, monkeypatch):
     # before, cv passed the model and train configs, the size and `faces` only: no `resize` (its checkpoints
-    # recorded "not re-encoded") and no data.profile (a fitness record without its profile)
+    # recorded "not re-encoded"), no data.profile (a fitness record without its profile), and its fold folders had
+    # no view record (every fold's checkpoint said "aligned", whatever sample.view packed)
     import realfake.detector.ensemble as ensemble
 
     seen: list[TrainRun] = []
+    views: list[dict] = []
 
-    def stop(run, *_):
+    def stop(run, folder, *_):
         seen.append(run)
+        views.append(json.loads((folder / "view.json").read_text()))  # before, folds held no view record
         raise KeyboardInterrupt  # the run is what this test wants; the folds need not train
 
     pool, rng, table = tmp_path / "pool", np.random.default_rng(0), pool_table(90, seed=1)
     write_split(pool, "train", table.iloc[:60], rng)  # the cv tests' pool: groups, strata, 32 px
     write_split(pool, "val", table.iloc[60:], rng)
+    view = {"name": "context", "size": 32, "context": {"margin": 2.2}}  # the pool's view record (sample.view)
+    (pool / "view.json").write_text(json.dumps(view))
     monkeypatch.setattr(ensemble, "train_detector", stop)
     with pytest.raises(KeyboardInterrupt):
         run_cv(params(), CVConfig(folds=3), pool, tmp_path / "cv.json")
     assert seen == [train_run(params(), pool)] == [cv_run(params(), CVConfig(folds=3), pool)]
+    assert views == [view]
     short = cv_run(params(), CVConfig(folds=3, epochs=2), pool)  # cv.epochs: the one thing cv changes
     assert short == replace(seen[0], train=replace(seen[0].train, epochs=2, min_epochs=2))  # the profile's 15, capped
 
