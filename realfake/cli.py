@@ -97,10 +97,10 @@ def cmd_cv(args: argparse.Namespace) -> None:
     """Grouped, stratified k-fold cross-validation over train+val; mean ± std to a metrics file."""
     from realfake.core.params import load_params, load_section
     from realfake.core.tables import markdown_table
-    from realfake.cv import CVConfig, apply_overrides, check_overrides, run_cv, summary_row
+    from realfake.cv import CVConfig, check_overrides, run_cv, summary_row
 
     check_overrides(args.set or [])
-    params = apply_overrides(load_params(args.params), args.set or [])
+    params = load_params(args.params, args.set or [])  # --set: core.params.apply_overrides, as `dvc exp run -S`
     flags = {k: v for k, v in (("folds", args.folds), ("seed", args.seed), ("epochs", args.epochs)) if v is not None}
     cv_cfg = load_section(CVConfig, {"cv": {**(params.get("cv") or {}), **flags}}, "cv")
     resample = any(s.startswith("sample.") for s in args.set or [])
@@ -136,6 +136,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = HelpParser(prog="realfake", description="Real vs generated face photos: the pipeline's commands "
                         "(the stages themselves run with `dvc repro`).")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=HelpParser)
+    add_data_commands(sub)
+    add_scoring_commands(sub)
+    add_experiment_commands(sub)
+    describe(sub)
+    return parser
+
+
+def add_data_commands(sub: argparse._SubParsersAction) -> None:
+    """make-sample and export-mini: the data the project ships and hands out."""
     p = sub.add_parser("make-sample", help="rebuild the embedded sample (data/sample) from the offline mirror")
     p.add_argument("--mirror", help="mirror directory (default: $REALFAKE_MIRROR, else the nearest shared/mirror)")
     p.add_argument("--out", default="data/sample", help="folder the sample's ZIPs are written to")
@@ -150,6 +159,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="metadata columns the draw is balanced over")
     p.add_argument("--seed", type=int, default=0, help="seed of the draw")
     p.set_defaults(func=cmd_export_mini)
+
+
+def add_scoring_commands(sub: argparse._SubParsersAction) -> None:
+    """predict and serve: the trained detector on new photos."""
     p = sub.add_parser("predict", help="score every face in photos: files, directories or globs")
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders (searched recursively) or globs")
     p.add_argument("--model", default="models/detector.pt", help="a checkpoint written by the train stage")
@@ -168,6 +181,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-queue", type=int, default=32, help="requests waiting or scoring (more: HTTP 503)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda: where the detector scores (auto: CUDA if present)")
     p.set_defaults(func=cmd_serve)
+
+
+def add_experiment_commands(sub: argparse._SubParsersAction) -> None:
+    """resample, exp-table and cv: experiments around the pipeline."""
     p = sub.add_parser("resample", help="a new balanced draw over the shards, as a new manifest (no image rewritten)")
     p.add_argument("--shards", default="data/shards", help="shards location: a directory or s3://bucket/prefix")
     p.add_argument("--index", help="manifest to draw from (default: <shards>/index.parquet)")
@@ -198,8 +215,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="metrics/cv.json", help="the metrics file written")
     p.add_argument("--label", help="row label of the printed table (default: the --set overrides)")
     p.set_defaults(func=cmd_cv)
-    describe(sub)
-    return parser
 
 
 def describe(sub: argparse._SubParsersAction) -> None:

@@ -21,15 +21,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from realfake.core.atomic import atomic_path, write_parquet
+from realfake.core.atomic import atomic_path, write_json, write_parquet
 from realfake.core.errors import UserError
 from realfake.core.params import apply_overrides, load_section
 from realfake.core.stage_metrics import write_stage_metrics
+from realfake.core.view_record import VIEW_FILE, read_view_record
 from realfake.evaluation.metrics import binary_metrics, to_jsonable
 from realfake.sample.packing import PACKED_SCHEMA
 from realfake.sample.sampling import allocate_groups
 
-if TYPE_CHECKING:  # evaluate imports torch: only for the annotation
+if TYPE_CHECKING:  # evaluate and the detector import torch: only for the annotations
+    from realfake.detector.run import TrainRun
     from realfake.evaluation.evaluate import HonestPair
 
 log = logging.getLogger(__name__)
@@ -143,6 +145,17 @@ def resample(params: dict[str, Any], metadata: Path, folder: Path) -> tuple[Path
     return folder / "packed", {k: report[k] for k in ("split_sizes", "tv_distance", "quality", "lost_to_balancing")}
 
 
+def cv_run(params: dict[str, Any], cfg: CVConfig, packed_dir: Path) -> TrainRun:
+    """The run the train stage would build from params (realfake.detector.run.train_run), with `cv.epochs` applied."""
+    from realfake.detector.run import train_run
+
+    run = train_run(params, packed_dir)
+    if cfg.epochs is None:
+        return run
+    return dataclasses.replace(run, train=dataclasses.replace(run.train, epochs=cfg.epochs,
+                                                              min_epochs=min(run.train.min_epochs, cfg.epochs)))
+
+
 def run_cv(params: dict[str, Any], cfg: CVConfig, packed_dir: Path, out_path: Path, workdir: Path | None = None,
            resample_from: Path | None = None, report_path: Path | None = None) -> dict[str, Any]:
     """Train and score k folds; mean and std per metric to `out_path`, the per-fold details to `report_path`.
@@ -162,21 +175,17 @@ def run_cv(params: dict[str, Any], cfg: CVConfig, packed_dir: Path, out_path: Pa
 
 def _run_folds(params: dict[str, Any], cfg: CVConfig, packed_dir: Path, out_path: Path, report_path: Path | None,
                tmp: Path, extra: dict[str, Any]) -> dict[str, Any]:
-    from realfake.core.training_image import image_size
     from realfake.detector.ensemble import train_detector
-    from realfake.detector.model import ModelConfig
-    from realfake.detector.packed import load_split, packed_image_size
+    from realfake.detector.packed import load_split
     from realfake.detector.scorer import Scorer
-    from realfake.detector.train_config import load_train_config
     from realfake.evaluation.evaluate import EvaluateConfig, holdout_metrics, score_split
 
     started = time.perf_counter()
-    model_cfg, size = load_section(ModelConfig, params, "model"), packed_image_size(packed_dir, image_size(params))
-    train_cfg = load_train_config(params)[0]
-    if cfg.epochs is not None:
-        train_cfg = dataclasses.replace(train_cfg, epochs=cfg.epochs, min_epochs=min(train_cfg.min_epochs, cfg.epochs))
+    run = cv_run(params, cfg, packed_dir)
+    train_cfg, size = run.train, run.size
     eval_cfg = load_section(EvaluateConfig, params, "evaluate")
     images, meta = load_pool(packed_dir)
+    view = read_view_record(packed_dir)
     fold = assign_folds(meta, cfg.folds, cfg.seed)
     per_fold = []
     for k in range(cfg.folds):
@@ -185,9 +194,10 @@ def _run_folds(params: dict[str, Any], cfg: CVConfig, packed_dir: Path, out_path
         folder = tmp / f"fold-{k}"
         for name, rows in (("train", trained), ("val", val), ("test", scored)):
             write_split(images, meta, rows, folder, name)
+        if view is not None:  # the pool's view (sample.view): each fold's checkpoint records it as the stage's does
+            write_json(folder / VIEW_FILE, view)
         log.info("fold %d/%d: train %d, val %d, scored %d", k + 1, cfg.folds, len(trained), len(val), len(scored))
-        summary = train_detector(model_cfg, train_cfg, folder, folder / "detector.pt", folder / "live", size,
-                               params.get("faces"))
+        summary = train_detector(run, folder, folder / "detector.pt", folder / "live")
         scorer = Scorer(folder / "detector.pt")
         threshold = float(scorer.checkpoint["info"]["threshold"])
         test = load_split(folder, "test", size)

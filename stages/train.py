@@ -7,13 +7,10 @@ Outputs: models/detector.pt, models/MODEL_CARD.md, metrics/train.json, dvclive/t
 
 import argparse
 
-from realfake.core.params import load_params, load_section
+from realfake.core.params import load_params
 from realfake.core.stage import run_stage
-from realfake.core.training_image import image_size
-from realfake.detector.model import ModelConfig
-from realfake.detector.packed import packed_image_size
+from realfake.detector.run import train_run
 from realfake.detector.stage import run_train_stage
-from realfake.detector.train_config import load_train_config
 
 
 def main() -> None:
@@ -26,12 +23,8 @@ def main() -> None:
     parser.add_argument("--live", default="dvclive/train")
     args = parser.parse_args()
     params = load_params(args.params)
-    model_cfg = load_section(ModelConfig, params, "model")  # every section is checked before anything is logged
-    train_cfg, override = load_train_config(params)
-    size = packed_image_size(args.packed, image_size(params))  # the packed view's (sample.view)
-    run_train_stage(model_cfg, train_cfg, size, params.get("faces"),
-                    args.packed, args.checkpoint, args.card, args.metrics, args.live, resize=params.get("resize"),
-                    profile=(params.get("data") or {}).get("profile"), profile_overrides=override)
+    run = train_run(params, args.packed)  # every section is checked before anything is logged
+    run_train_stage(run, args.packed, args.checkpoint, args.card, args.metrics, args.live)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from PIL import Image
 from realfake.core.params import load_section
 from realfake.crops.views import view_record, write_view_record
 from realfake.detector.model import ModelConfig
+from realfake.detector.run import TrainRun
 from realfake.detector.train import train
 from realfake.detector.train_config import TrainConfig
 from realfake.faces.crop import FacesConfig
@@ -33,8 +34,8 @@ def context_model(folder: Path, fit: str = "shrink") -> Path:
     write_packed(folder / "packed", "val", 30, 30, record["size"], seed=1)
     write_view_record(folder / "packed", record)
     cfg = TrainConfig(epochs=1, batch_size=32, min_epochs=1, threads=1)
-    train(TINY, cfg, folder / "packed", folder / "detector.pt", folder / "live", record["size"], PARAMS["faces"],
-          PARAMS["resize"], "sample")
+    train(TrainRun(TINY, cfg, record["size"], PARAMS["faces"], PARAMS["resize"], "sample"), folder / "packed",
+          folder / "detector.pt", folder / "live")
     return folder / "detector.pt"
 
 
@@ -106,8 +107,8 @@ def test_an_ensemble_is_scored_by_predict_exactly_as_evaluate_scores_its_packed_
     model_cfg = load_section(ModelConfig, {"model": {**params["model"], "widths": [8, 16, 32, 32], "members": 2,
                                                      "attention": False}}, "model")
     cfg = TrainConfig(epochs=1, batch_size=32, min_epochs=1, threads=1)
-    train_detector(model_cfg, cfg, Path("data/packed"), tmp_path / "ensemble.pt", tmp_path / "live", None,
-                   params["faces"], params["resize"], "sample")
+    train_detector(TrainRun(model_cfg, cfg, None, params["faces"], params["resize"], "sample"), Path("data/packed"),
+                   tmp_path / "ensemble.pt", tmp_path / "live")
     test = pd.read_parquet("data/packed/test.parquet").head(12)
     meta = pd.read_parquet("data/metadata.parquet").set_index("face_id").loc[test["face_id"]]
     expected = Scorer(tmp_path / "ensemble.pt")(np.load("data/packed/test.npy", mmap_mode="r")[: len(test)])

@@ -19,6 +19,7 @@ from realfake.core.params import load_section
 from realfake.detector.augment import AugmentConfig
 from realfake.detector.checkpoint import load_detector, preprocessing_for, save_checkpoint
 from realfake.detector.patches import PatchConfig
+from realfake.detector.run import TrainRun
 from realfake.detector.scorer import Scorer
 from realfake.detector.train import train
 from realfake.detector.train_config import TrainConfig
@@ -55,7 +56,7 @@ def packed(tmp_path_factory) -> Path:
 def test_cpu_training_is_what_it_was(packed, tmp_path, name):
     # the default device is auto: on a machine without CUDA that is the CPU, and nothing may have moved
     cfg = TrainConfig(epochs=2, batch_size=16, threads=1, device="cpu" if HAS_CUDA else "auto", **CONFIGS[name])
-    summary = train(TINY, cfg, packed, tmp_path / "m.pt", tmp_path / "live", size=32)
+    summary = train(TrainRun(TINY, cfg, size=32), packed, tmp_path / "m.pt", tmp_path / "live")
     state = torch.load(tmp_path / "m.pt", weights_only=True)["state_dict"]
     got = {"history": [[h["train_loss"], h["val_loss"], h["val_auc"]] for h in summary["history"]],
            "weight_sum": float(sum(v.double().sum() for v in state.values())),
@@ -71,8 +72,8 @@ def test_cpu_training_is_what_it_was(packed, tmp_path, name):
 
 
 def test_explicit_cpu_equals_auto_on_a_cpu_machine(packed, tmp_path):
-    runs = [train(TINY, TrainConfig(epochs=1, batch_size=16, threads=1, device=d), packed, tmp_path / f"{d}.pt",
-                  tmp_path / d, size=32) for d in ("cpu", "auto")]
+    runs = [train(TrainRun(TINY, TrainConfig(epochs=1, batch_size=16, threads=1, device=d), size=32), packed,
+                  tmp_path / f"{d}.pt", tmp_path / d) for d in ("cpu", "auto")]
     if not HAS_CUDA:
         assert runs[0]["history"] == runs[1]["history"]
 
@@ -148,7 +149,7 @@ def test_scorer_and_predict_take_a_device(checkpoint, tmp_path):
 def test_gpu_smoke_train_evaluate_predict(packed, tmp_path, amp):
     patch = PatchConfig(size=16, count=4) if amp == "fp16" else PatchConfig()  # the patch-level model's scoring too
     cfg = TrainConfig(epochs=1, batch_size=16, threads=1, device="cuda", amp=amp, cuda_batch_size=32, patch=patch)
-    summary = train(TINY, cfg, packed, tmp_path / "m.pt", tmp_path / "live", size=32)
+    summary = train(TrainRun(TINY, cfg, size=32), packed, tmp_path / "m.pt", tmp_path / "live")
     assert summary["device"] == "cuda" and summary["precision"] in ("bf16", "fp16")
     assert summary["batch_size"] == 16  # 64 train images: the CUDA batch would leave < 20 steps per epoch
     assert np.isfinite(summary["best_val_loss"])

@@ -24,6 +24,7 @@ from realfake.detector.patch_mask import patch_count, random_mask
 from realfake.detector.patches import PatchConfig, patch_positions
 from realfake.detector.resnet_trunc import ResNetConfig
 from realfake.detector.rotation import rotate
+from realfake.detector.run import TrainRun
 from realfake.detector.sbi import SbiConfig, add_pseudo_fakes, self_blend
 from realfake.detector.scorer import Scorer
 from realfake.detector.train import train
@@ -206,8 +207,8 @@ def test_training_with_every_switch_on_runs_and_predict_scores_its_checkpoint(tm
     cfg = TrainConfig(epochs=2, batch_size=16, min_epochs=2, threads=1, weight_decay=0.01, warmup_epochs=1.0,
                       label_smoothing=0.1, augment=ALL_ON_AUGMENT, sbi=SbiConfig(p=0.5),
                       patch=PatchConfig(size=crop, count=1, positions="center"))
-    summary = train(model_cfg, cfg, tmp_path / "packed", tmp_path / "detector.pt", tmp_path / "live", size,
-                    PARAMS["faces"], PARAMS["resize"], "sample")
+    summary = train(TrainRun(model_cfg, cfg, size, PARAMS["faces"], PARAMS["resize"], "sample"), tmp_path / "packed",
+                    tmp_path / "detector.pt", tmp_path / "live")
     pseudo = summary["data"]["train"]["pseudo_fakes"]["sbi"]
     assert 0 < pseudo < 2 * 40 and summary["data"]["val"]["fake"] == 20  # val keeps its own faces only
     assert all(math.isfinite(row["train_loss"]) for row in summary["history"])

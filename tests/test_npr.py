@@ -17,6 +17,7 @@ from realfake.detector.model import ModelConfig, attention_parameters, build_mod
 from realfake.detector.model_card import render_model_card
 from realfake.detector.npr import RESIDUAL_SCALE, NeighbourResidual, neighbour_residual
 from realfake.detector.npr_net import NprConfig
+from realfake.detector.run import TrainRun
 from realfake.detector.train import train
 from realfake.detector.train_config import TrainConfig
 
@@ -124,7 +125,7 @@ def test_npr_trains_with_chain_matching_on_synthetic_data(tmp_path):
     write_packed(tmp_path / "packed", "val", 8, 8, 32, seed=1)
     cfg = load_section(TrainConfig, {"train": {"epochs": 1, "batch_size": 16, "threads": 1,
                                                "augment": {"chain": True, "jpeg_p": 0.5}}}, "train")
-    summary = train(TINY_NPR, cfg, tmp_path / "packed", tmp_path / "m.pt", tmp_path / "live", size=32)
+    summary = train(TrainRun(TINY_NPR, cfg, size=32), tmp_path / "packed", tmp_path / "m.pt", tmp_path / "live")
     assert summary["epochs_run"] == 1 and np.isfinite(summary["best_val_loss"])
     model, checkpoint = load_detector(tmp_path / "m.pt")
     assert checkpoint["model_config"]["arch"] == "npr" and summary["params"] == count_parameters(model)
@@ -149,8 +150,8 @@ def test_npr_refuses_an_odd_input_side(tmp_path):
     write_packed(tmp_path / "packed", "train", 8, 8, 33, seed=0)
     write_packed(tmp_path / "packed", "val", 4, 4, 33, seed=1)
     with pytest.raises(UserError, match="even input side"):
-        train(TINY_NPR, TrainConfig(epochs=1, batch_size=8, threads=1), tmp_path / "packed", tmp_path / "m.pt",
-              tmp_path / "live", size=33)
+        train(TrainRun(TINY_NPR, TrainConfig(epochs=1, batch_size=8, threads=1), size=33), tmp_path / "packed",
+              tmp_path / "m.pt", tmp_path / "live")
 
 
 @pytest.mark.slow  # the sample pipeline (session fixture, shared) and two epochs of the NPR net on its packed faces
@@ -158,7 +159,7 @@ def test_npr_trains_on_the_embedded_samples_packed_faces(sample_pipeline, tmp_pa
     packed = sample_pipeline.root / "data" / "packed"
     cfg = load_section(TrainConfig, {"train": {"epochs": 2, "batch_size": 32, "threads": 1, "min_epochs": 1,
                                                "augment": {"chain": True}}}, "train")
-    summary = train(NPR, cfg, packed, tmp_path / "m.pt", tmp_path / "live")
+    summary = train(TrainRun(NPR, cfg), packed, tmp_path / "m.pt", tmp_path / "live")
     view = json.loads((packed / "view.json").read_text())  # the default view's size
     assert summary["data"]["size"] == view["size"] and summary["data"]["view"] == view and summary["epochs_run"] == 2
     assert summary["data"]["train"]["kept"] > 100 and np.isfinite(summary["best_val_loss"])

@@ -22,6 +22,7 @@ from realfake.detector.patches import (
     patch_probabilities,
     random_patches,
 )
+from realfake.detector.run import TrainRun
 from realfake.detector.scorer import Scorer
 from realfake.detector.train import train
 from realfake.detector.train_config import TrainConfig
@@ -78,8 +79,8 @@ def test_bad_patch_params_are_user_errors(tmp_path):
     write_packed(packed, "train", 8, 8, 16, seed=0)
     write_packed(packed, "val", 4, 4, 16, seed=1)
     with pytest.raises(UserError, match="larger than"):
-        train(TINY, TrainConfig(epochs=1, threads=1, patch=PatchConfig(size=24)), packed, tmp_path / "m.pt",
-              tmp_path / "live", size=16)
+        train(TrainRun(TINY, TrainConfig(epochs=1, threads=1, patch=PatchConfig(size=24)), size=16), packed,
+              tmp_path / "m.pt", tmp_path / "live")
 
 
 @pytest.mark.slow  # trains a model (~6 s here)
@@ -89,7 +90,7 @@ def test_patch_training_learns_and_stores_how_to_score(tmp_path):
     write_packed(packed, "val", 40, 40, 48, seed=1)
     cfg = TrainConfig(epochs=4, batch_size=32, lr=3e-3, warmup_epochs=0.5, min_epochs=4, threads=1,
                       patch=PatchConfig(size=16, count=6, seed=1))
-    summary = train(TINY, cfg, packed, tmp_path / "m.pt", tmp_path / "live", size=48)
+    summary = train(TrainRun(TINY, cfg, size=48), packed, tmp_path / "m.pt", tmp_path / "live")
     assert summary["best_val_auc"] > 0.8  # the period-4 trace is visible in any 16 px window
     model, checkpoint = load_detector(tmp_path / "m.pt")
     assert checkpoint["preprocessing"]["patch"] == {"size": 16, "count": 6, "seed": 1}

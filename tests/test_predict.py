@@ -28,6 +28,7 @@ from realfake.detector.checkpoint import load_detector
 from realfake.detector.fitness import FitnessConfig, assess
 from realfake.detector.model import ModelConfig
 from realfake.detector.patches import PatchConfig
+from realfake.detector.run import TrainRun
 from realfake.detector.train import train
 from realfake.detector.train_config import TrainConfig
 from realfake.faces.crop import FacesConfig, process_images
@@ -81,8 +82,8 @@ def tiny_model(folder: Path, profile: str | None, epochs: int = 1, size: int | N
     write_packed(folder / "packed", "val", 60, 60, size, seed=1)
     cfg = TrainConfig(epochs=epochs, batch_size=32, lr=3e-3, warmup_epochs=0.5, min_epochs=epochs, threads=1,
                       fitness=fitness or FitnessConfig())
-    train(TINY, cfg, folder / "packed", folder / "detector.pt", folder / "live", size, PARAMS["faces"],
-          {**PARAMS["resize"], "size": size}, profile)
+    train(TrainRun(TINY, cfg, size, PARAMS["faces"], {**PARAMS["resize"], "size": size}, profile), folder / "packed",
+          folder / "detector.pt", folder / "live")
     return folder / "detector.pt"
 
 
@@ -261,8 +262,8 @@ def test_the_checkpoint_records_the_packed_view_and_predict_scores_with_it(photo
     write_packed(tmp_path / "packed", "val", 20, 20, record["size"], seed=1)
     write_view_record(tmp_path / "packed", record)
     cfg = TrainConfig(epochs=1, batch_size=32, min_epochs=1, threads=1, patch=PatchConfig(size=64, count=4))
-    train(TINY, cfg, tmp_path / "packed", tmp_path / "detector.pt", tmp_path / "live", record["size"],
-          PARAMS["faces"], PARAMS["resize"], "sample")
+    train(TrainRun(TINY, cfg, record["size"], PARAMS["faces"], PARAMS["resize"], "sample"), tmp_path / "packed",
+          tmp_path / "detector.pt", tmp_path / "live")
     pre = torch.load(tmp_path / "detector.pt", weights_only=True)["preprocessing"]
     assert pre["view"] == record and pre["size"] == 128 and pre["patch"]["size"] == 64
     table = predict([str(photos[n]) for n in ("gan", "ffhq", "lfw")], tmp_path / "detector.pt")

@@ -24,6 +24,7 @@ from realfake.core.params import load_section
 from realfake.core.shard_manifest import INDEX_NAME, read_index, write_index
 from realfake.detector.batches import train_batches
 from realfake.detector.packed import load_split
+from realfake.detector.run import TrainRun
 from realfake.detector.shard_stream import ShardInputConfig, load_shard_split
 from realfake.detector.train import train
 from realfake.detector.train_config import TrainConfig
@@ -241,7 +242,8 @@ def test_training_from_shards_matches_packed_quality(staged, tmp_path):
     runs = {}
     for name in ("packed", "shards"):
         cfg = TrainConfig(**common, input=name, shards=shard_input(staged))
-        runs[name] = train(TINY, cfg, staged / "data" / "packed", tmp_path / f"{name}.pt", tmp_path / name, SIZE)
+        runs[name] = train(TrainRun(TINY, cfg, SIZE), staged / "data" / "packed", tmp_path / f"{name}.pt",
+                           tmp_path / name)
     packed, shards = runs["packed"], runs["shards"]
     assert shards["input"] == "shards" and shards["data"]["train"]["shards"] >= 1
     assert shards["train_images"] == packed["train_images"] == 4 * packed["data"]["train"]["kept"]
@@ -304,7 +306,7 @@ def test_shards_of_the_context_view_hold_its_packed_pixels_and_training_records_
             assert np.array_equal(members[face_id], packed.images[packed.rows[i]]), face_id
     train_cfg = TrainConfig(epochs=1, batch_size=16, min_epochs=1, threads=1, input="shards",
                             shards=shard_input(tmp_path))
-    train(TINY, train_cfg, Path("data/packed"), tmp_path / "m.pt", tmp_path / "live", CONTEXT)
+    train(TrainRun(TINY, train_cfg, CONTEXT), Path("data/packed"), tmp_path / "m.pt", tmp_path / "live")
     assert read_checkpoint(tmp_path / "m.pt")["preprocessing"]["view"] == view
 
 

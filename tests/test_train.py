@@ -23,6 +23,7 @@ from realfake.detector.augment import AugmentConfig, augment_batch
 from realfake.detector.checkpoint import load_detector, preprocessing_for, save_checkpoint, to_model_input
 from realfake.detector.model import ModelConfig, build_model
 from realfake.detector.packed import load_split, read_batch
+from realfake.detector.run import TrainRun
 from realfake.detector.schedule import EarlyStopping, make_optimizer, make_scheduler
 from realfake.detector.train import train
 from realfake.detector.train_config import TrainConfig
@@ -229,7 +230,8 @@ def test_load_split_refuses_mismatched_inputs(tmp_path):
     write_packed(tmp_path / "one", "train", 4, 0, 16, seed=0)
     write_packed(tmp_path / "one", "val", 2, 2, 16, seed=1)
     with pytest.raises(UserError, match="one class"):
-        train(TINY, TrainConfig(epochs=1, threads=1), tmp_path / "one", tmp_path / "m.pt", tmp_path / "live", 16)
+        train(TrainRun(TINY, TrainConfig(epochs=1, threads=1), 16), tmp_path / "one", tmp_path / "m.pt",
+              tmp_path / "live")
     (tmp_path / "train.parquet").write_bytes(b"PAR1 truncated")
     with pytest.raises(UserError, match="parquet"):
         load_split(tmp_path, "train", 16)
@@ -277,7 +279,7 @@ def test_short_training_beats_chance(tmp_path):
     write_packed(packed, "train", 160, 80, 32, seed=0)  # imbalanced 2:1, so class weights switch on
     write_packed(packed, "val", 60, 60, 32, seed=1)
     cfg = TrainConfig(epochs=5, batch_size=32, lr=3e-3, warmup_epochs=0.5, min_epochs=5, threads=1)
-    summary = train(TINY, cfg, packed, tmp_path / "m.pt", tmp_path / "live", size=32)
+    summary = train(TrainRun(TINY, cfg, size=32), packed, tmp_path / "m.pt", tmp_path / "live")
     assert summary["best_val_auc"] > 0.8  # chance is 0.5
     assert summary["best_val_loss"] < math.log(2)  # better than always saying p = 0.5
     assert summary["class_weights"][1] == pytest.approx(2 * summary["class_weights"][0])
@@ -294,7 +296,7 @@ def test_training_without_signal_stays_at_chance(tmp_path):
     write_packed(packed, "train", 60, 60, 32, seed=0, amplitude=0.0)
     write_packed(packed, "val", 40, 40, 32, seed=1, amplitude=0.0)
     cfg = TrainConfig(epochs=2, batch_size=32, lr=3e-3, threads=1)
-    summary = train(TINY, cfg, packed, tmp_path / "m.pt", tmp_path / "live", size=32)
+    summary = train(TrainRun(TINY, cfg, size=32), packed, tmp_path / "m.pt", tmp_path / "live")
     assert 0.25 < summary["best_val_auc"] < 0.75
     assert summary["class_weights"] is None
 
@@ -304,7 +306,7 @@ def test_training_is_deterministic(tmp_path):
     write_packed(packed, "train", 24, 24, 32, seed=0)
     write_packed(packed, "val", 8, 8, 32, seed=1)
     cfg = TrainConfig(epochs=1, batch_size=16, seed=5, threads=1)
-    runs = [train(TINY, cfg, packed, tmp_path / f"m{i}.pt", tmp_path / f"live{i}", size=32) for i in range(2)]
+    runs = [train(TrainRun(TINY, cfg, size=32), packed, tmp_path / f"m{i}.pt", tmp_path / f"live{i}") for i in range(2)]
     assert runs[0]["history"] == runs[1]["history"]
     a, b = (torch.load(tmp_path / f"m{i}.pt", weights_only=True)["state_dict"] for i in range(2))
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -399,8 +401,8 @@ def test_a_profile_switch_says_the_model_was_replaced_and_the_log_is_rounded(tmp
     def run(profile: str) -> list[logging.LogRecord]:
         caplog.clear()
         with caplog.at_level(logging.INFO):
-            run_train_stage(TINY, cfg, 32, None, "packed", "models/detector.pt", "models/MODEL_CARD.md",
-                            "metrics/train.json", "dvclive/train", profile=profile)
+            run_train_stage(TrainRun(TINY, cfg, 32, profile=profile), "packed", "models/detector.pt",
+                            "models/MODEL_CARD.md", "metrics/train.json", "dvclive/train")
         return list(caplog.records)
 
     records = run("sample")

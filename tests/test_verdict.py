@@ -16,6 +16,7 @@ from realfake.detector.checkpoint import load_detector
 from realfake.detector.ensemble import train_detector
 from realfake.detector.ensemble_net import Ensemble
 from realfake.detector.model import ModelConfig
+from realfake.detector.run import TrainRun
 from realfake.detector.scorer import Scorer
 from realfake.detector.train_config import TrainConfig
 from realfake.detector.verdict import (
@@ -98,7 +99,7 @@ def test_an_ensemble_is_one_checkpoint_scored_as_the_mean_of_its_members(tmp_pat
     images, _ = write_packed(packed, "val", 40, 40, 32, seed=1)
     cfg = TrainConfig(epochs=2, batch_size=32, lr=3e-3, warmup_epochs=0.5, min_epochs=2, threads=1)
     model_cfg = ModelConfig(**{**TINY.__dict__, "members": 2})
-    summary = train_detector(model_cfg, cfg, packed, tmp_path / "e.pt", tmp_path / "live", size=32)
+    summary = train_detector(TrainRun(model_cfg, cfg, size=32), packed, tmp_path / "e.pt", tmp_path / "live")
     assert summary["members"] == 2 and len(summary["member_val_auc"]) == 2
     assert not list(tmp_path.glob(".members-*"))  # the members' temporary checkpoints are gone
     model, checkpoint = load_detector(tmp_path / "e.pt")
@@ -125,12 +126,12 @@ def test_joining_single_seed_runs_gives_the_ensemble_that_members_k_trains(tmp_p
     write_packed(packed, "train", 80, 80, 32, seed=0)
     write_packed(packed, "val", 40, 40, 32, seed=1)
     cfg = TrainConfig(epochs=2, batch_size=32, lr=3e-3, warmup_epochs=0.5, min_epochs=2, threads=1)
-    train_detector(ModelConfig(**{**TINY.__dict__, "members": 2}), cfg, packed, tmp_path / "e.pt", tmp_path / "l",
-                   size=32)
+    run = TrainRun(ModelConfig(**{**TINY.__dict__, "members": 2}), cfg, size=32)
+    train_detector(run, packed, tmp_path / "e.pt", tmp_path / "l")
     for seed in (0, 1):  # the single-seed runs an experiment makes with -S train.seed=0 and 1
-        train_detector(TINY, replace(cfg, seed=seed), packed, tmp_path / f"s{seed}.pt", tmp_path / f"l{seed}", size=32)
-    info, _ = join_members([tmp_path / "s0.pt", tmp_path / "s1.pt"], ModelConfig(**{**TINY.__dict__, "members": 2}),
-                           cfg, packed, tmp_path / "j.pt", size=32)
+        train_detector(TrainRun(TINY, replace(cfg, seed=seed), size=32), packed, tmp_path / f"s{seed}.pt",
+                       tmp_path / f"l{seed}")
+    info, _ = join_members([tmp_path / "s0.pt", tmp_path / "s1.pt"], run, packed, tmp_path / "j.pt")
     trained, joined = (load_detector(tmp_path / name)[1] for name in ("e.pt", "j.pt"))
     assert trained["state_dict"].keys() == joined["state_dict"].keys()
     assert all(torch.equal(trained["state_dict"][k], joined["state_dict"][k]) for k in trained["state_dict"])

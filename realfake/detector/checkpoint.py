@@ -58,8 +58,9 @@ def weights_digest(state_dict: Any) -> str:
     return digest.hexdigest()
 
 
-def save_checkpoint(path, model: nn.Module, model_cfg: ModelConfig, preprocessing: dict, info: dict) -> None:
-    """Save state_dict + config + preprocessing as plain types (loadable with weights_only=True), atomically.
+def save_checkpoint(path, model: nn.Module, model_cfg: ModelConfig, preprocessing: dict, info: dict,
+                    run: dict[str, Any] | None = None) -> None:
+    """Save state_dict + config + preprocessing (+ the run's record) as plain types (weights_only=True), atomically.
 
     The weights' digest (weights_digest) travels with them; read_checkpoint refuses a file whose weights differ.
     """
@@ -73,6 +74,8 @@ def save_checkpoint(path, model: nn.Module, model_cfg: ModelConfig, preprocessin
         "classes": ["real", "fake"],  # the logit is for class 1, "fake"
         "info": info,
     }
+    if run is not None:  # the whole TrainRun (realfake.detector.run.run_record); older checkpoints have none
+        checkpoint["run"] = run
     write_torch(path, checkpoint)  # byte for byte reproducible (torch.save to a temp name is not)
 
 

@@ -19,37 +19,34 @@ from realfake.core.device import resolve_device
 from realfake.detector.batches import open_split
 from realfake.detector.checkpoint import load_detector
 from realfake.detector.ensemble_net import Ensemble
-from realfake.detector.model import ModelConfig
-from realfake.detector.train import finish_checkpoint, logit_metrics, predict_logits, train
-from realfake.detector.train_config import TrainConfig
+from realfake.detector.loop import logit_metrics, predict_logits
+from realfake.detector.run import TrainRun
+from realfake.detector.train import finish_checkpoint, train
 
 log = logging.getLogger(__name__)
 
 
-def train_detector(model_cfg: ModelConfig, cfg: TrainConfig, packed_dir: str | os.PathLike,
-                   checkpoint_path: str | os.PathLike, live_dir: str | os.PathLike, size: int | None = None,
-                   face_params: dict[str, Any] | None = None, resize_params: dict[str, Any] | None = None,
-                   profile: str | None = None) -> dict[str, Any]:
+def train_detector(run: TrainRun, packed_dir: str | os.PathLike, checkpoint_path: str | os.PathLike,
+                   live_dir: str | os.PathLike) -> dict[str, Any]:
     """train() for `model.members` 1; for K > 1, K members joined into one checkpoint. Returns the run's summary.
 
     Member k trains with train.seed + k; dvclive keeps member 0's curves (live_dir), the others' go with their
     temporary checkpoints. The summary is member 0's with the ensemble's validation figures and `members`.
     """
-    k_members = model_cfg.members
-    single = replace(model_cfg, members=1)
+    k_members, cfg = run.model.members, run.train
+    single = replace(run, model=replace(run.model, members=1))
     if k_members == 1:
-        return train(single, cfg, packed_dir, checkpoint_path, live_dir, size, face_params, resize_params, profile)
+        return train(single, packed_dir, checkpoint_path, live_dir)
     target = Path(checkpoint_path)
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".members-") as tmp:
         summaries = []
         for k in range(k_members):
             log.info("ensemble member %d of %d (train.seed %d)", k + 1, k_members, cfg.seed + k)
-            summaries.append(train(single, replace(cfg, seed=cfg.seed + k), packed_dir, Path(tmp) / f"m{k}.pt",
-                                   live_dir if k == 0 else Path(tmp) / f"live{k}", size, face_params, resize_params,
-                                   profile))
-        info, val = join_members([Path(tmp) / f"m{k}.pt" for k in range(k_members)], model_cfg, cfg, packed_dir,
-                                 target, size, profile)
+            member = replace(single, train=replace(cfg, seed=cfg.seed + k))
+            summaries.append(train(member, packed_dir, Path(tmp) / f"m{k}.pt",
+                                   live_dir if k == 0 else Path(tmp) / f"live{k}"))
+        info, val = join_members([Path(tmp) / f"m{k}.pt" for k in range(k_members)], run, packed_dir, target)
     first = summaries[0]
     return {**first, "best_val_loss": val["loss"], "best_val_auc": val["auc"], "best_val_acc": val["acc"],
             "threshold": info["threshold"], "operating_point": info["operating_point"], "verdict_val": info["verdict"],
@@ -60,24 +57,25 @@ def train_detector(model_cfg: ModelConfig, cfg: TrainConfig, packed_dir: str | o
             "params": sum(s["params"] for s in summaries)}
 
 
-def join_members(member_paths: list[Path], model_cfg: ModelConfig, cfg: TrainConfig, packed_dir: str | os.PathLike,
-                 checkpoint_path: str | os.PathLike, size: int | None = None,
-                 profile: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+def join_members(member_paths: list[Path], run: TrainRun, packed_dir: str | os.PathLike,
+                 checkpoint_path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, Any]]:
     """Join single-member checkpoints into one ensemble checkpoint, calibrated on its own val logits; (info, val).
 
     train_detector calls it on the members it trained; an experiment may call it on the checkpoints of single-seed
-    runs with train.seed s..s+K-1, which are the very members `-S model.members=K -S train.seed=s` trains.
+    runs with train.seed s..s+K-1, which are the very members `-S model.members=K -S train.seed=s` trains. The
+    joined checkpoint stores `run` with model.members = the number of members joined.
     """
     checkpoints = [load_detector(path) for path in member_paths]
     members = [model for model, _ in checkpoints]
     preprocessing = checkpoints[0][1]["preprocessing"]
     infos = [checkpoint["info"] for _, checkpoint in checkpoints]
     ensemble = Ensemble(members).eval()
-    val_split = open_split(cfg, packed_dir, "val", size, resolve_device(cfg.device, "train.device"))
+    cfg = run.train
+    val_split = open_split(cfg, packed_dir, "val", run.size, resolve_device(cfg.device, "train.device"))
     logits = predict_logits(ensemble, val_split, cfg.eval_batch_size, preprocessing, cfg.channels_last)
     val = logit_metrics(val_split.y, logits)
-    info, verdict = finish_checkpoint(ensemble, replace(model_cfg, members=len(members)), cfg, val_split, logits,
-                                      preprocessing, profile, checkpoint_path,
+    info, verdict = finish_checkpoint(ensemble, replace(run, model=replace(run.model, members=len(members))),
+                                      val_split, logits, preprocessing, checkpoint_path,
                                       {"best_epoch": [i["best_epoch"] for i in infos], "val_loss": val["loss"],
                                        "val_auc": val["auc"], "member_val_auc": [i["val_auc"] for i in infos]})
     log.info("ensemble of %d: val AUC %.4f (members %s)", len(members), val["auc"] or float("nan"),

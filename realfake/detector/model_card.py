@@ -139,9 +139,13 @@ def decision_lines(summary: dict[str, Any]) -> list[str]:
 
 def render_model_card(summary: dict[str, Any], model_cfg: ModelConfig, train_cfg: TrainConfig) -> str:
     """The model card as Markdown, from the training summary and the configs."""
+    return "\n".join([*model_lines(summary, model_cfg, train_cfg), *training_lines(summary, model_cfg, train_cfg)])
+
+
+def model_lines(summary: dict[str, Any], model_cfg: ModelConfig, train_cfg: TrainConfig) -> list[str]:
+    """The card's title, fitness, model and data sections."""
     data = summary["data"]
     attention = f"{model_cfg.attention_type} at stages {model_cfg.stages_with_attention()}" if model_cfg.attention else "off"
-    weights = summary["class_weights"]
     lines = [
         "# Model card: realfake detector",
         "",
@@ -171,7 +175,13 @@ def render_model_card(summary: dict[str, Any], model_cfg: ModelConfig, train_cfg
         d = data[name]
         rejected = ", ".join(f"{k}: {v}" for k, v in d["rejected"].items()) or "0"
         lines.append(f"| {name} | {d['kept']} | {d['real']} | {d['fake']} | {rejected} |")
-    lines += [
+    return lines
+
+
+def training_lines(summary: dict[str, Any], model_cfg: ModelConfig, train_cfg: TrainConfig) -> list[str]:
+    """The card's training, metrics and known-limits sections."""
+    weights = summary["class_weights"]
+    return [
         "",
         "## Training",
         "",
@@ -213,7 +223,6 @@ def render_model_card(summary: dict[str, Any], model_cfg: ModelConfig, train_cfg
         KNOWN_LIMITS,
         "",
     ]
-    return "\n".join(lines)
 
 
 def write_model_card(path: str | os.PathLike, summary: dict[str, Any], model_cfg: ModelConfig, train_cfg: TrainConfig) -> None:

@@ -11,36 +11,32 @@ import yaml
 from realfake.core.stage_metrics import write_stage_metrics
 from realfake.core.timings import record_timing
 from realfake.detector.ensemble import train_detector
-from realfake.detector.model import ModelConfig
 from realfake.detector.model_card import write_model_card
-from realfake.detector.train_config import TrainConfig
+from realfake.detector.run import TrainRun
 
 log = logging.getLogger("stages.train")
 
 
-def run_train_stage(model_cfg: ModelConfig, train_cfg: TrainConfig, size: int | None, faces: dict[str, Any] | None,
-                    packed: str, checkpoint: str, card: str, metrics: str, live: str,
-                    resize: dict[str, Any] | None = None, profile: str | None = None,
-                    profile_overrides: dict[str, Any] | None = None, report: str | None = None) -> dict[str, Any]:
-    """Train on `packed`/{train,val}; `faces` and `resize` (params sections) are stored so predict shapes new photos
-    alike; `profile` (data.profile) goes into the fitness record, `profile_overrides` into the report and the card.
+def run_train_stage(run: TrainRun, packed: str, checkpoint: str, card: str, metrics: str, live: str,
+                    report: str | None = None) -> dict[str, Any]:
+    """Train `run` on `packed`/{train,val}; the checkpoint stores the run, the report and the card its profile overrides.
 
     metrics/train.json gets the headline (val AUC), `report` (default reports/train.json) the rest, the log and
     logs/timings.jsonl the timings.
     """
     previous = previous_profile(Path("dvc.lock"))  # read before training: the baseline's, not this run's
-    summary = train_detector(model_cfg, train_cfg, packed, checkpoint, live, size, faces, resize, profile)
-    summary["profile_overrides"] = dict(profile_overrides or {})  # what the data profile changed in `train`
-    if profile_overrides:  # said after training: a bad input above must stay a one-line error
-        log.info("data.profile=%s overrode train params: %s", profile,
-                 ", ".join(f"{k}={v}" for k, v in profile_overrides.items()))
+    summary = train_detector(run, packed, checkpoint, live)
+    summary["profile_overrides"] = dict(run.profile_overrides)  # what the data profile changed in `train`
+    if run.profile_overrides:  # said after training: a bad input above must stay a one-line error
+        log.info("data.profile=%s overrode train params: %s", run.profile,
+                 ", ".join(f"{k}={v}" for k, v in run.profile_overrides.items()))
     details = {k: v for k, v in summary.items() if k not in ("history", "fitness")}
     write_stage_metrics(metrics, {"val_auc": summary["best_val_auc"]}, details, report)
     record_timing("train", **{k: summary[k] for k in ("seconds", "train_seconds", "images_per_s", "threads")})
-    write_model_card(card, summary, model_cfg, train_cfg)
+    write_model_card(card, summary, run.model, run.train)
     log.info("best epoch %d: val loss %.4f, val AUC %s -> %s",
              summary["best_epoch"], summary["best_val_loss"], fmt(summary["best_val_auc"]), checkpoint)
-    if (line := profile_switch_line(previous, profile, checkpoint)) is not None:
+    if (line := profile_switch_line(previous, run.profile, checkpoint)) is not None:
         log.warning("%s", line)
     return summary
 

@@ -1,4 +1,4 @@
-"""Training the detector on the packed arrays (or streamed shards), top to bottom.
+"""Training the detector, top to bottom: data, model, loss, optimiser, loop, save (packed arrays or streamed shards).
 
 Input (written by the sample stage), `train.input: packed` (default): `data/packed/<split>.npy`, a uint8
 (N, 3, S, S) RGB array saved with `np.save` and memory-mapped here, and `data/packed/<split>.parquet`, whose row i
@@ -8,55 +8,42 @@ training. `train.input: shards`: the same images streamed from WebDataset shards
 Device (`train.device: auto | cpu | cuda`): on the CPU nothing differs from earlier releases (float32, the same
 ops in the same order); on CUDA, autocast (`train.amp`) and a larger batch (`train.cuda_batch_size`).
 
-Output: the best checkpoint (lowest validation loss), dvclive logs, and a summary dict for
-`metrics/train.json` and the model card.
+Output: the best checkpoint (lowest validation loss, storing the whole `TrainRun`), dvclive logs, and a summary
+dict for `metrics/train.json` and the model card.
 
-Around this loop: the settings in `train_config`, the batches in `batches`, the optimiser, schedule and early
-stopping in `schedule`, the augmentation in `augment`, the network in `model`.
+Around this file: the run's settings in `run` (and `train_config`), the checkpoint's input record in `record`,
+the epoch loop in `loop`, the batches in `batches`, the optimiser, schedule and early stopping in `schedule`, the
+augmentation in `augment`, the network in `model`.
 """
 
 from __future__ import annotations
 
-import copy
 import logging
 import math
 import os
 import random
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import cv2
 import numpy as np
 import torch
-from sklearn.metrics import roc_auc_score
 from torch import nn
 
-from realfake.core.atomic import atomic_dir
-from realfake.core.device import Precision, resolve_device, resolve_precision
+from realfake.core.device import resolve_device, resolve_precision
 from realfake.core.errors import UserError
-from realfake.core.params import load_section
-from realfake.core.progress import tqdm
-from realfake.core.training_image import ResizeConfig
-from realfake.core.view_record import read_view_record
-from realfake.detector.augment import augment_batch
-from realfake.detector.batches import Split, eval_batches, open_split, train_batches
-from realfake.detector.checkpoint import preprocessing_for, save_checkpoint, to_model_input
+from realfake.detector.batches import Split, open_split
+from realfake.detector.checkpoint import save_checkpoint
 from realfake.detector.fitness import assess
+from realfake.detector.loop import Fitted, Loop, Runtime, fit, predict_logits
 from realfake.detector.losses import BinaryLoss, class_weights
-from realfake.detector.model import (
-    ModelConfig,
-    attention_parameters,
-    build_model,
-    config_to_dict,
-    count_parameters,
-)
-from realfake.detector.packed import PackedSplit, packed_view
-from realfake.detector.patch_head import image_logit
-from realfake.detector.patches import PatchConfig, check_fits, image_logits, random_patches
+from realfake.detector.model import attention_parameters, build_model, count_parameters
+from realfake.detector.packed import PackedSplit
+from realfake.detector.record import preprocessing_record
+from realfake.detector.run import TrainRun, run_record
 from realfake.detector.sbi import KIND as SBI_KIND
-from realfake.detector.sbi import add_pseudo_fakes
-from realfake.detector.schedule import EarlyStopping, make_optimizer, make_scheduler
+from realfake.detector.schedule import make_optimizer, make_scheduler
 from realfake.detector.threshold import choose_threshold
 from realfake.detector.train_config import TrainConfig
 from realfake.detector.verdict import calibrate, choose_operating_point
@@ -66,7 +53,73 @@ log = logging.getLogger(__name__)
 MIN_CUDA_STEPS = 20  # the CUDA batch is used only when an epoch still has this many steps
 
 
-# ---------------------------------------------------------------- setup
+@dataclass
+class Data:
+    """The run's data as the loop sees it: both splits, the image side, the config and runtime for the device."""
+
+    train: Split
+    val: Split
+    size: int
+    cfg: TrainConfig  # run.train, with the CUDA batch and lr where they apply (cuda_settings)
+    runtime: Runtime
+    preprocessing: dict[str, Any]  # what the checkpoint records about the input (record.py)
+    threads: int
+
+
+def train(run: TrainRun, packed_dir: str | os.PathLike, checkpoint_path: str | os.PathLike,
+          live_dir: str | os.PathLike) -> dict[str, Any]:
+    """Train on train/val (`train.input`: packed_dir or the shards), keep the best-val-loss checkpoint, log to dvclive; return the summary.
+
+    run.faces and run.resize (params.yaml `faces`, `resize`) made the packed images: they travel in the
+    checkpoint (with the whole run) so `realfake predict` shapes a new photo exactly as training did. run.profile
+    (`data.profile`) goes into the fitness record (fitness.py).
+    """
+    start = time.perf_counter()
+    data = open_data(run, packed_dir)
+    cfg, runtime = data.cfg, data.runtime
+
+    model = build_model(run.model)  # the first draws of the seeded generators: the initial weights
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    model = model.to(runtime.device) if runtime.device.type != "cpu" else model
+
+    weights = choose_class_weights(data.train.counts(), cfg) if cfg.sampler == "shuffle" else None  # balanced draws
+    loss_fn = BinaryLoss(cfg.loss, cfg.focal_gamma, cfg.focal_alpha, weights, cfg.label_smoothing).to(runtime.device)
+
+    optimizer = make_optimizer(model, cfg)
+    full, rest = divmod(len(data.train), cfg.batch_size)  # both samplers chunk len(split) rows per epoch
+    steps_per_epoch = max(1, full + (rest > 1))
+    scheduler = make_scheduler(optimizer, cfg, steps_per_epoch)
+    log.info("train %s, val %s, class weights %s, %d params, %d threads, %s (%s), batch %d, input %s",
+             data.train.counts(), data.val.counts(), None if weights is None else [round(w, 4) for w in weights],
+             count_parameters(model), data.threads, runtime.device, runtime.precision.name, cfg.batch_size, cfg.input)
+
+    fitted = fit(Loop(model, data.train, data.val, loss_fn, optimizer, scheduler, cfg, data.preprocessing, runtime,
+                      steps_per_epoch), live_dir)
+
+    model.load_state_dict(fitted.best_state)
+    logits_val = predict_logits(model, data.val, cfg.eval_batch_size, data.preprocessing, cfg.channels_last, runtime)
+    best = fitted.best_val
+    info, verdict = finish_checkpoint(model, run, data.val, logits_val, data.preprocessing, checkpoint_path,
+                                      {"best_epoch": best["epoch"], "val_loss": best["loss"], "val_auc": best["auc"]})
+    return run_summary(run, data, fitted, model, weights, info, verdict, start)
+
+
+def open_data(run: TrainRun, packed_dir: str | os.PathLike) -> Data:
+    """Seed, set the threads, open train and val (each usable, train with both classes) and record the input."""
+    cfg = run.train
+    device = resolve_device(cfg.device, "train.device")
+    seed_everything(cfg.seed)
+    threads = set_threads(cfg.threads)
+    train_split, val_split = (open_split(cfg, packed_dir, name, run.size, device) for name in ("train", "val"))
+    for split in (train_split, val_split):
+        if len(split) < 2:
+            raise UserError(f"the {split.name} split has {len(split)} usable rows: need at least 2")
+    if min(train_split.counts()) == 0:
+        raise UserError(f"the train split holds one class only (real, fake = {train_split.counts()})")
+    size = int(train_split.images.shape[2]) if isinstance(train_split, PackedSplit) else train_split.size
+    cfg, runtime = cuda_settings(cfg, device, len(train_split))
+    return Data(train_split, val_split, size, cfg, runtime, preprocessing_record(run, packed_dir, size), threads)
 
 
 def seed_everything(seed: int) -> None:
@@ -84,226 +137,11 @@ def set_threads(threads: int) -> int:
     return threads
 
 
-# ---------------------------------------------------------------- loops
-
-
-@dataclass
-class Runtime:
-    """Where and how the math runs: device, autocast precision, and the fp16 loss scaler (None otherwise)."""
-
-    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
-    precision: Precision = field(default_factory=Precision)
-    scaler: torch.amp.GradScaler | None = None
-
-
-def train_one_epoch(model, split, loss_fn, optimizer, scheduler, cfg, preprocessing, gen,
-                    runtime: Runtime | None = None, steps: int | None = None) -> dict[str, float]:
-    """One pass over the shuffled train split with augmentation; mean loss, accuracy, images/s."""
-    runtime = runtime or Runtime()
-    model.train()
-    total_loss, correct, seen, pseudo_fakes, start = 0.0, 0, 0, 0, time.perf_counter()
-    for images, targets in tqdm(train_batches(split, cfg, gen), desc="train", total=steps, leave=False,
-                                mininterval=5):
-        images, targets, made = add_pseudo_fakes(images, targets, cfg.sbi, gen)  # train.sbi: before augmenting
-        pseudo_fakes += made
-        images = augment_batch(images, cfg.augment, gen)  # on the CPU with `gen`: the same draws on every device
-        if cfg.patch.enabled:  # one random patch per image, at the packed resolution
-            images = random_patches(images, cfg.patch.size, gen)
-        x = to_model_input(images, preprocessing, cfg.channels_last, runtime.device)
-        targets = targets.to(runtime.device, non_blocking=True) if runtime.device.type != "cpu" else targets
-        with runtime.precision.autocast(runtime.device):
-            logits = model(x)
-        loss = loss_fn(logits.float(), targets)
-        optimizer.zero_grad(set_to_none=True)
-        if runtime.scaler is not None:  # fp16: scale the loss so small gradients do not flush to zero
-            runtime.scaler.scale(loss).backward()
-            runtime.scaler.step(optimizer)
-            runtime.scaler.update()
-        else:
-            loss.backward()
-            optimizer.step()
-        scheduler.step()
-        if logits.ndim == 2:  # patch logits (model.head: patch): the image's logit is their mean
-            logits = image_logit(logits)
-        total_loss += loss.item() * len(targets)
-        correct += int(((logits.detach() > 0).float() == targets).sum())
-        seen += len(targets)
-    seconds = time.perf_counter() - start
-    return {"loss": total_loss / max(seen, 1), "acc": correct / max(seen, 1), "images": seen, "seconds": seconds,
-            "sbi": pseudo_fakes}
-
-
-@torch.no_grad()
-def predict_logits(model: nn.Module, split: Split, batch_size: int, preprocessing, channels_last,
-                   runtime: Runtime | None = None) -> np.ndarray:
-    """Logits for every kept row of a split, in order, without augmentation (patch-averaged in patch mode)."""
-    runtime = runtime or Runtime()
-    model.eval()
-    patch = PatchConfig.from_preprocessing(preprocessing)
-    out = np.zeros(len(split), dtype=np.float32)
-    for images, positions in eval_batches(split, batch_size):
-        with runtime.precision.autocast(runtime.device):
-            logits = image_logits(model, to_model_input(images, preprocessing, channels_last, runtime.device), patch)
-        out[positions] = logits.float().cpu().numpy()
-    return out
-
-
-def logit_metrics(y: np.ndarray, logits: np.ndarray) -> dict[str, float | None]:
-    """Validation figures on raw logits: unweighted BCE, accuracy at logit 0 (p = 0.5), ROC AUC (None with one class).
-
-    Arguments in sklearn's order, as realfake.evaluation.metrics.binary_metrics(y_true, p_fake), which reports the
-    full set on probabilities; AUC is taken on the logits here because sigmoid ties saturated scores.
-    """
-    logits_t, y_t = torch.from_numpy(logits).float(), torch.from_numpy(y).float()
-    loss = float(nn.functional.binary_cross_entropy_with_logits(logits_t, y_t)) if len(y) else math.nan
-    acc = float(((logits > 0) == (y == 1)).mean()) if len(y) else math.nan
-    auc = float(roc_auc_score(y, logits)) if len(np.unique(y)) == 2 else None
-    return {"loss": loss, "acc": acc, "auc": auc}
-
-
-def resize_record(resize_params: dict[str, Any] | None, size: int) -> dict[str, Any]:
-    """How the packed images were shaped from the crops: params.yaml `resize` read as the resize stage reads it.
-
-    None (a caller that packed its own arrays, as the tests do) means nothing was re-encoded.
-    """
-    section = {"reencode": "none"} if resize_params is None else dict(resize_params)
-    return asdict(load_section(ResizeConfig, {"resize": {**section, "size": int(size)}}, "resize"))
-
-
-# ---------------------------------------------------------------- the whole run
-
-
-def train(
-    model_cfg: ModelConfig,
-    cfg: TrainConfig,
-    packed_dir: str | os.PathLike,
-    checkpoint_path: str | os.PathLike,
-    live_dir: str | os.PathLike,
-    size: int | None = None,
-    face_params: dict[str, Any] | None = None,
-    resize_params: dict[str, Any] | None = None,
-    profile: str | None = None,
-) -> dict[str, Any]:
-    """Train on train/val (`train.input`: packed_dir or the shards), keep the best-val-loss checkpoint, log to dvclive; return the summary.
-
-    face_params and resize_params (params.yaml `faces`, `resize`) made the packed images: they travel in the
-    checkpoint so `realfake predict` shapes a new photo exactly as training did. profile (`data.profile`)
-    goes into the fitness record (fitness.py).
-    """
-    from dvclive import Live  # imported here: it is slow to import and only the run needs it
-
-    start = time.perf_counter()
-    device = resolve_device(cfg.device, "train.device")
-    seed_everything(cfg.seed)
-    threads = set_threads(cfg.threads)
-    train_split, val_split = (open_split(cfg, packed_dir, name, size, device) for name in ("train", "val"))
-    for split in (train_split, val_split):
-        if len(split) < 2:
-            raise UserError(f"the {split.name} split has {len(split)} usable rows: need at least 2")
-    if min(train_split.counts()) == 0:
-        raise UserError(f"the train split holds one class only (real, fake = {train_split.counts()})")
-    size = int(train_split.images.shape[2]) if isinstance(train_split, PackedSplit) else train_split.size
-    cfg, runtime = cuda_settings(cfg, device, len(train_split))
-    preprocessing = preprocessing_for(size)
-    if face_params is not None:  # how faces were cut, so `realfake predict` crops new photos the same way
-        preprocessing["faces"] = dict(face_params)
-    preprocessing["resize"] = resize_record(resize_params, size)  # and how the crop became the training image
-    # which view the packed arrays hold (sample.view) and its params, so predict cuts new photos the same way
-    preprocessing["view"] = (packed_view(packed_dir, size) if cfg.input == "packed"
-                             else read_view_record(cfg.shards.location) or {"name": "aligned"})
-    preprocessing["view"]["size"] = size
-    check_fits(cfg.patch, size)
-    model_side = cfg.patch.size if cfg.patch.enabled else size
-    if model_cfg.arch == "npr" and model_side % 2:  # the residual works on 2x2 cells
-        raise UserError(f"model.arch npr needs an even input side, got {model_side} px (resize.size or train.patch.size)")
-    if cfg.patch.enabled:  # how images are scored: the evaluate stage and `realfake predict` read it from here
-        preprocessing["patch"] = config_to_dict(cfg.patch)
-        if cfg.patch.positions == "random":  # as before the centre crop existed: old checkpoints' bytes
-            del preprocessing["patch"]["positions"]
-
-    model = build_model(model_cfg)
-    if cfg.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    model = model.to(runtime.device) if runtime.device.type != "cpu" else model
-    counts = train_split.counts()
-    weights = choose_class_weights(counts, cfg) if cfg.sampler == "shuffle" else None  # balanced draws already
-    loss_fn = BinaryLoss(cfg.loss, cfg.focal_gamma, cfg.focal_alpha, weights, cfg.label_smoothing).to(runtime.device)
-    optimizer = make_optimizer(model, cfg)
-    full, rest = divmod(len(train_split), cfg.batch_size)  # both samplers chunk len(split) rows per epoch
-    steps_per_epoch = max(1, full + (rest > 1))
-    scheduler = make_scheduler(optimizer, cfg, steps_per_epoch)
-    stopper = EarlyStopping(cfg.patience, cfg.smooth_window, cfg.min_delta, cfg.min_epochs)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    log.info("train %s, val %s, class weights %s, %d params, %d threads, %s (%s), batch %d, input %s",
-             counts, val_split.counts(), None if weights is None else [round(w, 4) for w in weights],
-             count_parameters(model), threads, runtime.device,
-             runtime.precision.name, cfg.batch_size, cfg.input)
-
-    best_state, best_val, history, train_images, train_seconds, pseudo_fakes = None, {}, [], 0, 0.0, 0
-    with atomic_dir(live_dir) as tmp_live, Live(str(tmp_live), dvcyaml=False, save_dvc_exp=False, report=None) as live:
-        for epoch in range(cfg.epochs):
-            lr = optimizer.param_groups[0]["lr"]
-            stats = train_one_epoch(model, train_split, loss_fn, optimizer, scheduler, cfg, preprocessing, gen,
-                                    runtime, steps_per_epoch)
-            val = logit_metrics(val_split.y, predict_logits(model, val_split, cfg.eval_batch_size, preprocessing,
-                                                            cfg.channels_last, runtime))
-            train_images, train_seconds = train_images + stats["images"], train_seconds + stats["seconds"]
-            pseudo_fakes += stats["sbi"]
-            if stopper.step(val["loss"]):
-                best_state, best_val = copy.deepcopy(model.state_dict()), {**val, "epoch": epoch}
-            row = epoch_row(epoch, lr, stats, val, stopper.smoothed)
-            history.append(row)
-            log_epoch(live, row)
-            log.info("epoch %d: train loss %.4f, val loss %.4f (median %.4f), val auc %s, %.0f img/s",
-                     epoch, stats["loss"], val["loss"], stopper.smoothed, fmt(val["auc"]),
-                     stats["images"] / max(stats["seconds"], 1e-9))
-            if stopper.should_stop and epoch < cfg.epochs - 1:
-                log.info("early stop after epoch %d: no improvement for %d epochs", epoch, stopper.patience)
-                break
-
-    model.load_state_dict(best_state)
-    logits_val = predict_logits(model, val_split, cfg.eval_batch_size, preprocessing, cfg.channels_last, runtime)
-    info, verdict = finish_checkpoint(model, model_cfg, cfg, val_split, logits_val, preprocessing, profile,
-                                      checkpoint_path, {"best_epoch": best_val["epoch"], "val_loss": best_val["loss"],
-                                                        "val_auc": best_val["auc"]})
-    summary = {
-        "best_epoch": best_val["epoch"],
-        "best_val_loss": best_val["loss"],
-        "best_val_auc": best_val["auc"],
-        "best_val_acc": best_val["acc"],
-        "threshold": info["threshold"],
-        "operating_point": info["operating_point"],
-        "verdict_val": verdict,
-        "profile": profile,
-        "fit_to_judge": info["fitness"]["fit"],
-        "fitness": info["fitness"],
-        "epochs_run": len(history),
-        "stopped_early": len(history) < cfg.epochs,
-        "seconds": round(time.perf_counter() - start, 2),
-        "train_seconds": round(train_seconds, 2),
-        "images_per_s": round(train_images / max(train_seconds, 1e-9), 1),
-        "train_images": train_images,
-        "params": count_parameters(model),
-        "attention_params": attention_parameters(model),
-        "threads": threads,
-        "device": runtime.device.type,
-        "precision": runtime.precision.name,
-        "batch_size": cfg.batch_size,
-        "input": cfg.input,
-        "class_weights": weights,
-        "data": {"train": train_split.report(), "val": val_split.report(), "size": size,
-                 "view": preprocessing["view"]},
-        "history": history,
-    }
-    if cfg.sbi.enabled:  # train.sbi: the pseudo-fakes drawn (train split only, never val or test), by kind
-        summary["data"]["train"]["pseudo_fakes"] = {SBI_KIND: pseudo_fakes}
-    return summary
-
-
-def finish_checkpoint(model: nn.Module, model_cfg: ModelConfig, cfg: TrainConfig, val_split: Split,
-                      logits_val: np.ndarray, preprocessing: dict[str, Any], profile: str | None,
-                      checkpoint_path: str | os.PathLike, info: dict[str, Any]) -> tuple[dict[str, Any], dict]:
+def finish_checkpoint(model: nn.Module, run: TrainRun, val_split: Split, logits_val: np.ndarray,
+                      preprocessing: dict[str, Any], checkpoint_path: str | os.PathLike,
+                      info: dict[str, Any]) -> tuple[dict[str, Any], dict]:
     """Calibrate on val, choose the operating point and the metrics threshold, assess fitness, save; (info, report)."""
+    cfg, profile = run.train, run.profile
     point, verdict = choose_operating_point(val_split.y, logits_val, cfg.verdict)
     p_val = calibrate(logits_val, point.temperature)  # every score the checkpoint gives from now on is calibrated
     choice = choose_threshold(val_split.y, p_val)  # the threshold of the evaluation's accuracy, F1, MCC
@@ -317,8 +155,46 @@ def finish_checkpoint(model: nn.Module, model_cfg: ModelConfig, cfg: TrainConfig
              verdict.get("uncertain") or 0.0)
     if not fitness["fit"]:
         log.warning("model not fit to judge photos: %s", "; ".join(fitness["reasons"]))
-    save_checkpoint(checkpoint_path, model, model_cfg, preprocessing, info)
+    save_checkpoint(checkpoint_path, model, run.model, preprocessing, info, run_record(run))
     return info, verdict
+
+
+def run_summary(run: TrainRun, data: Data, fitted: Fitted, model: nn.Module, weights: list[float] | None,
+                info: dict[str, Any], verdict: dict, start: float) -> dict[str, Any]:
+    """The run's summary (metrics/train.json, reports/train.json, the model card), keys in their published order."""
+    best, history = fitted.best_val, fitted.history
+    summary = {
+        "best_epoch": best["epoch"],
+        "best_val_loss": best["loss"],
+        "best_val_auc": best["auc"],
+        "best_val_acc": best["acc"],
+        "threshold": info["threshold"],
+        "operating_point": info["operating_point"],
+        "verdict_val": verdict,
+        "profile": run.profile,
+        "fit_to_judge": info["fitness"]["fit"],
+        "fitness": info["fitness"],
+        "epochs_run": len(history),
+        "stopped_early": len(history) < data.cfg.epochs,
+        "seconds": round(time.perf_counter() - start, 2),
+        "train_seconds": round(fitted.train_seconds, 2),
+        "images_per_s": round(fitted.train_images / max(fitted.train_seconds, 1e-9), 1),
+        "train_images": fitted.train_images,
+        "params": count_parameters(model),
+        "attention_params": attention_parameters(model),
+        "threads": data.threads,
+        "device": data.runtime.device.type,
+        "precision": data.runtime.precision.name,
+        "batch_size": data.cfg.batch_size,
+        "input": data.cfg.input,
+        "class_weights": weights,
+        "data": {"train": data.train.report(), "val": data.val.report(), "size": data.size,
+                 "view": data.preprocessing["view"]},
+        "history": history,
+    }
+    if data.cfg.sbi.enabled:  # train.sbi: the pseudo-fakes drawn (train split only, never val or test), by kind
+        summary["data"]["train"]["pseudo_fakes"] = {SBI_KIND: fitted.pseudo_fakes}
+    return summary
 
 
 def cuda_settings(cfg: TrainConfig, device: torch.device, n_train: int) -> tuple[TrainConfig, Runtime]:
@@ -348,32 +224,3 @@ def choose_class_weights(counts: list[int], cfg: TrainConfig) -> list[float] | N
         return None
     ratio = cfg.imbalance_ratio if cfg.class_weighting == "auto" else 1.0
     return class_weights(counts, ratio)
-
-
-def epoch_row(epoch: int, lr: float, stats: dict, val: dict, smoothed: float) -> dict[str, Any]:
-    """One epoch's numbers, as logged."""
-    return {
-        "epoch": epoch,
-        "lr": lr,
-        "train_loss": stats["loss"],
-        "train_acc": stats["acc"],
-        "val_loss": val["loss"],
-        "val_loss_median": smoothed,
-        "val_acc": val["acc"],
-        "val_auc": val["auc"],
-    }
-
-
-def log_epoch(live, row: dict[str, Any]) -> None:
-    """Log one epoch to dvclive (plots under plots/metrics/{train,val}/...) and advance the step."""
-    for key, value in row.items():
-        if key != "epoch" and value is not None and math.isfinite(value):
-            live.log_metric(key.replace("_", "/", 1) if key != "lr" else key, value)
-    live.next_step()
-
-
-def fmt(value: float | None) -> str:
-    """A metric for a log line (None as 'n/a')."""
-    return "n/a" if value is None else f"{value:.4f}"
-
-

@@ -75,6 +75,11 @@ class TrainConfig:
                 raise UserError(f"train.{name} must be {rule}, got {getattr(self, name)!r}")
 
 
+def data_profile(params: dict[str, Any]) -> str | None:
+    """params `data.profile` as the train stage reads it (its one data param); None when params lack it."""
+    return (params.get("data") or {}).get("profile")
+
+
 def train_section(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """params.yaml `train` with `profile_overrides.<data.profile>` merged over it (top-level keys); and that override.
 
@@ -88,7 +93,7 @@ def train_section(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any
     overrides = section.pop("profile_overrides", None) or {}
     if not isinstance(overrides, dict) or not all(isinstance(v, dict | None) for v in overrides.values()):
         raise UserError("train.profile_overrides must map a data profile to a mapping of train params")
-    override = dict(overrides.get((params.get("data") or {}).get("profile")) or {})
+    override = dict(overrides.get(data_profile(params)) or {})
     unknown = sorted(set(override) - {f.name for f in fields(TrainConfig)})
     if unknown:
         raise UserError(f"unknown key(s) in train.profile_overrides: {unknown}")
@@ -101,6 +106,6 @@ def load_train_config(params: dict[str, Any]) -> tuple[TrainConfig, dict[str, An
     section, override = train_section(params)
     cfg = load_section(TrainConfig, {"train": section}, "train")  # a bad value fails before the override is logged
     if override:
-        log.debug("data.profile=%s: train.profile_overrides sets %s", (params.get("data") or {}).get("profile"),
+        log.debug("data.profile=%s: train.profile_overrides sets %s", data_profile(params),
                  ", ".join(f"{k}={v}" for k, v in override.items()))
     return cfg, override

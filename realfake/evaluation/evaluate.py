@@ -127,13 +127,38 @@ def scores_table(test: pd.DataFrame, holdout: pd.DataFrame | None) -> pd.DataFra
     return frame
 
 
+@dataclass
+class Evaluation:
+    """What the evaluation scored (score_evaluation): the report, and what the files and figures are drawn from."""
+
+    report: dict[str, Any]
+    breakdowns: dict[str, Any]
+    per_source: pd.DataFrame  # the CNN beside the non-face baselines, per source
+    robust: list[dict[str, Any]]
+    verdicts: list[dict[str, Any]]  # the shortcut audit
+    scored: pd.DataFrame  # the test faces with every model's score
+    held: pd.DataFrame | None  # the held-out sources' faces and scores
+    test_images: np.ndarray
+    y_test: np.ndarray
+    p_test: np.ndarray
+    scorer: Scorer
+
+
 def run_evaluate(cfg: EvaluateConfig, model_path: Path, packed_dir: Path, metadata_path: Path, size: int,
                  out: dict[str, Path], splits_path: Path | None = None) -> dict[str, Any]:
-    """Score val/test, compute every metric and breakdown, write metrics, plots and the report.
+    """Score val/test and compute every metric and breakdown, then write metrics, plots and the report; the report.
 
     splits_path (data/splits.parquet) gives the faces the sample placed, for the view's coverage per source.
     """
     torch.set_num_threads(cfg.threads)
+    evaluation = score_evaluation(cfg, model_path, packed_dir, metadata_path, size, splits_path)
+    write_evaluation(evaluation, cfg, out)
+    return evaluation.report
+
+
+def score_evaluation(cfg: EvaluateConfig, model_path: Path, packed_dir: Path, metadata_path: Path, size: int,
+                     splits_path: Path | None = None) -> Evaluation:
+    """Score val/test with the model and the baselines; every metric, breakdown and verdict, nothing written."""
     scorer = Scorer(model_path, resolve_device(cfg.device, "evaluate.device"))
     splits = {name: load_split(packed_dir, name, size) for name in ("train", "val", "test")}
     val, test = splits["val"], splits["test"]
@@ -177,23 +202,28 @@ def run_evaluate(cfg: EvaluateConfig, model_path: Path, packed_dir: Path, metada
         "per_source": {r["source"]: {k: r[k] for k in ("n", "accuracy", "fpr", "fnr")} for r in bd["per_source"]},
         "fitness": fitness_of(scorer.checkpoint),  # the checkpoint's own verdict: a demo model says so in the report
     }
+    return Evaluation(report, bd, per_source, robust, verdicts, scored, held, test_images, test.y, p_test, scorer)
+
+
+def write_evaluation(ev: Evaluation, cfg: EvaluateConfig, out: dict[str, Path]) -> None:
+    """Write what score_evaluation found: metrics, breakdowns, the scores table, plots and reports/evaluate.md."""
+    report, bd, threshold = ev.report, ev.breakdowns, ev.report["threshold"]["threshold"]
     write_stage_metrics(out["metrics"], headline(report), to_jsonable(report), out["details"])
-    write_json(out["breakdowns"], to_jsonable({**bd, "shortcut_audit": verdicts,
-                                               "per_source_models": per_source.to_dict(orient="records")}))
-    write_parquet(scores_table(scored, held), out["scores"])
-    plots = plot_records(test.y, p_test, threshold, cfg.calibration_bins, cfg.curve_points)
-    plots["robustness"] = [{"transform": r["transform"], "roc_auc": r["roc_auc"]} for r in robust]
+    write_json(out["breakdowns"], to_jsonable({**bd, "shortcut_audit": ev.verdicts,
+                                               "per_source_models": ev.per_source.to_dict(orient="records")}))
+    write_parquet(scores_table(ev.scored, ev.held), out["scores"])
+    plots = plot_records(ev.y_test, ev.p_test, threshold, cfg.calibration_bins, cfg.curve_points)
+    plots["robustness"] = [{"transform": r["transform"], "roc_auc": r["roc_auc"]} for r in ev.robust]
     for name, records in plots.items():
         write_json(out["plots"] / f"{name}.json", to_jsonable(records))
-    reliability_png(plots["calibration"], cfg.calibration_bins, core["ece"], out["plots"] / "calibration.png")
-    frame = scored.reset_index(drop=True)
-    gallery(test_images, frame, threshold, cfg.gallery, out["plots"] / "errors.png")
-    cam_figure(scorer, test_images, frame, threshold, cfg.gallery, out["plots"] / "gradcam.png")
-    write_text(out["report"], render_report(report, bd, per_source, robust, verdicts)
-               + "\n".join(["", *verdict_lines(verdict, covered)]))
-    log.info("test AUC %.4f, accuracy %.4f at threshold %.3f; honest pair AUC %s", core["at_threshold"]["roc_auc"],
-             core["at_threshold"]["accuracy"], threshold, bd["honest_pair"].get("pair_auc"))
-    return report
+    reliability_png(plots["calibration"], cfg.calibration_bins, report["ece"], out["plots"] / "calibration.png")
+    frame = ev.scored.reset_index(drop=True)
+    gallery(ev.test_images, frame, threshold, cfg.gallery, out["plots"] / "errors.png")
+    cam_figure(ev.scorer, ev.test_images, frame, threshold, cfg.gallery, out["plots"] / "gradcam.png")
+    write_text(out["report"], render_report(report, bd, ev.per_source, ev.robust, ev.verdicts)
+               + "\n".join(["", *verdict_lines(report["operating_point"], report["coverage"])]))
+    log.info("test AUC %.4f, accuracy %.4f at threshold %.3f; honest pair AUC %s", report["at_threshold"]["roc_auc"],
+             report["at_threshold"]["accuracy"], threshold, bd["honest_pair"].get("pair_auc"))
 
 
 def headline(report: dict[str, Any]) -> dict[str, Any]:

@@ -53,7 +53,7 @@ def model_facts(predictor: Predictor, model_path: Path) -> dict[str, Any]:
         "view_text": view_line(predictor.view, int(pre["size"])).removeprefix("- ").replace("`", ""),
         "size": int(pre["size"]),
         "arch": (checkpoint.get("model_config") or {}).get("arch", "cnn"),
-        "profile": info.get("profile") or fitness.get("profile"),
+        "profile": (checkpoint.get("run") or {}).get("profile") or info.get("profile") or fitness.get("profile"),
         "threshold": predictor.point.t_fake,  # fake from here
         "t_real": predictor.point.t_real,  # real below; uncertain between
         "rule": rule_words(predictor.point.record()),

@@ -51,6 +51,49 @@ def _filename(raw: bytes) -> str:
     return name or "upload"
 
 
+class _Collector:
+    """The multipart parser's callbacks: collect the parts, refusing the request as soon as it crosses a limit."""
+
+    def __init__(self, limits: Limits):
+        self.limits, self.parts = limits, []
+        self.field, self.value = b"", b""
+
+    def callbacks(self) -> dict:
+        return {"on_part_begin": self.on_part_begin, "on_header_field": self.on_header_field,
+                "on_header_value": self.on_header_value, "on_header_end": self.on_header_end,
+                "on_headers_finished": self.on_headers_finished, "on_part_data": self.on_part_data}
+
+    def on_part_begin(self) -> None:
+        self.parts.append(_Part())
+
+    def on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self.field += data[start:end]
+
+    def on_header_value(self, data: bytes, start: int, end: int) -> None:
+        self.value += data[start:end]
+
+    def on_header_end(self) -> None:
+        self.parts[-1].headers[self.field.lower()] = self.value
+        self.field, self.value = b"", b""
+
+    def on_headers_finished(self) -> None:
+        part = self.parts[-1]
+        _, disposition = parse_options_header(part.headers.get(b"content-disposition", b""))
+        if b"filename" in disposition:
+            part.filename = _filename(disposition[b"filename"])
+            if sum(p.filename is not None for p in self.parts) > self.limits.max_files:
+                raise Refused(413, f"too many files: at most {self.limits.max_files} per request")
+
+    def on_part_data(self, data: bytes, start: int, end: int) -> None:
+        part = self.parts[-1]
+        part.data += data[start:end]
+        if part.filename is None and len(part.data) > MULTIPART_OVERHEAD:
+            raise Refused(413, "a form field is too large: send only the photos")
+        if len(part.data) > self.limits.max_bytes:
+            raise Refused(413, f"{part.filename}: file too large, more than {self.limits.max_bytes / 2**20:g} MB "
+                               "(the limit per file)")
+
+
 async def read_uploads(content_type: str | None, content_length: str | None, body: AsyncIterator[bytes],
                        limits: Limits) -> list[Upload]:
     """Every file part of a multipart/form-data body as an Upload (its base name, its bytes), in request order.
@@ -62,46 +105,12 @@ async def read_uploads(content_type: str | None, content_length: str | None, bod
     kind, options = parse_options_header(content_type or "")
     if kind != b"multipart/form-data" or b"boundary" not in options:
         raise Refused(422, "send the photos as multipart/form-data (one `files` part per photo)")
-    mb = limits.max_bytes / 2**20
     too_large = (f"request too large: at most {limits.max_body / 2**20:.1f} MB in all ({limits.max_files} files of at "
-                 f"most {mb:g} MB each)")
+                 f"most {limits.max_bytes / 2**20:g} MB each)")
     if content_length and content_length.isdigit() and int(content_length) > limits.max_body:
         raise Refused(413, too_large)
-    parts: list[_Part] = []
-    state = {"field": b"", "value": b""}
-
-    def on_part_begin() -> None:
-        parts.append(_Part())
-
-    def on_header_field(data: bytes, start: int, end: int) -> None:
-        state["field"] += data[start:end]
-
-    def on_header_value(data: bytes, start: int, end: int) -> None:
-        state["value"] += data[start:end]
-
-    def on_header_end() -> None:
-        parts[-1].headers[state["field"].lower()] = state["value"]
-        state["field"], state["value"] = b"", b""
-
-    def on_headers_finished() -> None:
-        part = parts[-1]
-        _, disposition = parse_options_header(part.headers.get(b"content-disposition", b""))
-        if b"filename" in disposition:
-            part.filename = _filename(disposition[b"filename"])
-            if sum(p.filename is not None for p in parts) > limits.max_files:
-                raise Refused(413, f"too many files: at most {limits.max_files} per request")
-
-    def on_part_data(data: bytes, start: int, end: int) -> None:
-        part = parts[-1]
-        part.data += data[start:end]
-        if part.filename is None and len(part.data) > MULTIPART_OVERHEAD:
-            raise Refused(413, "a form field is too large: send only the photos")
-        if len(part.data) > limits.max_bytes:
-            raise Refused(413, f"{part.filename}: file too large, more than {mb:g} MB (the limit per file)")
-
-    parser = MultipartParser(options[b"boundary"], {
-        "on_part_begin": on_part_begin, "on_header_field": on_header_field, "on_header_value": on_header_value,
-        "on_header_end": on_header_end, "on_headers_finished": on_headers_finished, "on_part_data": on_part_data})
+    collector = _Collector(limits)
+    parser = MultipartParser(options[b"boundary"], collector.callbacks())
     received = 0
     try:
         async for chunk in body:
@@ -112,9 +121,14 @@ async def read_uploads(content_type: str | None, content_length: str | None, bod
         parser.finalize()
     except FormParserError:
         raise Refused(422, "malformed multipart/form-data body") from None
-    files = [p for p in parts if p.filename is not None]
+    files = [p for p in collector.parts if p.filename is not None]
     if not files:
         raise Refused(422, "no photo in the request: send one or more files")
+    return _named(files)
+
+
+def _named(files: list[_Part]) -> list[Upload]:
+    """The uploads in request order, a repeated name made unique with " (2)", " (3)"."""
     seen: dict[str, int] = {}
     uploads = []
     for part in files:

@@ -7,23 +7,20 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from realfake.core.params import load_params, load_section
-from realfake.detector.model import ModelConfig
-from realfake.detector.packed import load_split, packed_image_size
+from realfake.core.params import load_params
+from realfake.detector.packed import load_split
+from realfake.detector.run import train_run
 from realfake.detector.scorer import Scorer
 from realfake.detector.train import train
-from realfake.detector.train_config import load_train_config
 
-params = load_params("params.yaml")
-model_cfg = load_section(ModelConfig, params, "model")
-cfg, _ = load_train_config(params)
 packed = Path("data/packed")
-size = packed_image_size(packed, None)
+run = train_run(load_params("params.yaml"), packed)  # the run the train stage builds
+size = run.size
 out = Path(sys.argv[1])
 rows = []
 for seed in range(int(sys.argv[2])):
-    c = dataclasses.replace(cfg, seed=seed, threads=1)
-    s = train(model_cfg, c, packed, out / f"m{seed}.pt", out / f"live{seed}", size, params.get("faces"), params.get("resize"), "sample")
+    seeded = dataclasses.replace(run, train=dataclasses.replace(run.train, seed=seed, threads=1))
+    s = train(seeded, packed, out / f"m{seed}.pt", out / f"live{seed}")
     test = load_split(packed, "test", size)
     p = Scorer(out / f"m{seed}.pt")(np.asarray(test.images[test.rows]))
     rows.append({"seed": seed, "val_auc": s["best_val_auc"], "val_loss": s["best_val_loss"], "test_auc": roc_auc_score(test.y, p)})
