@@ -16,8 +16,10 @@ KNOWN_LIMITS = """\
   demographics; see `../shared/mirror/SOURCES.md`). Part of what the model learns may be such a shortcut;
   the per-source and cross-source results of the evaluate stage are the check.
 - Generators not in the training data (newer diffusion models, face swaps, Photoshop edits) are likely
-  to be missed. On the mirror, a diffusion generator left out of training scores AUC 0.55, and face swaps
-  and Photoshop edits are near chance even inside their own sources (README "Input views and architectures").
+  to be missed, and face swaps and Photoshop edits are near chance even inside their own sources: what the
+  default detector does at its operating point on sources and generators it never trained on, in words, is in
+  the README ("Today's default detector", from `results/mirror/verdict`); this checkpoint's own figures are in
+  `reports/evaluate.md` ("In words").
 - The validation split chose the checkpoint (lowest val loss), so val metrics are optimistic: quote the
   test split.
 - Not for decisions about people: a score is evidence about an image, not proof."""

@@ -51,6 +51,9 @@ def mean_std(values: list) -> str:
     values = [v for v in values if v is not None and not isinstance(v, list)]
     if not values:
         return "–"
+    if any(v == float("inf") for v in values):  # a group without a false alarm: the ratio has no finite mean
+        finite = [v for v in values if v != float("inf")]
+        return f"inf in {len(values) - len(finite)} of {len(values)}" + (f"; {mean_std(finite)}" if finite else "")
     if len(values) == 1:
         return f"{values[0]:.3f}"
     return f"{st.mean(values):.3f} ± {st.stdev(values):.3f}"
