@@ -6,6 +6,8 @@ import json
 import statistics as st
 from pathlib import Path
 
+import yaml
+
 HERE = Path(__file__).parent
 GROUPS = ("age_group", "race_group", "skin_tone", "gender")
 
@@ -13,11 +15,13 @@ GROUPS = ("age_group", "race_group", "skin_tone", "gender")
 def row_of(run: Path) -> dict:
     """The run's verdict figures: coverage, the operating point on test and on every held-out source."""
     rep = json.loads((run / "reports/evaluate.json").read_text())
-    train = json.loads((run / "reports/train.json").read_text())
+    members = yaml.safe_load((run / "params.yaml").read_text())["model"]["members"]
+    # an ensemble joined from single-seed checkpoints (join.py) has no train report of its own
+    train = json.loads((run / "reports/train.json").read_text()) if members == 1 else {}
     op = rep["operating_point"]
     cov = rep["coverage"]
     row = {"test_auc": rep["at_threshold"]["roc_auc"], "pair_auc": rep["honest_pair"]["pair_auc"],
-           "val_auc": train.get("best_val_auc"), "members": train.get("members", 1),
+           "val_auc": rep["fitness"]["val_auc"], "members": members,
            "temperature": op["temperature"], "t_real": op["t_real"], "t_fake": op["t_fake"],
            "ece_before": op.get("test_ece_before"), "ece_after": op.get("test_ece_after"),
            "coverage_min": min(c["coverage"] for c in cov.values()),
@@ -27,6 +31,7 @@ def row_of(run: Path) -> dict:
            "test_uncertain": op["test"]["uncertain"],
            "fake_recall": op["test"]["fake_called_fake"],
            "fake_called_real": op["test"]["fake_called_real"],
+           "fake_called_uncertain": op["test"]["fake_called_uncertain"],
            "epochs_run": train.get("epochs_run"), "best_epoch": train.get("best_epoch")}
     wall = run / "wall.json"  # wall seconds of the stage commands on the shared 2-core machine
     if wall.exists():
