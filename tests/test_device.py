@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from test_train import TINY, write_packed
+from test_train import TINY, write_train_val
 
 from realfake.core.device import resolve_device, resolve_precision
 from realfake.core.errors import UserError
@@ -46,10 +46,7 @@ CONFIGS = {"default": THEN, "balanced_patch": {**THEN, "sampler": "source_balanc
 
 @pytest.fixture(scope="module")
 def packed(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("device") / "packed"
-    write_packed(folder, "train", 40, 24, 32, seed=0)
-    write_packed(folder, "val", 16, 16, 32, seed=1)
-    return folder
+    return write_train_val(tmp_path_factory.mktemp("device") / "packed", (40, 24), (16, 16))
 
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))

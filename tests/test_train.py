@@ -69,6 +69,13 @@ def write_packed(folder: Path, split: str, n_real: int, n_fake: int, size: int, 
     return images, meta
 
 
+def write_train_val(folder: Path, train: tuple[int, int], val: tuple[int, int], size: int = 32) -> Path:
+    """A packed folder with train and val splits of (n_real, n_fake) synthetic faces each."""
+    write_packed(folder, "train", *train, size, seed=0)
+    write_packed(folder, "val", *val, size, seed=1)
+    return folder
+
+
 @pytest.fixture
 def batch() -> torch.Tensor:
     rng = np.random.default_rng(0)

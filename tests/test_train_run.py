@@ -11,7 +11,7 @@ import pytest
 import torch
 import yaml
 from test_cv import pool_table, write_split
-from test_train import write_packed
+from test_train import write_train_val
 
 from realfake.core.params import apply_overrides
 from realfake.cv import CVConfig, cv_run, run_cv
@@ -29,10 +29,7 @@ def params() -> dict:
 
 @pytest.fixture(scope="module")
 def packed(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("run") / "packed"
-    write_packed(folder, "train", 24, 24, 32, seed=0)
-    write_packed(folder, "val", 8, 8, 32, seed=1)
-    return folder
+    return write_train_val(tmp_path_factory.mktemp("run") / "packed", (24, 24), (8, 8))
 
 
 def test_train_run_reads_every_section_the_checkpoint_records(packed):
