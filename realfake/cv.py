@@ -178,7 +178,7 @@ def _run_folds(params: dict[str, Any], cfg: CVConfig, packed_dir: Path, out_path
     from realfake.detector.ensemble import train_detector
     from realfake.detector.packed import load_split
     from realfake.detector.scorer import Scorer
-    from realfake.evaluation.evaluate import EvaluateConfig, holdout_metrics, score_split
+    from realfake.evaluation.evaluate import EvaluateConfig, score_held_out_rates, score_split
 
     started = time.perf_counter()
     run = cv_run(params, cfg, packed_dir)
@@ -203,7 +203,7 @@ def _run_folds(params: dict[str, Any], cfg: CVConfig, packed_dir: Path, out_path
         test = load_split(folder, "test", size)
         scores = fold_scores(score_split(scorer, test, eval_cfg.batch_size), test.meta, threshold,
                              eval_cfg.honest_pair)
-        held = holdout_metrics(scorer, packed_dir, size, threshold, eval_cfg.batch_size)
+        held = score_held_out_rates(scorer, packed_dir, size, threshold, eval_cfg.batch_size)
         per_fold.append({"fold": k, **scores, "threshold": threshold,
                          "held_out_real_called_real": held.get("real_called_real", float("nan")),
                          "n_train": len(trained), "n_val": len(val), "best_epoch": summary["best_epoch"],

@@ -15,7 +15,7 @@ from sklearn.metrics import roc_auc_score
 from realfake.detector.checkpoint import preprocessing_for, save_checkpoint
 from realfake.detector.model import ModelConfig, build_model
 from realfake.detector.scorer import Scorer
-from realfake.evaluation.evaluate import holdout_metrics, holdout_section, holdout_table
+from realfake.evaluation.evaluate import held_out_lines, held_out_rates, score_held_out_rates
 from realfake.evaluation.metrics import numeric_only, to_jsonable
 from realfake.sample.config import SampleConfig
 from realfake.sample.stage import run_sample
@@ -39,9 +39,9 @@ def hand_made() -> pd.DataFrame:
     return frame.sample(frac=1, random_state=0).reset_index(drop=True)
 
 
-def test_holdout_table_on_hand_made_scores():
+def test_held_out_rates_on_hand_made_scores():
     f = hand_made()
-    out = holdout_table(f["p"].to_numpy(), f["y"].to_numpy(), f["source"].to_numpy(), f["holdout_for"].to_numpy(), 0.5)
+    out = held_out_rates(f["p"].to_numpy(), f["y"].to_numpy(), f["source"].to_numpy(), f["holdout_for"].to_numpy(), 0.5)
     assert out["n"] == len(ROWS)
     assert out["ciplab-real"] == {"n": 4, "called_right": 0.75}  # real sources: no AUC, no matched faces
     assert out["lfw"] == {"n": 2, "called_right": 0.5}
@@ -56,19 +56,19 @@ def test_holdout_table_on_hand_made_scores():
     assert numeric_only(to_jsonable(out)) == out  # all numbers: nothing is lost on the way to evaluate.json
 
 
-def test_holdout_table_with_only_a_real_source_and_a_threshold_on_a_score():
-    out = holdout_table(np.array([0.2, 0.5, 0.49]), np.zeros(3), np.array(["r"] * 3), np.array(["r"] * 3), 0.5)
+def test_held_out_rates_with_only_a_real_source_and_a_threshold_on_a_score():
+    out = held_out_rates(np.array([0.2, 0.5, 0.49]), np.zeros(3), np.array(["r"] * 3), np.array(["r"] * 3), 0.5)
     assert out == {"n": 3, "r": {"n": 3, "called_right": pytest.approx(2 / 3)}, "real_called_real": pytest.approx(2 / 3)}
     assert "fake_auc_mean" not in out  # p >= threshold is called fake, as everywhere else
 
 
-def test_holdout_section_renders_one_row_per_source():
+def test_held_out_lines_renders_one_row_per_source():
     f = hand_made()
-    out = holdout_table(f["p"].to_numpy(), f["y"].to_numpy(), f["source"].to_numpy(), f["holdout_for"].to_numpy(), 0.5)
-    text = "\n".join(holdout_section(out))
+    out = held_out_rates(f["p"].to_numpy(), f["y"].to_numpy(), f["source"].to_numpy(), f["holdout_for"].to_numpy(), 0.5)
+    text = "\n".join(held_out_lines(out))
     rows = [line for line in text.splitlines() if line.startswith("| ") and "held-out source" not in line]
     assert sorted(line.split(" | ")[0][2:] for line in rows) == ["ciplab-real", "lfw", "sg", "tpdne"]
-    assert "real_called_real: 0.6667" in text and holdout_section({}) == []
+    assert "real_called_real: 0.6667" in text and held_out_lines({}) == []
 
 
 def packed_holdout(root: Path) -> Path:
@@ -109,13 +109,13 @@ def real_checkpoint(path: Path) -> Path:
     return path
 
 
-def test_holdout_metrics_on_a_packed_holdout_scored_by_a_real_checkpoint(tmp_path):
+def test_score_held_out_rates_on_a_packed_holdout_scored_by_a_real_checkpoint(tmp_path):
     packed = packed_holdout(tmp_path)
     scorer = Scorer(real_checkpoint(tmp_path / "m.pt"))
     images, meta = np.load(packed / "holdout.npy"), pd.read_parquet(packed / "holdout.parquet")
     p = scorer(images)
     threshold = float(np.median(p))
-    out = holdout_metrics(scorer, packed, SIZE, threshold, batch=7)  # batches that do not divide the split
+    out = score_held_out_rates(scorer, packed, SIZE, threshold, batch=7)  # batches that do not divide the split
 
     assert set(out) == {"n", "lfw", "tpdne", "real_called_real", "fake_auc_mean"} and out["n"] == len(meta)
     lfw = (meta["holdout_for"] == "lfw").to_numpy()
@@ -132,5 +132,5 @@ def test_holdout_metrics_on_a_packed_holdout_scored_by_a_real_checkpoint(tmp_pat
     assert 0 < out["lfw"]["called_right"] < 1  # the threshold splits the scores: the shares are not trivial
 
 
-def test_holdout_metrics_without_a_holdout_split_is_empty(tmp_path):
-    assert holdout_metrics(None, tmp_path, SIZE, 0.5, 8) == {}
+def test_score_held_out_rates_without_a_holdout_split_is_empty(tmp_path):
+    assert score_held_out_rates(None, tmp_path, SIZE, 0.5, 8) == {}

@@ -39,11 +39,11 @@ from realfake.evaluation.breakdowns import (
 )
 from realfake.evaluation.figures import cam_sheet, gallery, reliability_png
 from realfake.evaluation.holdout import (  # noqa: F401 -- re-exported for cv and the tests
-    held_out_table,
-    holdout_metrics,
-    holdout_scores,
-    holdout_section,
-    holdout_table,
+    held_out_lines,
+    held_out_rates,
+    held_out_rates_of,
+    score_held_out,
+    score_held_out_rates,
     score_split,
 )
 from realfake.evaluation.metrics import (
@@ -183,7 +183,7 @@ def score_evaluation(cfg: EvaluateConfig, model_path: Path, packed_dir: Path, me
                                       ("spectral", "spectral baseline", "only the crop's power spectrum"))]
     test_images = np.asarray(test.images[test.rows])
     robust = robustness_table(test_images, test.y, scorer, cfg.robustness, threshold, cfg.batch_size)
-    held = holdout_scores(scorer, packed_dir, size, cfg.batch_size)
+    held = score_held_out(scorer, packed_dir, size, cfg.batch_size)
 
     verdict = operating_point_report(scorer.operating_point, scored, held, cfg.calibration_bins)
     verdict["disparity"] = operating_point_disparity(scorer.operating_point, joined, bd_cfg)
@@ -192,7 +192,7 @@ def score_evaluation(cfg: EvaluateConfig, model_path: Path, packed_dir: Path, me
         **core,
         "operating_point": verdict,
         "coverage": covered,
-        "holdout": held_out_table(held, threshold),
+        "holdout": held_out_rates_of(held, threshold),
         "n": {"val": len(val), "test": len(test), "test_without_metadata": missing},
         "honest_pair": bd["honest_pair"],
         "baselines": {"spectral": binary_metrics(test.y, extra["spectral"], spectral_t),
@@ -261,7 +261,7 @@ def render_report(report: dict, bd: dict, per_source: pd.DataFrame, robust: list
         markdown_table([{k: v for k, v in h.items() if not isinstance(v, list)}]),
         "## Per source: CNN beside the non-face baselines", "", markdown_table(per_source),
         "## Robustness (test AUC under damage)", "", markdown_table(robust),
-        *holdout_section(report.get("holdout") or {}),
+        *held_out_lines(report.get("holdout") or {}),
     ]
     for attr, data in bd["demographics"].items():
         lines += [f"## By {attr}", "", markdown_table(data["groups"]), disparity_sentence(data["disparity"]), ""]

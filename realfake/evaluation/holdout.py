@@ -22,7 +22,7 @@ def score_split(scorer: Scorer, split: PackedSplit, batch_size: int) -> np.ndarr
     return score_in_batches(scorer, split.images, batch_size, rows=split.rows)
 
 
-def holdout_table(p_fake: np.ndarray, y: np.ndarray, source: np.ndarray, holdout_for: np.ndarray,
+def held_out_rates(p_fake: np.ndarray, y: np.ndarray, source: np.ndarray, holdout_for: np.ndarray,
                   threshold: float) -> dict[str, Any]:
     """Per held-out source: n, share called right, AUC against its matched faces; pooled real and fake summaries.
 
@@ -60,7 +60,7 @@ def holdout_table(p_fake: np.ndarray, y: np.ndarray, source: np.ndarray, holdout
     return out
 
 
-def holdout_scores(scorer: Scorer, packed_dir: Path, size: int, batch: int) -> pd.DataFrame | None:
+def score_held_out(scorer: Scorer, packed_dir: Path, size: int, batch: int) -> pd.DataFrame | None:
     """p_fake for every face of the held-out split (sources never trained on), or None when nothing was held out."""
     if not (packed_dir / "holdout.npy").exists():
         return None
@@ -74,20 +74,20 @@ def holdout_scores(scorer: Scorer, packed_dir: Path, size: int, batch: int) -> p
         y=split.y, p_fake=score_split(scorer, split, batch))
 
 
-def holdout_metrics(scorer: Scorer, packed_dir: Path, size: int, threshold: float, batch: int) -> dict[str, Any]:
-    """Sources never trained on: per held-out source the share called right, and a fake source's AUC (holdout_table)."""
-    return held_out_table(holdout_scores(scorer, packed_dir, size, batch), threshold)
+def score_held_out_rates(scorer: Scorer, packed_dir: Path, size: int, threshold: float, batch: int) -> dict[str, Any]:
+    """Sources never trained on: per held-out source the share called right, and a fake source's AUC (held_out_rates)."""
+    return held_out_rates_of(score_held_out(scorer, packed_dir, size, batch), threshold)
 
 
-def held_out_table(frame: pd.DataFrame | None, threshold: float) -> dict[str, Any]:
-    """holdout_table of a holdout_scores frame ({} when nothing was held out)."""
+def held_out_rates_of(frame: pd.DataFrame | None, threshold: float) -> dict[str, Any]:
+    """held_out_rates of a score_held_out frame ({} when nothing was held out)."""
     if frame is None:
         return {}
-    return holdout_table(frame["p_fake"].to_numpy(), frame["y"].to_numpy(), frame["source"].to_numpy(),
+    return held_out_rates(frame["p_fake"].to_numpy(), frame["y"].to_numpy(), frame["source"].to_numpy(),
                          frame["holdout_for"].to_numpy(), threshold)
 
 
-def holdout_section(holdout: dict[str, Any]) -> list[str]:
+def held_out_lines(holdout: dict[str, Any]) -> list[str]:
     """The report lines on the held-out sources (none when nothing was held out)."""
     rows = [{"held-out source": name, **entry} for name, entry in holdout.items() if isinstance(entry, dict)]
     if not rows:
