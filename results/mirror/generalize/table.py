@@ -4,9 +4,9 @@ Usage: python results/mirror/generalize/table.py. A run folder is <arm>-s<seed> 
 generator left out of training) holding metrics/, reports/ (with scores.parquet), params.yaml and wall.json; the
 default's runs are read from ../verdict (d-s*, lo-pollinations-s0), where issue 22 measured them.
 """
+import importlib.util
 import json
 import math
-import statistics as st
 from pathlib import Path
 
 import pandas as pd
@@ -61,15 +61,6 @@ def row_of(run: Path) -> dict:
     return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()}
 
 
-def mean_std(values: list) -> str:
-    values = [v for v in values if v is not None]
-    if not values:
-        return "–"
-    if len(values) == 1:
-        return f"{values[0]:.3f}"
-    return f"{st.mean(values):.3f} ± {st.stdev(values):.3f}"
-
-
 def runs() -> dict[str, Path]:
     """Every run folder by its name (the default's from ../verdict renamed to this table's arm names)."""
     found = {d.name: d for d in sorted(HERE.iterdir()) if (d / "reports/evaluate.json").exists()}
@@ -80,21 +71,15 @@ def runs() -> dict[str, Path]:
     return found
 
 
-def main() -> None:
-    rows = {name: row_of(path) for name, path in runs().items()}
-    (HERE / "summary.json").write_text(json.dumps(rows, indent=1, sort_keys=True) + "\n")
-    arms: dict[str, list[dict]] = {}
-    # today's default first, then the arms by name
-    for name, row in sorted(rows.items(), key=lambda kv: (not kv[0].startswith("default"), kv[0])):
-        arms.setdefault(name.rpartition("-s")[0], []).append(row)
-    keys = sorted({k for r in rows.values() for k in r})
-    lines = ["| figure | " + " | ".join(f"{a} (n={len(r)})" for a, r in arms.items()) + " |",
-             "|---|" + "---|" * len(arms)]
-    for key in keys:
-        lines.append(f"| {key} | " + " | ".join(mean_std([r.get(key) for r in rs]) for rs in arms.values()) + " |")
-    (HERE / "table.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+def verdict_table():
+    """../verdict/table.py as a module: its mean ± std and its table writer."""
+    spec = importlib.util.spec_from_file_location("verdict_table", VERDICT / "table.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 if __name__ == "__main__":
-    main()
+    # today's default first, then the arms by name
+    verdict_table().write_tables(HERE, {name: row_of(path) for name, path in runs().items()},
+                                 order=lambda kv: (not kv[0].startswith("default"), kv[0]))

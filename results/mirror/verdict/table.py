@@ -64,15 +64,20 @@ def mean_std(values: list) -> str:
     return f"{st.mean(values):.3f} ± {st.stdev(values):.3f}"
 
 
-rows = {d.name: row_of(d) for d in sorted(HERE.iterdir()) if (d / "reports/evaluate.json").exists()}
-(HERE / "summary.json").write_text(json.dumps(rows, indent=1, sort_keys=True) + "\n")
-arms: dict[str, list[dict]] = {}
-for name, row in rows.items():
-    arms.setdefault(name.rpartition("-s")[0], []).append(row)
-keys = sorted({k for r in rows.values() for k in r})
-lines = ["| figure | " + " | ".join(f"{a} (n={len(r)})" for a, r in arms.items()) + " |",
-         "|---|" + "---|" * len(arms)]
-for key in keys:
-    lines.append(f"| {key} | " + " | ".join(mean_std([r.get(key) for r in rs]) for rs in arms.values()) + " |")
-(HERE / "table.md").write_text("\n".join(lines) + "\n")
-print("\n".join(lines))
+def write_tables(here: Path, rows: dict[str, dict], order=None) -> None:
+    """summary.json and table.md of these runs: a column per arm (<arm>-s<seed>), mean ± std over its seeds."""
+    (here / "summary.json").write_text(json.dumps(rows, indent=1, sort_keys=True) + "\n")
+    arms: dict[str, list[dict]] = {}
+    for name, row in sorted(rows.items(), key=order):
+        arms.setdefault(name.rpartition("-s")[0], []).append(row)
+    keys = sorted({k for r in rows.values() for k in r})
+    lines = ["| figure | " + " | ".join(f"{a} (n={len(r)})" for a, r in arms.items()) + " |",
+             "|---|" + "---|" * len(arms)]
+    for key in keys:
+        lines.append(f"| {key} | " + " | ".join(mean_std([r.get(key) for r in rs]) for rs in arms.values()) + " |")
+    (here / "table.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    write_tables(HERE, {d.name: row_of(d) for d in sorted(HERE.iterdir()) if (d / "reports/evaluate.json").exists()})
