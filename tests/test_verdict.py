@@ -118,7 +118,8 @@ def test_an_ensemble_is_one_checkpoint_scored_as_the_mean_of_its_members(tmp_pat
 
 
 @pytest.mark.slow  # trains two tiny members twice (~10 s here)
-def test_joining_single_seed_runs_gives_the_ensemble_that_members_k_trains(tmp_path):
+@pytest.mark.parametrize("inputs", [None, ["dwt_hh", "rgb"]])
+def test_joining_single_seed_runs_gives_the_ensemble_that_members_k_trains(tmp_path, inputs):
     from dataclasses import replace
 
     from realfake.detector.ensemble import join_members
@@ -126,16 +127,42 @@ def test_joining_single_seed_runs_gives_the_ensemble_that_members_k_trains(tmp_p
     write_packed(packed, "train", 80, 80, 32, seed=0)
     write_packed(packed, "val", 40, 40, 32, seed=1)
     cfg = TrainConfig(epochs=2, batch_size=32, lr=3e-3, warmup_epochs=0.5, min_epochs=2, threads=1)
-    run = TrainRun(ModelConfig(**{**TINY.__dict__, "members": 2}), cfg, size=32)
+    run = TrainRun(ModelConfig(**{**TINY.__dict__, "members": 2, "member_inputs": inputs}), cfg, size=32)
     train_detector(run, packed, tmp_path / "e.pt", tmp_path / "l")
-    for seed in (0, 1):  # the single-seed runs an experiment makes with -S train.seed=0 and 1
-        train_detector(TrainRun(TINY, replace(cfg, seed=seed), size=32), packed, tmp_path / f"s{seed}.pt",
+    for seed in (0, 1):  # the single-seed runs an experiment makes with -S train.seed=0 and 1 (-S model.input=…)
+        single = replace(TINY, input=inputs[seed]) if inputs else TINY
+        train_detector(TrainRun(single, replace(cfg, seed=seed), size=32), packed, tmp_path / f"s{seed}.pt",
                        tmp_path / f"l{seed}")
     info, _ = join_members([tmp_path / "s0.pt", tmp_path / "s1.pt"], run, packed, tmp_path / "j.pt")
     trained, joined = (load_detector(tmp_path / name)[1] for name in ("e.pt", "j.pt"))
     assert trained["state_dict"].keys() == joined["state_dict"].keys()
     assert all(torch.equal(trained["state_dict"][k], joined["state_dict"][k]) for k in trained["state_dict"])
     assert trained["info"]["operating_point"] == joined["info"]["operating_point"] == info["operating_point"]
+
+
+def test_ensemble_members_see_their_own_inputs_through_a_checkpoint(tmp_path):
+    from realfake.detector.checkpoint import preprocessing_for, save_checkpoint
+    from realfake.detector.highpass import DwtHighPass, dwt_hh_input
+    from realfake.detector.model import build_model
+
+    cfg = ModelConfig(**{**TINY.__dict__, "members": 2, "member_inputs": ["dwt_hh", "rgb"]})
+    save_checkpoint(tmp_path / "e.pt", build_model(cfg), cfg, preprocessing_for(32), {"threshold": 0.5})
+    model, checkpoint = load_detector(tmp_path / "e.pt")
+    assert checkpoint["model_config"]["member_inputs"] == ["dwt_hh", "rgb"]
+    first, second = model.members
+    assert isinstance(first.front, DwtHighPass) and isinstance(second.front, torch.nn.Identity)
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    with torch.no_grad():  # member 0's logit is that of its network on the high-pass of x, member 1's on x itself
+        first.front = torch.nn.Identity()
+        expected = (first(dwt_hh_input(x)) + second(x)) / 2
+        first.front = DwtHighPass()
+        assert torch.allclose(model(x), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("raw", [{"members": 2, "member_inputs": ["rgb"]}, {"members": 2, "member_inputs": ["rgb", "hh"]}])
+def test_member_inputs_that_do_not_fit_the_members_are_one_clear_error(raw):
+    with pytest.raises(UserError, match="model.member_inputs must be a list of|model.member_inputs must list one"):
+        load_section(ModelConfig, {"model": {"widths": TINY.widths, **raw}}, "model")
 
 
 def test_an_ensemble_checkpoint_with_a_missing_member_is_one_clear_error(tmp_path):

@@ -1,9 +1,11 @@
-"""An ensemble of K detectors trained alike from seeds seed..seed+K-1, scored as one model: the mean of their logits.
+"""An ensemble of K detectors trained from seeds seed..seed+K-1, scored as one model: the mean of their logits.
 
 Averaging members that differ only in their seed (Lakshminarayanan et al., "Simple and Scalable Predictive
 Uncertainty Estimation using Deep Ensembles", NeurIPS 2017) cuts the seed-to-seed swing of every held-out figure;
-the checkpoint stores the members' weights under one model, so `predict`, `evaluate`, `cv` and `serve` need nothing
-new. Calibration and the operating point are fitted on the ensemble's own validation logits.
+members may also see different inputs (`model.member_inputs`, e.g. the Haar HH band beside RGB), whose errors on
+generators never trained on differ more than two seeds' do. The checkpoint stores the members' weights under one
+model, so `predict`, `evaluate`, `cv` and `serve` need nothing new. Calibration and the operating point are fitted
+on the ensemble's own validation logits.
 """
 
 from __future__ import annotations
@@ -30,20 +32,20 @@ def train_detector(run: TrainRun, packed_dir: str | os.PathLike, checkpoint_path
                    live_dir: str | os.PathLike) -> dict[str, Any]:
     """train() for `model.members` 1; for K > 1, K members joined into one checkpoint. Returns the run's summary.
 
-    Member k trains with train.seed + k; dvclive keeps member 0's curves (live_dir), the others' go with their
+    Member k trains with train.seed + k on its own input (model.member_inputs[k], else model.input); dvclive keeps member 0's curves (live_dir), the others' go with their
     temporary checkpoints. The summary is member 0's with the ensemble's validation figures and `members`.
     """
     k_members, cfg = run.model.members, run.train
-    single = replace(run, model=replace(run.model, members=1))
     if k_members == 1:
-        return train(single, packed_dir, checkpoint_path, live_dir)
+        return train(replace(run, model=run.model.member(0)), packed_dir, checkpoint_path, live_dir)
     target = Path(checkpoint_path)
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".members-") as tmp:
         summaries = []
         for k in range(k_members):
-            log.info("ensemble member %d of %d (train.seed %d)", k + 1, k_members, cfg.seed + k)
-            member = replace(single, train=replace(cfg, seed=cfg.seed + k))
+            log.info("ensemble member %d of %d (train.seed %d, input %s)", k + 1, k_members, cfg.seed + k,
+                     run.model.member(k).input)
+            member = replace(run, model=run.model.member(k), train=replace(cfg, seed=cfg.seed + k))
             summaries.append(train(member, packed_dir, Path(tmp) / f"m{k}.pt",
                                    live_dir if k == 0 else Path(tmp) / f"live{k}"))
         info, val = join_members([Path(tmp) / f"m{k}.pt" for k in range(k_members)], run, packed_dir, target)
@@ -62,7 +64,8 @@ def join_members(member_paths: list[Path], run: TrainRun, packed_dir: str | os.P
     """Join single-member checkpoints into one ensemble checkpoint, calibrated on its own val logits; (info, val).
 
     train_detector calls it on the members it trained; an experiment may call it on the checkpoints of single-seed
-    runs with train.seed s..s+K-1, which are the very members `-S model.members=K -S train.seed=s` trains. The
+    runs with train.seed s..s+K-1 (and model.input member_inputs[k]), which are the very members
+    `-S model.members=K -S train.seed=s` trains. The
     joined checkpoint stores `run` with model.members = the number of members joined.
     """
     checkpoints = [load_detector(path) for path in member_paths]

@@ -20,13 +20,14 @@ apply the same filter. The layer has no parameters: `rgb` (nn.Identity) and `dwt
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 InputFilter = Literal["rgb", "dwt_hh"]  # the type of params.yaml `model.input`
+INPUT_FILTERS: tuple[str, ...] = get_args(InputFilter)
 
 
 def haar_hh(x: torch.Tensor) -> torch.Tensor:

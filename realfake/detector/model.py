@@ -36,7 +36,7 @@ from torch import nn
 
 from realfake.core.errors import UserError
 from realfake.detector.ensemble_net import Ensemble
-from realfake.detector.highpass import InputFilter, input_layer
+from realfake.detector.highpass import INPUT_FILTERS, InputFilter, input_layer
 from realfake.detector.layers import CBAM, ConvBnAct, SelfAttention2d, SqueezeExcite, init_classifier
 from realfake.detector.npr_net import NprConfig, NPRDetector
 from realfake.detector.patch_head import Head, head_output
@@ -44,7 +44,7 @@ from realfake.detector.resnet_trunc import ResNetConfig, TruncatedResNet
 
 # Keys added to the model config after checkpoints existed, with the value that means "as before": a checkpoint
 # leaves them out when they hold it, so a run with every new switch off writes the same bytes as before.
-LATER_KEYS = {"input": "rgb", "head": "pool", "members": 1}
+LATER_KEYS = {"input": "rgb", "head": "pool", "members": 1, "member_inputs": None}
 
 
 @dataclass
@@ -66,10 +66,15 @@ class ModelConfig:
     input: InputFilter = "rgb"  # rgb | dwt_hh: the Haar DWT's diagonal band, resized back (highpass.py)
     head: Head = "pool"  # pool: one logit from pooled features | patch: a logit per position in training (patch_head.py)
     members: int = 1  # K > 1: an ensemble of K networks from seeds train.seed..+K-1, logits averaged (ensemble.py)
+    member_inputs: list[InputFilter] | None = None  # one `input` per member (e.g. [dwt_hh, rgb]); None: all `input`
 
     def __post_init__(self) -> None:
         if not 1 <= self.members <= 16:
             raise UserError(f"model.members must be an integer in 1..16, got {self.members!r}")
+        if self.member_inputs is not None and (
+                len(self.member_inputs) != self.members or any(i not in INPUT_FILTERS for i in self.member_inputs)):
+            raise UserError(f"model.member_inputs must list one of {', '.join(INPUT_FILTERS)} per member "
+                            f"(model.members {self.members}), got {self.member_inputs!r}")
         if not 1 <= len(self.widths) <= 8 or any(w < 1 for w in self.widths):
             raise UserError(f"model.widths must list 1-8 positive channel counts, got {self.widths!r}")
         if self.stem_stride not in (1, 2):
@@ -85,6 +90,11 @@ class ModelConfig:
             if uneven:
                 raise UserError(f"model.mhsa_heads {self.mhsa_heads} must divide the width of every stage with "
                                 f"attention (stage: width {uneven})")
+
+    def member(self, k: int) -> ModelConfig:
+        """The config of ensemble member k: one network with its own `input` (model.member_inputs)."""
+        own = self.member_inputs[k] if self.member_inputs is not None else self.input
+        return replace(self, members=1, member_inputs=None, input=own)
 
     def stage_width(self, stage: int) -> int:
         """Channels leaving `stage` of the chosen architecture (what its attention block sees)."""
@@ -179,7 +189,7 @@ def build_model(cfg: ModelConfig) -> nn.Module:
     """The detector for `cfg` (randomly initialised): the CNN, the NPR network or the truncated ResNet (`model.arch`),
     behind the `model.input` layer, with the `model.head` training output; K members (`model.members`): Ensemble."""
     if cfg.members > 1:
-        return Ensemble([build_model(replace(cfg, members=1)) for _ in range(cfg.members)])
+        return Ensemble([build_model(cfg.member(k)) for k in range(cfg.members)])
     attention = lambda channels: attention_block(cfg, channels)  # noqa: E731
     if cfg.arch == "npr":
         model: nn.Module = NPRDetector(cfg.npr, cfg.dropout, attention, cfg.stages_with_attention())

@@ -162,7 +162,9 @@ def model_lines(summary: dict[str, Any], model_cfg: ModelConfig, train_cfg: Trai
         f"- Attention: {attention}.",
         view_line(data.get("view"), data["size"]),
         f"- Input: RGB {data['size']}x{data['size']}, pixels / 255, then (x - 0.5) / 0.5"
-        + (": the network sees its one-level Haar DWT diagonal (HH) band, resized back (`model.input: dwt_hh`)."
+        + (f": member k of the ensemble sees input k of {', '.join(model_cfg.member_inputs)} (`model.member_inputs`; "
+           "dwt_hh: the one-level Haar DWT diagonal (HH) band, resized back)." if model_cfg.member_inputs else
+           ": the network sees its one-level Haar DWT diagonal (HH) band, resized back (`model.input: dwt_hh`)."
            if model_cfg.input == "dwt_hh" else "."),
         patch_line(train_cfg.patch),
         "- File: `models/detector.pt`, load with `realfake.detector.checkpoint.load_detector` "
