@@ -10,6 +10,7 @@ import math
 from pathlib import Path
 
 import pandas as pd
+import yaml
 from sklearn.metrics import roc_auc_score
 
 HERE = Path(__file__).parent
@@ -31,7 +32,9 @@ def within_auc(scores: pd.DataFrame, fake: str, real: str) -> float | None:
 def row_of(run: Path) -> dict:
     """The figures issue 23 compares the arms on, from one run folder."""
     rep = json.loads((run / "reports/evaluate.json").read_text())
-    train = json.loads((run / "reports/train.json").read_text())
+    members = yaml.safe_load((run / "params.yaml").read_text())["model"]["members"]
+    # an ensemble joined from single-seed checkpoints (../verdict/join.py) has no train report of its own
+    train = json.loads((run / "reports/train.json").read_text()) if members == 1 else {}
     scores = pd.read_parquet(run / "reports/scores.parquet")
     pair, op = rep["honest_pair"], rep["operating_point"]
     test_auc = rep["at_threshold"]["roc_auc"]
@@ -56,7 +59,8 @@ def row_of(run: Path) -> dict:
         row["sbi_pseudo_fakes"] = sbi
     wall = run / "wall.json"  # wall seconds of the stage commands on the shared 2-core machine
     if wall.exists():
-        row["train_wall_min"] = json.loads(wall.read_text())["train_s"] / 60
+        seconds = json.loads(wall.read_text())
+        row["train_wall_min"] = seconds.get("train_s", seconds.get("members_train_s", 0)) / 60 or None
     # NaN (e.g. the pair AUC when stylegan-140k is left out: one class left) is no figure
     return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()}
 
