@@ -1,0 +1,26 @@
+"""Ensembles over 3 ensemble seeds on the mirror: table.md (mean ± std over seeds) and summary.json, from the run folders.
+
+Usage: python results/mirror/ensembles/table.py. A run folder is <arm>-s<seed> holding metrics/, reports/ (with
+scores.parquet), params.yaml and wall.json; every row has the figures of ../verdict/table.py (issue 22) and of
+../generalize/table.py (issue 23).
+"""
+import importlib.util
+from pathlib import Path
+
+HERE = Path(__file__).parent
+
+
+def module(path: Path):
+    """A sibling table.py as a module."""
+    spec = importlib.util.spec_from_file_location(f"{path.parent.name}_table", path)
+    found = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(found)
+    return found
+
+
+if __name__ == "__main__":
+    verdict, generalize = module(HERE.parent / "verdict/table.py"), module(HERE.parent / "generalize/table.py")
+    runs = {d.name: d for d in sorted(HERE.iterdir()) if (d / "reports/evaluate.json").exists()}
+    rows = {name: {**verdict.row_of(path), **generalize.row_of(path)} for name, path in runs.items()}
+    # single runs first, then their ensembles; the pollinations leave-outs after the default setting
+    verdict.write_tables(HERE, rows, order=lambda kv: (kv[0].startswith("lo-"), kv[0]))
