@@ -2,10 +2,10 @@
 
 Averaging members that differ only in their seed (Lakshminarayanan et al., "Simple and Scalable Predictive
 Uncertainty Estimation using Deep Ensembles", NeurIPS 2017) cuts the seed-to-seed swing of every held-out figure;
-members may also see different inputs (`model.member_inputs`, e.g. the Haar HH band beside RGB), whose errors on
-generators never trained on differ more than two seeds' do. The checkpoint stores the members' weights under one
-model, so `predict`, `evaluate`, `cv` and `serve` need nothing new. Calibration and the operating point are fitted
-on the ensemble's own validation logits.
+members may also see different inputs (`model.member_inputs`, e.g. the Haar HH band beside RGB: measured in
+results/mirror/ensembles). The checkpoint stores the members' weights under one model, so `predict`, `evaluate`,
+`cv` and `serve` need nothing new. Calibration and the operating point are fitted on the ensemble's own validation
+logits.
 """
 
 from __future__ import annotations
@@ -32,8 +32,9 @@ def train_detector(run: TrainRun, packed_dir: str | os.PathLike, checkpoint_path
                    live_dir: str | os.PathLike) -> dict[str, Any]:
     """train() for `model.members` 1; for K > 1, K members joined into one checkpoint. Returns the run's summary.
 
-    Member k trains with train.seed + k on its own input (model.member_inputs[k], else model.input); dvclive keeps member 0's curves (live_dir), the others' go with their
-    temporary checkpoints. The summary is member 0's with the ensemble's validation figures and `members`.
+    Member k trains with train.seed + k on its own input (model.member_inputs[k], else model.input); dvclive keeps
+    member 0's curves (live_dir), the others' go with their temporary checkpoints. The summary is member 0's with
+    the ensemble's validation figures and `members`.
     """
     k_members, cfg = run.model.members, run.train
     if k_members == 1:
@@ -65,8 +66,7 @@ def join_members(member_paths: list[Path], run: TrainRun, packed_dir: str | os.P
 
     train_detector calls it on the members it trained; an experiment may call it on the checkpoints of single-seed
     runs with train.seed s..s+K-1 (and model.input member_inputs[k]), which are the very members
-    `-S model.members=K -S train.seed=s` trains. The
-    joined checkpoint stores `run` with model.members = the number of members joined.
+    `-S model.members=K -S train.seed=s` trains. The joined checkpoint stores `run` with model.members = the number of members joined.
     """
     checkpoints = [load_detector(path) for path in member_paths]
     members = [model for model, _ in checkpoints]
