@@ -66,7 +66,8 @@ def join_members(member_paths: list[Path], run: TrainRun, packed_dir: str | os.P
 
     train_detector calls it on the members it trained; an experiment may call it on the checkpoints of single-seed
     runs with train.seed s..s+K-1 (and model.input member_inputs[k]), which are the very members
-    `-S model.members=K -S train.seed=s` trains. The joined checkpoint stores `run` with model.members = the number of members joined.
+    `-S model.members=K -S train.seed=s` trains. The joined checkpoint stores `run` with model.members = the number
+    of members joined.
     """
     checkpoints = [load_detector(path) for path in member_paths]
     members = [model for model, _ in checkpoints]

@@ -22,5 +22,5 @@ if __name__ == "__main__":
     verdict, generalize = module(HERE.parent / "verdict/table.py"), module(HERE.parent / "generalize/table.py")
     runs = {d.name: d for d in sorted(HERE.iterdir()) if (d / "reports/evaluate.json").exists()}
     rows = {name: {**verdict.row_of(path), **generalize.row_of(path)} for name, path in runs.items()}
-    # single runs first, then their ensembles; the pollinations leave-outs after the default setting
+    # the runs on the default setting first, then the leave-outs (lo-*), each group by name
     verdict.write_tables(HERE, rows, order=lambda kv: (kv[0].startswith("lo-"), kv[0]))
