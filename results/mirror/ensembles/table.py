@@ -2,7 +2,7 @@
 
 Usage: python results/mirror/ensembles/table.py. A run folder is <arm>-s<seed> holding metrics/, reports/ (with
 scores.parquet), params.yaml and wall.json; every row has the figures of ../verdict/table.py (issue 22) and of
-../generalize/table.py (issue 23).
+../generalize/table.py (issue 23). ../leaveouts/table.py calls `write` on its own folder.
 """
 import importlib.util
 from pathlib import Path
@@ -18,9 +18,14 @@ def module(path: Path):
     return found
 
 
-if __name__ == "__main__":
+def write(here: Path) -> None:
+    """table.md and summary.json of the run folders in `here`."""
     verdict, generalize = module(HERE.parent / "verdict/table.py"), module(HERE.parent / "generalize/table.py")
-    runs = {d.name: d for d in sorted(HERE.iterdir()) if (d / "reports/evaluate.json").exists()}
+    runs = {d.name: d for d in sorted(here.iterdir()) if (d / "reports/evaluate.json").exists()}
     rows = {name: {**verdict.row_of(path), **generalize.row_of(path)} for name, path in runs.items()}
     # the runs on the default setting first, then the leave-outs (lo-*), each group by name
-    verdict.write_tables(HERE, rows, order=lambda kv: (kv[0].startswith("lo-"), kv[0]))
+    verdict.write_tables(here, rows, order=lambda kv: (kv[0].startswith("lo-"), kv[0]))
+
+
+if __name__ == "__main__":
+    write(HERE)
