@@ -60,7 +60,7 @@ def operating_point(scorer: Scorer, threshold: float, override: bool) -> Operati
     """The checkpoint's operating point; a --threshold, or a checkpoint from before it, decides at one threshold."""
     point = scorer.operating_point
     if point is None or override:
-        return OperatingPoint(scorer.temperature, threshold, threshold, float("nan"), None)
+        return OperatingPoint(scorer.temperature, threshold, threshold, float("nan"), None, scorer.bias)
     return point
 
 

@@ -99,7 +99,8 @@ def test_patch_training_learns_and_stores_how_to_score(tmp_path):
     with torch.no_grad():
         expected = patch_probabilities(model, x, PatchConfig(16, 6, 1)).mean(dim=1).double().numpy()
     scorer = Scorer(tmp_path / "m.pt")  # the mean patch probability's logit, calibrated (detector/verdict.py)
-    assert np.allclose(scorer(images), calibrate(np.log(expected) - np.log1p(-expected), scorer.temperature), atol=1e-5)
+    assert np.allclose(scorer(images), calibrate(np.log(expected) - np.log1p(-expected), scorer.temperature,
+                                                scorer.bias), atol=1e-5)
 
 
 def split_of(sources: list[str], labels: list[int]) -> PackedSplit:

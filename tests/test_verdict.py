@@ -25,6 +25,7 @@ from realfake.detector.verdict import (
     calibrate,
     choose_operating_point,
     expected_calibration_error,
+    fit_platt,
     fit_temperature,
     operating_point_of,
 )
@@ -50,10 +51,39 @@ def test_temperature_scaling_lowers_the_ece_of_a_miscalibrated_model():
     assert fit_temperature(y2, z2) == pytest.approx(1.0, rel=0.1)
 
 
+def test_platt_scaling_corrects_a_model_that_leans_to_one_class_where_a_temperature_cannot():
+    # calibrated on the slope but shifted by +1.5: too many fakes, as a model trained on extra pseudo-fakes
+    y, logits = overconfident(20000, 2.0, seed=3)
+    logits = logits + 1.5
+    temperature, bias = fit_platt(y, logits)
+    assert temperature == pytest.approx(2.0, rel=0.1) and bias == pytest.approx(-0.75, abs=0.1)
+    t_only = expected_calibration_error(y, calibrate(logits, fit_temperature(y, logits)))
+    platt = expected_calibration_error(y, calibrate(logits, temperature, bias))
+    assert t_only > 0.05 and platt < 0.02
+    # on an unbiased model it finds no bias, and the ranking (every AUC, every decision) is unchanged
+    y2, z2 = overconfident(20000, 3.0, seed=4)
+    t2, b2 = fit_platt(y2, z2)
+    assert t2 == pytest.approx(3.0, rel=0.1) and abs(b2) < 0.1
+    point, report = choose_operating_point(y, logits, VerdictConfig(calibration="platt"))
+    p = calibrate(logits, point.temperature, point.bias)
+    assert point.bias == pytest.approx(bias) and report["val_ece_after"] < 0.02
+    assert np.all(np.diff(p[np.argsort(logits)]) >= 0)  # monotone (float32 ties where the sigmoid saturates)
+    # a checkpoint without a bias (before Platt scaling) loads with b = 0; the bias travels in the record
+    record = point.record()
+    assert operating_point_of({"info": {"operating_point": record}}).bias == pytest.approx(bias)
+    del record["bias"]
+    assert operating_point_of({"info": {"operating_point": record}}).bias == 0.0
+
+
+def test_an_unknown_calibration_is_one_clear_error():
+    with pytest.raises(UserError, match="calibration must be one of temperature, platt, none"):
+        load_section(TrainConfig, {"train": {"verdict": {"calibration": "isotonic"}}}, "train")
+
+
 def test_the_operating_point_holds_the_validation_false_alarm_rate():
     y, logits = overconfident(4000, 1.0, seed=2)
     point, report = choose_operating_point(y, logits, VerdictConfig(target_fpr=0.05, target_fnr=0.10))
-    p = calibrate(logits, point.temperature)
+    p = calibrate(logits, point.temperature, point.bias)
     assert np.mean(p[y == 0] >= point.t_fake) <= 0.05 and np.mean(p[y == 0] >= point.t_fake) > 0.04
     assert np.mean(p[y == 1] < point.t_real) <= 0.10 and np.mean(p[y == 1] < point.t_real) > 0.09
     assert report["fpr"] == pytest.approx(np.mean(p[y == 0] >= point.t_fake))
@@ -110,7 +140,7 @@ def test_an_ensemble_is_one_checkpoint_scored_as_the_mean_of_its_members(tmp_pat
         a, b = (m(x).numpy() for m in model.members)
     assert not np.allclose(a, b)
     scorer = Scorer(tmp_path / "e.pt")
-    expected = calibrate((a.astype(np.float64) + b) / 2, scorer.temperature)
+    expected = calibrate((a.astype(np.float64) + b) / 2, scorer.temperature, scorer.bias)
     assert np.allclose(scorer(images[:8]), expected, atol=1e-5)
     point = scorer.operating_point
     assert point is not None and checkpoint["info"]["operating_point"]["t_fake"] == point.t_fake

@@ -122,7 +122,9 @@ def decision_lines(summary: dict[str, Any]) -> list[str]:
     band = (f"`uncertain` for {fmt(op['t_real'])} <= p < {fmt(op['t_fake'])}" if op["t_real"] < op["t_fake"]
             else "no uncertain band (validation met both targets at one threshold)")
     lines = ["## Decision (`realfake predict`: real / uncertain / fake)", "",
-             f"- p(fake) is calibrated on validation by temperature scaling (T = {fmt(op['temperature'], 3)}; "
+             "- p(fake) is calibrated on validation by "
+             + (f"Platt scaling (T = {fmt(op['temperature'], 3)}, b = {fmt(op.get('bias', 0.0), 3)}; "
+                if val.get("calibration") == "platt" else f"temperature scaling (T = {fmt(op['temperature'], 3)}; ") +
              f"validation ECE {fmt(val.get('val_ece_before'))} before, {fmt(val.get('val_ece_after'))} after).",
              f"- `fake` when p >= {fmt(op['t_fake'])}: the p at which {op['target_fpr']:.0%} of validation reals are "
              f"called fake; `real` when p < {fmt(op['t_real'])}"

@@ -18,7 +18,7 @@ from realfake.detector.verdict import calibrate, operating_point_of
 class Scorer:
     """Calibrated p_fake of the detector for uint8 N×3×S×S batches, exactly as the training input was prepared.
 
-    `operating_point` is the checkpoint's (verdict.py); checkpoints from before it score with temperature 1.
+    `operating_point` is the checkpoint's (verdict.py); checkpoints from before it score uncalibrated (T 1, b 0).
     """
 
     def __init__(self, model_path: Path, device: str | torch.device = "cpu"):
@@ -30,12 +30,14 @@ class Scorer:
         self.checkpoint = checkpoint
         self.operating_point = operating_point_of(checkpoint)
         self.temperature = self.operating_point.temperature if self.operating_point else 1.0
+        self.bias = self.operating_point.bias if self.operating_point else 0.0
 
     @torch.no_grad()
     def __call__(self, images: np.ndarray) -> np.ndarray:
         x = to_model_input(torch.from_numpy(np.array(images, dtype=np.uint8)), self.pre, channels_last=True,
                            device=self.device)
-        return calibrate(image_logits(self.model, x, self.patch).float().cpu().numpy(), self.temperature)
+        return calibrate(image_logits(self.model, x, self.patch).float().cpu().numpy(), self.temperature,
+                         self.bias)
 
 
 def score_in_batches(score_fn: Callable[[np.ndarray], np.ndarray], images: np.ndarray, batch_size: int,

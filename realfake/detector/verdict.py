@@ -2,7 +2,9 @@
 
 Temperature scaling (Guo et al., "On Calibration of Modern Neural Networks", ICML 2017): one scalar T fitted on
 the validation logits by maximum likelihood; p = sigmoid(logit / T) keeps the ranking (every AUC) and makes
-p(fake) mean what it says on faces like the validation ones. The operating point is then chosen on the calibrated
+p(fake) mean what it says on faces like the validation ones. Platt scaling (Platt, 1999) adds a bias b,
+p = sigmoid(logit / T + b): it also corrects a model whose scores lean to one class as a whole, which a temperature
+cannot (a model trained on pseudo-fakes that validation does not hold, or on another class balance). The operating point is then chosen on the calibrated
 validation scores for a declared false-alarm rate: `fake` from `t_fake`, the (1 - target_fpr) quantile of the
 validation reals' scores; `real` below `t_real`, the target_fnr quantile of the validation fakes' scores; between
 them the model is not sure and says `uncertain` (no band when t_real >= t_fake). Both thresholds and T travel in
@@ -16,7 +18,8 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from scipy.optimize import minimize_scalar
+from scipy.optimize import minimize, minimize_scalar
+from scipy.special import expit
 
 from realfake.core.errors import UserError
 
@@ -27,7 +30,7 @@ DECISIONS = ("real", "uncertain", "fake")
 class VerdictConfig:
     """params.yaml `train.verdict`: how p(fake) is calibrated and where the decisions fall."""
 
-    calibration: Literal["temperature", "none"] = "temperature"
+    calibration: Literal["temperature", "platt", "none"] = "temperature"
     target_fpr: float = 0.05  # share of validation reals called fake at the operating point
     # share of validation fakes allowed below t_real (called real); the scores between are `uncertain`;
     # null: no band, t_real = t_fake
@@ -46,13 +49,14 @@ class VerdictConfig:
 
 @dataclass
 class OperatingPoint:
-    """What the checkpoint stores: the temperature and the two thresholds on the calibrated p(fake)."""
+    """What the checkpoint stores: the calibration (T, b) and the two thresholds on the calibrated p(fake)."""
 
     temperature: float
     t_real: float
     t_fake: float
     target_fpr: float
     target_fnr: float | None
+    bias: float = 0.0  # Platt's b; 0 for temperature scaling and for checkpoints from before it
 
     def decide(self, p_fake: np.ndarray) -> np.ndarray:
         """`real` / `uncertain` / `fake` for calibrated scores."""
@@ -63,12 +67,14 @@ class OperatingPoint:
         return asdict(self)
 
 
-def calibrate(logits: np.ndarray, temperature: float) -> np.ndarray:
-    """p(fake) = sigmoid(logit / T) as float64; float32 math, as the model's own, so T = 1 gives the scores that
-    checkpoints from before calibration gave, bit for bit."""
+def calibrate(logits: np.ndarray, temperature: float, bias: float = 0.0) -> np.ndarray:
+    """p(fake) = sigmoid(logit / T + b) as float64; float32 math, as the model's own, so T = 1, b = 0 gives the
+    scores that checkpoints from before calibration gave, bit for bit."""
     z = torch.from_numpy(np.ascontiguousarray(logits, dtype=np.float32))
     if temperature != 1.0:
         z = z / float(temperature)
+    if bias != 0.0:
+        z = z + float(bias)
     return torch.sigmoid(z).numpy().astype(np.float64)
 
 
@@ -86,6 +92,31 @@ def fit_temperature(y: np.ndarray, logits: np.ndarray) -> float:
     return float(np.exp(minimize_scalar(nll, bounds=(-4.0, 4.0), method="bounded").x))
 
 
+def fit_platt(y: np.ndarray, logits: np.ndarray) -> tuple[float, float]:
+    """The (T > 0, b) that minimise the binary cross-entropy of sigmoid(logits / T + b) on (y, logits)."""
+    y = np.asarray(y, dtype=np.float64)
+    z = np.asarray(logits, dtype=np.float64)
+    if y.size == 0 or y.min() == y.max():
+        return 1.0, 0.0
+
+    def nll(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        a, b = np.exp(-theta[0]), theta[1]
+        s = a * z + b
+        gap = expit(s) - y  # d nll / d s
+        return float(np.mean(np.logaddexp(0.0, s) - y * s)), np.array([np.mean(gap * -a * z), np.mean(gap)])
+
+    # log T in [-4, 4] as fit_temperature; |b| <= 20 keeps sigmoid away from exact 0 and 1
+    fit = minimize(nll, np.zeros(2), jac=True, method="L-BFGS-B", bounds=[(-4.0, 4.0), (-20.0, 20.0)])
+    return float(np.exp(fit.x[0])), float(fit.x[1])
+
+
+def fit_calibration(y: np.ndarray, logits: np.ndarray, method: str) -> tuple[float, float]:
+    """(T, b) for `method`: temperature (b = 0), platt, or none (1, 0)."""
+    if method == "platt":
+        return fit_platt(y, logits)
+    return (fit_temperature(y, logits) if method == "temperature" else 1.0), 0.0
+
+
 def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 15) -> float:
     """ECE over equal-width bins of p: the mean |fraction fake - mean p| weighted by the bin's share."""
     y, p = np.asarray(y, dtype=np.float64), np.asarray(p, dtype=np.float64)
@@ -101,18 +132,20 @@ def choose_operating_point(y: np.ndarray, logits: np.ndarray, cfg: VerdictConfig
     """Fit the calibration and the thresholds on validation; returns the point and what it measured there."""
     y = np.asarray(y).astype(int)
     logits = np.asarray(logits, dtype=np.float64)
-    temperature = fit_temperature(y, logits) if cfg.calibration == "temperature" else 1.0
-    p = calibrate(logits, temperature)
+    temperature, bias = fit_calibration(y, logits, cfg.calibration)
+    p = calibrate(logits, temperature, bias)
     real, fake = np.sort(p[y == 0]), np.sort(p[y == 1])
     if not real.size or not fake.size:
-        point = OperatingPoint(temperature, 0.5, 0.5, cfg.target_fpr, cfg.target_fnr)
+        point = OperatingPoint(temperature, 0.5, 0.5, cfg.target_fpr, cfg.target_fnr, bias)
         return point, {"notes": ["validation lacks a class: thresholds 0.5"]}
     t_fake = _threshold_above(real, cfg.target_fpr)
     t_real = t_fake if cfg.target_fnr is None else min(_threshold_below(fake, cfg.target_fnr), t_fake)
-    point = OperatingPoint(temperature, t_real, t_fake, cfg.target_fpr, cfg.target_fnr)
+    point = OperatingPoint(temperature, t_real, t_fake, cfg.target_fpr, cfg.target_fnr, bias)
     decided = point.decide(p)
     report = {
+        "calibration": cfg.calibration,
         "temperature": temperature,
+        "bias": bias,
         "val_ece_before": expected_calibration_error(y, calibrate(logits, 1.0), cfg.ece_bins),
         "val_ece_after": expected_calibration_error(y, p, cfg.ece_bins),
         **rates(y, decided),
@@ -161,10 +194,11 @@ def operating_point_of(checkpoint: dict[str, Any]) -> OperatingPoint | None:
         point = OperatingPoint(**{k: record[k] for k in ("temperature", "t_real", "t_fake", "target_fpr",
                                                           "target_fnr")})
         values = [float(point.temperature), float(point.t_real), float(point.t_fake)]
+        bias = float(record.get("bias", 0.0))  # checkpoints from before Platt scaling have none
     except (KeyError, TypeError, ValueError):
-        raise UserError("the checkpoint's operating point is damaged (temperature, t_real, t_fake expected as "
-                        "numbers): retrain the model") from None
-    if not (values[0] > 0 and 0.0 <= values[1] <= values[2] <= 1.0 + 1e-12):
+        raise UserError("the checkpoint's operating point is damaged (temperature, t_real, t_fake, bias expected "
+                        "as numbers): retrain the model") from None
+    if not (values[0] > 0 and 0.0 <= values[1] <= values[2] <= 1.0 + 1e-12 and np.isfinite(bias)):
         raise UserError(f"the checkpoint's operating point is out of range (temperature {values[0]}, t_real "
-                        f"{values[1]}, t_fake {values[2]}): retrain the model")
-    return OperatingPoint(*values, point.target_fpr, point.target_fnr)
+                        f"{values[1]}, t_fake {values[2]}, bias {bias}): retrain the model")
+    return OperatingPoint(*values, point.target_fpr, point.target_fnr, bias)

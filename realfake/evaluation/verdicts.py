@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.special import expit
 
 from realfake.core.tables import markdown_table
 from realfake.detector.verdict import OperatingPoint, expected_calibration_error, rates
@@ -16,10 +17,10 @@ HELD_OUT_SPLIT = "holdout"
 SCORED_SPLITS = ("test", HELD_OUT_SPLIT)
 
 
-def uncalibrated(p: np.ndarray, temperature: float) -> np.ndarray:
-    """The scores before temperature scaling: sigmoid(T * logit(p))."""
+def uncalibrated(p: np.ndarray, temperature: float, bias: float = 0.0) -> np.ndarray:
+    """The scores before calibration: sigmoid(T * (logit(p) - b))."""
     p = np.clip(np.asarray(p, dtype=np.float64), 1e-12, 1 - 1e-12)
-    return 1.0 / (1.0 + np.exp(-temperature * (np.log(p) - np.log1p(-p))))
+    return expit(temperature * (np.log(p) - np.log1p(-p) - bias))
 
 
 def per_source_rates(frame: pd.DataFrame, decided: np.ndarray) -> dict[str, dict[str, Any]]:
@@ -47,7 +48,7 @@ def operating_point_report(point: OperatingPoint | None, test: pd.DataFrame, hel
     out: dict[str, Any] = {
         **point.record(),
         "test": rates(y, decided),
-        "test_ece_before": expected_calibration_error(y, uncalibrated(p, point.temperature), bins),
+        "test_ece_before": expected_calibration_error(y, uncalibrated(p, point.temperature, point.bias), bins),
         "test_ece_after": expected_calibration_error(y, p, bins),
         "test_per_source": per_source_rates(test, decided),
     }
@@ -84,6 +85,12 @@ def coverage(splits_path: Path, test: pd.DataFrame, held: pd.DataFrame | None) -
             for s, n in placed.sort_index().items()}
 
 
+def _calibration(op: dict[str, Any]) -> str:
+    """'temperature 1.230' or, for Platt scaling, 'temperature 1.230, bias -0.412'."""
+    bias = op.get("bias", 0.0)
+    return f"temperature {op['temperature']:.3f}" + (f", bias {bias:+.3f}" if bias else "")
+
+
 def verdict_lines(report: dict[str, Any], coverage_by_source: dict[str, dict[str, Any]]) -> list[str]:
     """reports/evaluate.md: the operating point, what it does on test and held-out faces, and the coverage."""
     op = report
@@ -92,7 +99,7 @@ def verdict_lines(report: dict[str, Any], coverage_by_source: dict[str, dict[str
     t, lines = op["test"], ["## Operating point (the decision `realfake predict` gives)", ""]
     band = (f"`uncertain` from {op['t_real']:.4f} up to {op['t_fake']:.4f}" if op["t_real"] < op["t_fake"]
             else "no uncertain band")
-    lines += [f"Calibrated p(fake) (temperature {op['temperature']:.3f}; test ECE {op['test_ece_before']:.4f} before, "
+    lines += [f"Calibrated p(fake) ({_calibration(op)}; test ECE {op['test_ece_before']:.4f} before, "
               f"{op['test_ece_after']:.4f} after). `fake` from p = {op['t_fake']:.4f} (chosen for {op['target_fpr']:.0%} "
               f"of validation reals called fake), `real` below {op['t_real']:.4f}, {band}.", "",
               f"Test: {_pct(t['fpr'])} of real faces called fake, {_pct(t['real_called_uncertain'])} uncertain; "
