@@ -148,8 +148,8 @@ def test_an_ensemble_is_one_checkpoint_scored_as_the_mean_of_its_members(tmp_pat
 
 
 @pytest.mark.slow  # trains two tiny members twice (~10 s here)
-@pytest.mark.parametrize("inputs", [None, ["dwt_hh", "rgb"]])
-def test_joining_single_seed_runs_gives_the_ensemble_that_members_k_trains(tmp_path, inputs):
+@pytest.mark.parametrize("key, per_member", [(None, None), ("input", ["dwt_hh", "rgb"]), ("arch", ["cnn", "npr"])])
+def test_joining_single_seed_runs_gives_the_ensemble_that_members_k_trains(tmp_path, key, per_member):
     from dataclasses import replace
 
     from realfake.detector.ensemble import join_members
@@ -157,10 +157,11 @@ def test_joining_single_seed_runs_gives_the_ensemble_that_members_k_trains(tmp_p
     write_packed(packed, "train", 80, 80, 32, seed=0)
     write_packed(packed, "val", 40, 40, 32, seed=1)
     cfg = TrainConfig(epochs=2, batch_size=32, lr=3e-3, warmup_epochs=0.5, min_epochs=2, threads=1)
-    run = TrainRun(ModelConfig(**{**TINY.__dict__, "members": 2, "member_inputs": inputs}), cfg, size=32)
+    extra = {f"member_{key}s": per_member} if key else {}
+    run = TrainRun(ModelConfig(**{**TINY.__dict__, "members": 2, **extra}), cfg, size=32)
     train_detector(run, packed, tmp_path / "e.pt", tmp_path / "l")
     for seed in (0, 1):  # the single-seed runs an experiment makes with -S train.seed=0 and 1 (-S model.input=…)
-        single = replace(TINY, input=inputs[seed]) if inputs else TINY
+        single = replace(TINY, **{key: per_member[seed]}) if key else TINY
         train_detector(TrainRun(single, replace(cfg, seed=seed), size=32), packed, tmp_path / f"s{seed}.pt",
                        tmp_path / f"l{seed}")
     info, _ = join_members([tmp_path / "s0.pt", tmp_path / "s1.pt"], run, packed, tmp_path / "j.pt")
@@ -189,10 +190,33 @@ def test_ensemble_members_see_their_own_inputs_through_a_checkpoint(tmp_path):
         assert torch.allclose(model(x), expected, atol=1e-6)
 
 
-@pytest.mark.parametrize("raw", [{"members": 2, "member_inputs": ["rgb"]}, {"members": 2, "member_inputs": ["rgb", "hh"]}])
-def test_member_inputs_that_do_not_fit_the_members_are_one_clear_error(raw):
-    with pytest.raises(UserError, match="model.member_inputs must be a list of|model.member_inputs must list one"):
+@pytest.mark.parametrize("raw", [{"members": 2, "member_inputs": ["rgb"]}, {"members": 2, "member_inputs": ["rgb", "hh"]},
+                                 {"members": 2, "member_archs": ["cnn"]}, {"members": 2, "member_archs": ["cnn", "vit"]}])
+def test_member_inputs_or_archs_that_do_not_fit_the_members_are_one_clear_error(raw):
+    key = next(k for k in raw if k.startswith("member_"))
+    with pytest.raises(UserError, match=f"model.{key} must be a list of|model.{key} must list one"):
         load_section(ModelConfig, {"model": {"widths": TINY.widths, **raw}}, "model")
+
+
+def test_ensemble_members_are_their_own_networks_through_a_checkpoint(tmp_path):
+    from realfake.detector.checkpoint import preprocessing_for, save_checkpoint
+    from realfake.detector.model import Detector, build_model
+    from realfake.detector.model_card import architecture_line
+    from realfake.detector.npr_net import NPRDetector
+
+    cfg = ModelConfig(**{**TINY.__dict__, "members": 2, "member_archs": ["npr", "cnn"]})
+    save_checkpoint(tmp_path / "e.pt", build_model(cfg), cfg, preprocessing_for(32), {"threshold": 0.5})
+    model, checkpoint = load_detector(tmp_path / "e.pt")
+    assert checkpoint["model_config"]["member_archs"] == ["npr", "cnn"]
+    first, second = model.members
+    assert isinstance(first, NPRDetector) and isinstance(second, Detector)
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    with torch.no_grad():  # the ensemble's logit is the mean of its two different networks' logits
+        assert torch.allclose(model(x), (first(x) + second(x)) / 2, atol=1e-6)
+    assert "member k is network k of npr, cnn" in architecture_line(cfg)
+    # a checkpoint of one network keeps its bytes: the key is left out when it means "as before"
+    from realfake.detector.model import model_record
+    assert "member_archs" not in model_record(TINY)
 
 
 def test_an_ensemble_checkpoint_with_a_missing_member_is_one_clear_error(tmp_path):

@@ -3,7 +3,8 @@
 Averaging members that differ only in their seed (Lakshminarayanan et al., "Simple and Scalable Predictive
 Uncertainty Estimation using Deep Ensembles", NeurIPS 2017) cuts the seed-to-seed swing of every held-out figure;
 members may also see different inputs (`model.member_inputs`, e.g. the Haar HH band beside RGB: measured in
-results/mirror/ensembles). The checkpoint stores the members' weights under one model, so `predict`, `evaluate`,
+results/mirror/ensembles) or be different networks (`model.member_archs`, e.g. the CNN beside NPR: measured in
+results/mirror/npr). The checkpoint stores the members' weights under one model, so `predict`, `evaluate`,
 `cv` and `serve` need nothing new. Calibration and the operating point are fitted on the ensemble's own validation
 logits.
 """
@@ -32,7 +33,8 @@ def train_detector(run: TrainRun, packed_dir: str | os.PathLike, checkpoint_path
                    live_dir: str | os.PathLike) -> dict[str, Any]:
     """train() for `model.members` 1; for K > 1, K members joined into one checkpoint. Returns the run's summary.
 
-    Member k trains with train.seed + k on its own input (model.member_inputs[k], else model.input); dvclive keeps
+    Member k trains with train.seed + k on its own input and network (model.member_inputs[k], model.member_archs[k],
+    else model.input, model.arch); dvclive keeps
     member 0's curves (live_dir), the others' go with their temporary checkpoints. The summary is member 0's with
     the ensemble's validation figures and `members`.
     """
@@ -44,8 +46,8 @@ def train_detector(run: TrainRun, packed_dir: str | os.PathLike, checkpoint_path
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".members-") as tmp:
         summaries = []
         for k in range(k_members):
-            log.info("ensemble member %d of %d (train.seed %d, input %s)", k + 1, k_members, cfg.seed + k,
-                     run.model.member(k).input)
+            log.info("ensemble member %d of %d (train.seed %d, arch %s, input %s)", k + 1, k_members, cfg.seed + k,
+                     run.model.member(k).arch, run.model.member(k).input)
             member = replace(run, model=run.model.member(k), train=replace(cfg, seed=cfg.seed + k))
             summaries.append(train(member, packed_dir, Path(tmp) / f"m{k}.pt",
                                    live_dir if k == 0 else Path(tmp) / f"live{k}"))

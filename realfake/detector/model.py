@@ -44,7 +44,9 @@ from realfake.detector.resnet_trunc import ResNetConfig, TruncatedResNet
 
 # Keys added to the model config after checkpoints existed, with the value that means "as before": a checkpoint
 # leaves them out when they hold it, so a run with every new switch off writes the same bytes as before.
-LATER_KEYS = {"input": "rgb", "head": "pool", "members": 1, "member_inputs": None}
+LATER_KEYS = {"input": "rgb", "head": "pool", "members": 1, "member_inputs": None, "member_archs": None}
+Arch = Literal["cnn", "npr", "resnet"]  # the type of params.yaml `model.arch`
+ARCHS = ("cnn", "npr", "resnet")
 
 
 @dataclass
@@ -52,7 +54,7 @@ class ModelConfig:
     """Architecture settings (params.yaml section `model`)."""
 
     # cnn: this module's network (widths, stem_stride) | npr: npr_net.py (npr) | resnet: resnet_trunc.py (resnet)
-    arch: Literal["cnn", "npr", "resnet"] = "cnn"
+    arch: Arch = "cnn"
     attention: bool = True
     attention_type: Literal["cbam", "se", "mhsa"] = "cbam"
     widths: list[int] = field(default_factory=lambda: [16, 32, 64, 96, 128])
@@ -67,6 +69,7 @@ class ModelConfig:
     head: Head = "pool"  # pool: one logit from pooled features | patch: a logit per position in training (patch_head.py)
     members: int = 1  # K > 1: an ensemble of K networks from seeds train.seed..+K-1, logits averaged (ensemble.py)
     member_inputs: list[InputFilter] | None = None  # one `input` per member (e.g. [dwt_hh, rgb]); None: all `input`
+    member_archs: list[Arch] | None = None  # one `arch` per member (e.g. [cnn, npr]); None: every member `arch`
 
     def __post_init__(self) -> None:
         if not 1 <= self.members <= 16:
@@ -75,6 +78,12 @@ class ModelConfig:
                 len(self.member_inputs) != self.members or any(i not in INPUT_FILTERS for i in self.member_inputs)):
             raise UserError(f"model.member_inputs must list one of {', '.join(INPUT_FILTERS)} per member "
                             f"(model.members {self.members}), got {self.member_inputs!r}")
+        if self.member_archs is not None:
+            if len(self.member_archs) != self.members or any(a not in ARCHS for a in self.member_archs):
+                raise UserError(f"model.member_archs must list one of {', '.join(ARCHS)} per member "
+                                f"(model.members {self.members}), got {self.member_archs!r}")
+            for k in range(self.members):  # each member's own arch must accept the shared settings (attention_stages)
+                self.member(k)
         if not 1 <= len(self.widths) <= 8 or any(w < 1 for w in self.widths):
             raise UserError(f"model.widths must list 1-8 positive channel counts, got {self.widths!r}")
         if self.stem_stride not in (1, 2):
@@ -92,9 +101,11 @@ class ModelConfig:
                                 f"attention (stage: width {uneven})")
 
     def member(self, k: int) -> ModelConfig:
-        """The config of ensemble member k: one network with its own `input` (model.member_inputs)."""
+        """The config of ensemble member k: one network with its own `input` and `arch` (model.member_inputs,
+        model.member_archs)."""
         own = self.member_inputs[k] if self.member_inputs is not None else self.input
-        return replace(self, members=1, member_inputs=None, input=own)
+        arch = self.member_archs[k] if self.member_archs is not None else self.arch
+        return replace(self, members=1, member_inputs=None, member_archs=None, input=own, arch=arch)
 
     def stage_width(self, stage: int) -> int:
         """Channels leaving `stage` of the chosen architecture (what its attention block sees)."""
@@ -125,12 +136,12 @@ def config_to_dict(config: Any) -> dict[str, Any]:
 
 def model_record(cfg: ModelConfig) -> dict[str, Any]:
     """The model config as a checkpoint stores it: plain types, without the later keys (LATER_KEYS) at their
-    "as before" value and without `resnet` unless the arch is resnet (loading fills the defaults back in)."""
+    "as before" value and without `resnet` unless a network is one (loading fills the defaults back in)."""
     record = config_to_dict(cfg)
     for key, value in LATER_KEYS.items():
         if record[key] == value:
             del record[key]
-    if cfg.arch != "resnet":
+    if "resnet" not in (cfg.member_archs or [cfg.arch]):
         del record["resnet"]
     return record
 

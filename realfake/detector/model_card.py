@@ -46,6 +46,9 @@ def fitness_lines(fitness: dict[str, Any] | None) -> list[str]:
 
 def architecture_line(model_cfg: ModelConfig) -> str:
     """The first words of the card's model line: which network (`model.arch`) and its shape."""
+    if model_cfg.member_archs is not None:  # an ensemble of different networks
+        return (f"- An ensemble of {model_cfg.members} networks, logits averaged: member k is network k of "
+                f"{', '.join(model_cfg.member_archs)} (`model.member_archs`), ")
     if model_cfg.arch == "npr":
         npr = model_cfg.npr
         return (f"- NPR (Tan et al. CVPR 2024): the neighbouring-pixel residual x - up2(down2(x)) into a {npr.stem_width}"
