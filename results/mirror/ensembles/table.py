@@ -1,10 +1,12 @@
 """Ensembles over 3 ensemble seeds on the mirror: table.md (mean ± std over seeds) and summary.json, from the run folders.
 
-Usage: python results/mirror/ensembles/table.py. A run folder is <arm>-s<seed> holding metrics/, reports/ (with
-scores.parquet), params.yaml and wall.json; every row has the figures of ../verdict/table.py (issue 22) and of
-../generalize/table.py (issue 23). ../leaveouts/table.py calls `write` on its own folder.
+Usage: python results/mirror/ensembles/table.py [FOLDER] (default: this one). A run folder is <arm>-s<seed>
+holding metrics/, reports/ (with scores.parquet), params.yaml and wall.json; every row has the figures of ../verdict/table.py (issue 22) and of
+../generalize/table.py (issue 23). ../leaveouts/table.py calls `write` on its own folder; ../npr is written with
+`python results/mirror/ensembles/table.py results/mirror/npr`.
 """
 import importlib.util
+import sys
 from pathlib import Path
 
 HERE = Path(__file__).parent
@@ -28,4 +30,4 @@ def write(here: Path) -> None:
 
 
 if __name__ == "__main__":
-    write(HERE)
+    write(Path(sys.argv[1]) if len(sys.argv) > 1 else HERE)
