@@ -143,14 +143,15 @@ def finish_checkpoint(model: nn.Module, run: TrainRun, val_split: Split, logits_
     """Calibrate on val, choose the operating point and the metrics threshold, assess fitness, save; (info, report)."""
     cfg, profile = run.train, run.profile
     point, verdict = choose_operating_point(val_split.y, logits_val, cfg.verdict)
-    p_val = calibrate(logits_val, point.temperature, point.bias)  # every score the checkpoint gives from now on is calibrated
+    # every score the checkpoint gives from now on is calibrated
+    p_val = calibrate(logits_val, point.temperature, point.bias)
     choice = choose_threshold(val_split.y, p_val)  # the threshold of the evaluation's accuracy, F1, MCC
     fitness = assess(info["val_auc"], len(val_split), profile, cfg.fitness)
     info = {**info, "threshold": choice.threshold, "threshold_rule": choice.rule,
             "operating_point": point.record(), "profile": profile, "fitness": fitness}
-    log.info("calibration: %s, temperature %.3f, bias %.3f, val ECE %.4f -> %.4f; operating point: fake from p %.4f (val FPR "
-             "%.3f), real below p %.4f (val fakes called real %.3f), %.3f of val uncertain", cfg.verdict.calibration,
-             point.temperature, point.bias,
+    log.info("calibration: %s, temperature %.3f, bias %.3f, val ECE %.4f -> %.4f; operating point: fake from p %.4f "
+             "(val FPR %.3f), real below p %.4f (val fakes called real %.3f), %.3f of val uncertain",
+             cfg.verdict.calibration, point.temperature, point.bias,
              verdict.get("val_ece_before", float("nan")), verdict.get("val_ece_after", float("nan")), point.t_fake,
              verdict.get("fpr") or 0.0, point.t_real, verdict.get("fake_called_real") or 0.0,
              verdict.get("uncertain") or 0.0)

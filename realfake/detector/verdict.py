@@ -4,11 +4,13 @@ Temperature scaling (Guo et al., "On Calibration of Modern Neural Networks", ICM
 the validation logits by maximum likelihood; p = sigmoid(logit / T) keeps the ranking (every AUC) and makes
 p(fake) mean what it says on faces like the validation ones. Platt scaling (Platt, 1999) adds a bias b,
 p = sigmoid(logit / T + b): it also corrects a model whose scores lean to one class as a whole, which a temperature
-cannot (a model trained on pseudo-fakes that validation does not hold, or on another class balance). The operating point is then chosen on the calibrated
-validation scores for a declared false-alarm rate: `fake` from `t_fake`, the (1 - target_fpr) quantile of the
-validation reals' scores; `real` below `t_real`, the target_fnr quantile of the validation fakes' scores; between
-them the model is not sure and says `uncertain` (no band when t_real >= t_fake). Both thresholds and T travel in
-the checkpoint, so `realfake predict`, `evaluate` and `serve` apply the same rule.
+cannot (a model trained on pseudo-fakes that validation does not hold, or on another class balance).
+
+The operating point is then chosen on the calibrated validation scores for a declared false-alarm rate: `fake`
+from `t_fake`, the (1 - target_fpr) quantile of the validation reals' scores; `real` below `t_real`, the target_fnr
+quantile of the validation fakes' scores; between them the model is not sure and says `uncertain` (no band when
+t_real >= t_fake). Both thresholds, T and b travel in the checkpoint, so `realfake predict`, `evaluate` and `serve`
+apply the same rule.
 """
 
 from __future__ import annotations
@@ -30,8 +32,8 @@ DECISIONS = ("real", "uncertain", "fake")
 class VerdictConfig:
     """params.yaml `train.verdict`: how p(fake) is calibrated and where the decisions fall."""
 
-    # platt: lower test ECE than temperature in 42 of 71 default-recipe mirror runs, and 0.04 against 0.16 with pseudo-fakes
-    # (results/mirror/calibration)
+    # platt: lower test ECE than temperature in 42 of 71 default-recipe mirror runs, and 0.04 against 0.16 with
+    # pseudo-fakes (results/mirror/calibration)
     calibration: Literal["temperature", "platt", "none"] = "platt"
     target_fpr: float = 0.05  # share of validation reals called fake at the operating point
     # share of validation fakes allowed below t_real (called real); the scores between are `uncertain`;
