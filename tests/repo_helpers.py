@@ -39,4 +39,6 @@ def dvc(args: list[str], cwd: Path, **env_extra: str) -> subprocess.CompletedPro
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
            **GIT_IDENTITY, **env_extra}
     env.pop("REALFAKE_MIRROR", None)
+    # as a user's shell: stages write __pycache__ beside the code they import (.dvcignore keeps it out of hashes)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     return run([sys.executable, "-m", "dvc", *args], cwd, env)
