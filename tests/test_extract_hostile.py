@@ -193,10 +193,11 @@ def test_a_full_disk_stops_the_stage_with_one_line_and_leaves_nothing(tmp_path):
 def test_entries_whose_names_dvc_ignores_are_refused_with_a_reason(tmp_path):
     """`.x.tmp/a.jpg` was listed in the parquet but not tracked by DVC (.dvcignore): missing after `dvc checkout`."""
     archive = make_zip(tmp_path / "hidden.zip", [("good.jpg", jpeg_bytes(0)), (".x.tmp/a.jpg", jpeg_bytes(1)),
-                                                 ("sub/.b.abcdefgh.jpg.tmp", jpeg_bytes(2)), ("ok.tmp.jpg", jpeg_bytes(3))])
+                                                 ("sub/.b.abcdefgh.jpg.tmp", jpeg_bytes(2)), ("ok.tmp.jpg", jpeg_bytes(3)),
+                                                 ("__pycache__/c.jpg", jpeg_bytes(4)), ("d.pyc", jpeg_bytes(5))])
     metrics, frame = download(tmp_path, source(str(archive)))
     assert sorted(frame["path"]) == ["good.jpg", "ok.tmp.jpg"]
-    assert metrics["skipped"] == {"dvcignored-name": 2} and reconciles(metrics)
+    assert metrics["skipped"] == {"dvcignored-name": 4} and reconciles(metrics)
     assert not (tmp_path / "raw" / "demo" / ".x.tmp").exists()
 
 

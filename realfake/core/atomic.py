@@ -27,9 +27,10 @@ os.umask(_UMASK)
 
 # What mkstemp/mkdtemp make from prefix `.<name>.` and suffix `[.ext].tmp` (8 chars of [a-z0-9_])
 TEMP_NAME = re.compile(r"^\..+\.[a-z0-9_]{8}(\.[A-Za-z0-9]+)?\.tmp$")
-# The `.dvcignore` patterns that hide those temps from DVC (tests/test_extract_hostile.py keeps the file equal to
-# this). DVC ignores any file or folder so named anywhere, so the download stage refuses archive entries so named.
-DVCIGNORE_PATTERNS = (".*.tmp",)
+# The `.dvcignore` patterns (those temps, and Python bytecode beside the code; tests/test_extract_hostile.py keeps
+# the file equal to this). DVC ignores any file or folder so named anywhere (a trailing / names a folder), so the
+# download stage refuses archive entries so named.
+DVCIGNORE_PATTERNS = (".*.tmp", "__pycache__/", "*.pyc")
 _SWEPT: set[str] = set()  # folders this process has already swept (once each: crops dirs hold many files)
 
 

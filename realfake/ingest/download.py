@@ -77,7 +77,7 @@ def classify(rel: str | None, member_type: str, source: Part) -> str:
         return "unsafe-path"
     if matches(rel, source.label_files):
         return "label-file"  # read in memory, never written: a name DVC ignores does no harm
-    if any(fnmatch.fnmatchcase(part, pat) for part in rel.split("/") for pat in DVCIGNORE_PATTERNS):
+    if any(fnmatch.fnmatchcase(part, pat.rstrip("/")) for part in rel.split("/") for pat in DVCIGNORE_PATTERNS):
         return "dvcignored-name"  # DVC would not track it, and the atomic writer's sweep would delete it
     if not matches(rel, source.include):
         return "not-included"
