@@ -198,13 +198,28 @@ def test_member_inputs_or_archs_that_do_not_fit_the_members_are_one_clear_error(
         load_section(ModelConfig, {"model": {"widths": TINY.widths, **raw}}, "model")
 
 
+def test_an_arch_that_is_not_the_first_member_is_one_clear_error():
+    # the default ensemble is [cnn, npr]: `-S model.arch=npr` alone must not be silently overruled by the list
+    with pytest.raises(UserError, match=r"model.arch npr is not the first of model.member_archs.*members=1"):
+        load_section(ModelConfig, {"model": {"widths": TINY.widths, "arch": "npr", "members": 2,
+                                             "member_archs": ["cnn", "npr"]}}, "model")
+
+
+def test_one_member_is_one_network_of_arch_whatever_the_member_lists_say():
+    cfg = load_section(ModelConfig, {"model": {"widths": TINY.widths, "arch": "npr", "members": 1,
+                                               "member_archs": ["cnn", "npr"], "member_inputs": ["rgb", "dwt_hh"]}}, "model")
+    assert (cfg.arch, cfg.member_archs, cfg.member_inputs) == ("npr", None, None)
+    from realfake.detector.model import model_record
+    assert "member_archs" not in model_record(cfg)  # so its checkpoint has the bytes of a plain one-network run
+
+
 def test_ensemble_members_are_their_own_networks_through_a_checkpoint(tmp_path):
     from realfake.detector.checkpoint import preprocessing_for, save_checkpoint
     from realfake.detector.model import Detector, build_model
     from realfake.detector.model_card import architecture_line
     from realfake.detector.npr_net import NPRDetector
 
-    cfg = ModelConfig(**{**TINY.__dict__, "members": 2, "member_archs": ["npr", "cnn"]})
+    cfg = ModelConfig(**{**TINY.__dict__, "arch": "npr", "members": 2, "member_archs": ["npr", "cnn"]})
     save_checkpoint(tmp_path / "e.pt", build_model(cfg), cfg, preprocessing_for(32), {"threshold": 0.5})
     model, checkpoint = load_detector(tmp_path / "e.pt")
     assert checkpoint["model_config"]["member_archs"] == ["npr", "cnn"]

@@ -15,7 +15,7 @@ from torch import nn
 from realfake.core.atomic import write_torch
 from realfake.core.errors import UserError
 from realfake.core.params import load_section
-from realfake.detector.model import ModelConfig, build_model, model_record
+from realfake.detector.model import LATER_KEYS, ModelConfig, build_model, model_record
 from realfake.detector.patches import PatchConfig
 
 log = logging.getLogger(__name__)
@@ -135,7 +135,9 @@ def load_detector(path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild the model from a checkpoint (safe load: weights_only=True); returns (model in eval mode, checkpoint)."""
     checkpoint = read_checkpoint(path)
     try:
-        model = build_model(load_section(ModelConfig, {"model_config": checkpoint["model_config"]}, "model_config"))
+        # a key the record leaves out means "as before" (LATER_KEYS), not today's default
+        record = {**LATER_KEYS, **checkpoint["model_config"]}
+        model = build_model(load_section(ModelConfig, {"model_config": record}, "model_config"))
         check_weights(model, checkpoint["state_dict"])
         model.load_state_dict(checkpoint["state_dict"])
         PatchConfig.from_preprocessing(checkpoint["preprocessing"])

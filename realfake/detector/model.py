@@ -67,13 +67,18 @@ class ModelConfig:
     resnet: ResNetConfig = field(default_factory=ResNetConfig)
     input: InputFilter = "rgb"  # rgb | dwt_hh: the Haar DWT's diagonal band, resized back (highpass.py)
     head: Head = "pool"  # pool: one logit from pooled features | patch: a logit per position in training (patch_head.py)
-    members: int = 1  # K > 1: an ensemble of K networks from seeds train.seed..+K-1, logits averaged (ensemble.py)
+    # K > 1: an ensemble of K networks from seeds train.seed..+K-1, logits averaged (ensemble.py); the default is
+    # the CNN beside NPR (results/mirror/npr). members 1 drops both lists: one network of `arch` and `input`
+    members: int = 2
     member_inputs: list[InputFilter] | None = None  # one `input` per member (e.g. [dwt_hh, rgb]); None: all `input`
-    member_archs: list[Arch] | None = None  # one `arch` per member (e.g. [cnn, npr]); None: every member `arch`
+    member_archs: list[Arch] | None = field(default_factory=lambda: ["cnn", "npr"])  # one `arch` per member, the
+    # first `arch`; None: every member `arch`
 
     def __post_init__(self) -> None:
         if not 1 <= self.members <= 16:
             raise UserError(f"model.members must be an integer in 1..16, got {self.members!r}")
+        if self.members == 1:  # one network: `arch` and `input`; the member lists describe ensembles only
+            self.member_inputs = self.member_archs = None
         if self.member_inputs is not None and (
                 len(self.member_inputs) != self.members or any(i not in INPUT_FILTERS for i in self.member_inputs)):
             raise UserError(f"model.member_inputs must list one of {', '.join(INPUT_FILTERS)} per member "
@@ -82,6 +87,9 @@ class ModelConfig:
             if len(self.member_archs) != self.members or any(a not in ARCHS for a in self.member_archs):
                 raise UserError(f"model.member_archs must list one of {', '.join(ARCHS)} per member "
                                 f"(model.members {self.members}), got {self.member_archs!r}")
+            if self.member_archs[0] != self.arch:  # else `-S model.arch=npr` would be silently overruled
+                raise UserError(f"model.arch {self.arch} is not the first of model.member_archs {self.member_archs}: "
+                                f"-S model.members=1 for one {self.arch} network, or set model.member_archs")
             for k in range(self.members):  # each member's own arch must accept the shared settings (attention_stages)
                 self.member(k)
         if not 1 <= len(self.widths) <= 8 or any(w < 1 for w in self.widths):
