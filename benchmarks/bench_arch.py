@@ -36,12 +36,12 @@ from realfake.detector.train_config import TrainConfig  # noqa: E402
 
 PAPER = NprConfig(block="bottleneck", widths=[64, 128], blocks=[3, 4], stem_width=64)
 ARMS = {
-    "cnn (baseline)": ModelConfig(members=1),
-    "cnn, attention off": ModelConfig(members=1, attention=False),
-    "npr": ModelConfig(members=1, arch="npr"),
-    "npr, attention off": ModelConfig(members=1, arch="npr", attention=False),
-    "npr widths [64, 128], stem 64": ModelConfig(members=1, arch="npr", npr=NprConfig(widths=[64, 128], stem_width=64)),
-    "npr paper size (bottleneck [3, 4]), attention off": ModelConfig(members=1, arch="npr", attention=False, npr=PAPER),
+    "cnn (baseline)": ModelConfig(),
+    "cnn, attention off": ModelConfig(attention=False),
+    "npr": ModelConfig(arch="npr"),
+    "npr, attention off": ModelConfig(arch="npr", attention=False),
+    "npr widths [64, 128], stem 64": ModelConfig(arch="npr", npr=NprConfig(widths=[64, 128], stem_width=64)),
+    "npr paper size (bottleneck [3, 4]), attention off": ModelConfig(arch="npr", attention=False, npr=PAPER),
 }
 
 

@@ -59,10 +59,10 @@ class Setting:
 
 
 MODELS = {
-    "cnn": ModelConfig(members=1),
-    "cnn, dwt_hh": ModelConfig(members=1, input="dwt_hh"),
-    "resnet": ModelConfig(members=1, arch="resnet", attention=False),
-    "resnet, dwt_hh, patch head": ModelConfig(members=1, arch="resnet", attention=False, input="dwt_hh", head="patch"),
+    "cnn": ModelConfig(),
+    "cnn, dwt_hh": ModelConfig(input="dwt_hh"),
+    "resnet": ModelConfig(arch="resnet", attention=False),
+    "resnet, dwt_hh, patch head": ModelConfig(arch="resnet", attention=False, input="dwt_hh", head="patch"),
 }
 SETTINGS = {
     "today (baseline)": Setting(),

@@ -54,7 +54,7 @@ def child(args: argparse.Namespace) -> None:
 
     threads = set_threads(args.threads) if args.threads else torch.get_num_threads()
     torch.manual_seed(0)
-    model = build_model(ModelConfig(members=1, attention=args.attention, attention_type=args.attention_type))
+    model = build_model(ModelConfig(attention=args.attention, attention_type=args.attention_type))
     if args.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model, TrainConfig())

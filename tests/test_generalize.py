@@ -108,7 +108,7 @@ def test_haar_hh_is_the_diagonal_detail_of_each_2x2_cell():
 
 
 def test_dwt_hh_input_makes_the_model_blind_to_flat_colour():
-    model = build_model(ModelConfig(members=1, arch="resnet", input="dwt_hh", resnet=ResNetConfig("basic", [8], [1], 8))).eval()
+    model = build_model(ModelConfig(arch="resnet", input="dwt_hh", resnet=ResNetConfig("basic", [8], [1], 8))).eval()
     a, b = torch.full((2, 3, 32, 32), -0.5), torch.full((2, 3, 32, 32), 0.7)
     with torch.no_grad():
         assert torch.allclose(model(a), model(b))  # both are zero after the high-pass
@@ -130,13 +130,13 @@ def test_label_smoothing_moves_the_targets_and_zero_leaves_them():
 
 
 def test_truncated_resnet_is_safes_size():
-    model = build_model(ModelConfig(members=1, arch="resnet", attention=False))
+    model = build_model(ModelConfig(arch="resnet", attention=False))
     assert count_parameters(model) == 1_437_761  # SAFE: 1.44 M
     assert model(torch.rand(2, 3, 64, 64)).shape == (2,)
 
 
 def test_patch_head_trains_on_every_position_and_scores_their_mean():
-    model = build_model(ModelConfig(members=1, arch="resnet", head="patch", resnet=ResNetConfig("basic", [8, 16], [1, 1], 8)))
+    model = build_model(ModelConfig(arch="resnet", head="patch", resnet=ResNetConfig("basic", [8, 16], [1, 1], 8)))
     x = torch.rand(3, 3, 64, 64)
     maps = model.train()(x)
     assert maps.shape == (3, 64)  # 64 px: stem /2, max-pool /2, stage 2 /2: 8 x 8 positions
@@ -151,9 +151,9 @@ def test_patch_head_trains_on_every_position_and_scores_their_mean():
 
 
 def test_checkpoint_leaves_new_keys_out_at_their_old_values_and_records_them_when_set():
-    record = model_record(ModelConfig(members=1))
+    record = model_record(ModelConfig())
     assert not {"input", "head", "resnet"} & set(record)  # every switch off: the same bytes as before
-    record = model_record(ModelConfig(members=1, arch="resnet", input="dwt_hh", head="patch"))
+    record = model_record(ModelConfig(arch="resnet", input="dwt_hh", head="patch"))
     assert record["input"] == "dwt_hh" and record["head"] == "patch" and record["resnet"]["widths"] == [64, 128]
 
 
@@ -202,7 +202,7 @@ def test_training_with_every_switch_on_runs_and_predict_scores_its_checkpoint(tm
     write_packed(tmp_path / "packed", "val", 20, 20, size, seed=1)
     write_view_record(tmp_path / "packed", record)
     crop = size - 16
-    model_cfg = ModelConfig(members=1, arch="resnet", input="dwt_hh", head="patch", attention=False,
+    model_cfg = ModelConfig(arch="resnet", input="dwt_hh", head="patch", attention=False,
                             resnet=ResNetConfig("bottleneck", [8, 16], [1, 1], 8))
     cfg = TrainConfig(epochs=2, batch_size=16, min_epochs=2, threads=1, weight_decay=0.01, warmup_epochs=1.0,
                       label_smoothing=0.1, augment=ALL_ON_AUGMENT, sbi=SbiConfig(p=0.5),
@@ -225,6 +225,6 @@ def test_training_with_every_switch_on_runs_and_predict_scores_its_checkpoint(tm
                   "- Patch logits", "- Label smoothing 0.1", "- Random rotation", "- Patch masking",
                   f"{pseudo:,} drawn over the run"):
         assert words in card, words
-    plain = render_model_card(summary, ModelConfig(members=1), TrainConfig())
+    plain = render_model_card(summary, ModelConfig(), TrainConfig())
     assert not any(w in plain for w in ("Truncated", "Haar", "Crop, never", "Patch logits", "Label smoothing",
                                         "Random rotation", "Patch masking", "pseudo-fakes"))

@@ -102,7 +102,7 @@ def packed_holdout(root: Path) -> Path:
 def real_checkpoint(path: Path) -> Path:
     """A small untrained detector saved exactly as training saves one (random weights give spread-out scores)."""
     torch.manual_seed(0)
-    cfg = ModelConfig(members=1, widths=[8, 16, 32, 32])
+    cfg = ModelConfig(widths=[8, 16, 32, 32])
     model = build_model(cfg).eval()
     torch.nn.init.normal_(model.fc.weight, std=2.0)
     save_checkpoint(path, model, cfg, preprocessing_for(SIZE), {"best_epoch": 0})

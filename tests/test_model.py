@@ -24,7 +24,7 @@ SETTINGS = [(False, "cbam"), (True, "cbam"), (True, "se"), (True, "mhsa")]
 @pytest.mark.parametrize("size", [64, 96])
 def test_forward_backward_shapes(attention, kind, size):
     torch.manual_seed(0)
-    model = build_model(ModelConfig(members=1, attention=attention, attention_type=kind))
+    model = build_model(ModelConfig(attention=attention, attention_type=kind))
     x = torch.randn(4, 3, size, size).contiguous(memory_format=torch.channels_last)
     model = model.to(memory_format=torch.channels_last)
     logits = model(x)
@@ -37,8 +37,8 @@ def test_forward_backward_shapes(attention, kind, size):
 
 @pytest.mark.parametrize("kind", ["cbam", "se", "mhsa"])
 def test_attention_off_removes_exactly_the_attention_blocks(kind):
-    on = build_model(ModelConfig(members=1, attention=True, attention_type=kind))
-    off = build_model(ModelConfig(members=1, attention=False, attention_type=kind))
+    on = build_model(ModelConfig(attention=True, attention_type=kind))
+    off = build_model(ModelConfig(attention=False, attention_type=kind))
     on_shapes = {n: p.shape for n, p in on.named_parameters()}
     off_shapes = {n: p.shape for n, p in off.named_parameters()}
     extra = set(on_shapes) - set(off_shapes)
@@ -52,11 +52,11 @@ def test_attention_off_removes_exactly_the_attention_blocks(kind):
 
 
 def test_attention_placement_defaults():
-    cfg = ModelConfig(members=1, attention_type="cbam")
+    cfg = ModelConfig(attention_type="cbam")
     assert cfg.stages_with_attention() == [2, 3, 4]
-    assert ModelConfig(members=1, attention_type="mhsa").stages_with_attention() == [4]
-    assert ModelConfig(members=1, attention=False).stages_with_attention() == []
-    model = build_model(ModelConfig(members=1, attention_type="se", attention_stages=[1]))
+    assert ModelConfig(attention_type="mhsa").stages_with_attention() == [4]
+    assert ModelConfig(attention=False).stages_with_attention() == []
+    model = build_model(ModelConfig(attention_type="se", attention_stages=[1]))
     assert [n for n, _ in model.named_modules() if n.endswith(".attn")] == ["stages.1.attn"]
 
 
@@ -71,11 +71,11 @@ def test_bad_model_params_are_user_errors():
     with pytest.raises(UserError, match="model.attention must be true or false, got 'maybe'"):
         load({"attention": "maybe"})
     with pytest.raises(UserError, match="attention_stages"):
-        ModelConfig(members=1, attention_stages=[7])
+        ModelConfig(attention_stages=[7])
     with pytest.raises(UserError, match=r"mhsa_heads 5 must divide .* \{4: 128\}"):
         load({"attention_type": "mhsa", "mhsa_heads": 5})
     with pytest.raises(UserError, match=r"mhsa_heads 3 must divide .* \{1: 64\}"):
-        load({"arch": "npr", "members": 1, "attention_type": "mhsa", "mhsa_heads": 3})
+        load({"arch": "npr", "attention_type": "mhsa", "mhsa_heads": 3})
     assert load({"attention_type": "mhsa", "mhsa_heads": 5, "attention": False}).mhsa_heads == 5  # unused: fine
 
 

@@ -21,8 +21,8 @@ from realfake.detector.run import TrainRun
 from realfake.detector.train import train
 from realfake.detector.train_config import TrainConfig
 
-NPR = ModelConfig(members=1, arch="npr")
-TINY_NPR = ModelConfig(members=1, arch="npr", npr=NprConfig(widths=[8, 16], blocks=[1, 1], stem_width=8))
+NPR = ModelConfig(arch="npr")
+TINY_NPR = ModelConfig(arch="npr", npr=NprConfig(widths=[8, 16], blocks=[1, 1], stem_width=8))
 
 
 def images(n: int, size: int, seed: int = 0) -> torch.Tensor:
@@ -32,7 +32,7 @@ def images(n: int, size: int, seed: int = 0) -> torch.Tensor:
 @pytest.mark.parametrize("size", [64, 96, 128])
 @pytest.mark.parametrize("attention_type", ["cbam", "se", "mhsa"])
 def test_one_logit_per_image_at_each_input_size(size, attention_type):
-    model = build_model(ModelConfig(members=1, arch="npr", attention_type=attention_type)).eval()
+    model = build_model(ModelConfig(arch="npr", attention_type=attention_type)).eval()
     x = to_model_input(images(3, size), preprocessing_for(size), channels_last=True)
     with torch.no_grad():
         logits = model(x)
@@ -69,7 +69,7 @@ def test_the_network_sees_only_the_residual():
 
 
 def test_attention_switch_adds_only_attention_parameters():
-    on, off = build_model(NPR), build_model(ModelConfig(members=1, arch="npr", attention=False))
+    on, off = build_model(NPR), build_model(ModelConfig(arch="npr", attention=False))
     assert attention_parameters(on) > 0 and attention_parameters(off) == 0
     assert count_parameters(on) == count_parameters(off) + attention_parameters(on)
     assert set(off.state_dict()) == {k for k in on.state_dict() if ".attn." not in k}
@@ -77,8 +77,8 @@ def test_attention_switch_adds_only_attention_parameters():
 
 
 def test_parameter_counts():
-    assert count_parameters(build_model(ModelConfig(members=1, arch="npr", attention=False))) == 169_825  # 172,585 with CBAM
-    paper = ModelConfig(members=1, arch="npr", attention=False, npr=NprConfig("bottleneck", [64, 128], [3, 4], 64))
+    assert count_parameters(build_model(ModelConfig(arch="npr", attention=False))) == 169_825  # 172,585 with CBAM
+    paper = ModelConfig(arch="npr", attention=False, npr=NprConfig("bottleneck", [64, 128], [3, 4], 64))
     assert count_parameters(build_model(paper)) == 1_437_761  # Tan et al.: 1.44 M
 
 
@@ -93,13 +93,13 @@ def test_bad_npr_params_are_user_errors():
     with pytest.raises(UserError, match="model.npr"):
         load_section(ModelConfig, {"model": {"arch": "npr", "npr": {"widths": [8, 16], "blocks": [1]}}}, "model")
     with pytest.raises(UserError, match="attention_stages"):
-        ModelConfig(members=1, arch="npr", attention_stages=[2])
+        ModelConfig(arch="npr", attention_stages=[2])
     with pytest.raises(UserError):
         load_section(ModelConfig, {"model": {"arch": "vit"}}, "model")
 
 
 def test_checkpoint_roundtrip_scores_identically(tmp_path):
-    cfg = ModelConfig(members=1, arch="npr", attention_type="se", npr=NprConfig("bottleneck", [8, 16], [1, 2], 8))
+    cfg = ModelConfig(arch="npr", attention_type="se", npr=NprConfig("bottleneck", [8, 16], [1, 2], 8))
     model = build_model(cfg).eval()
     torch.nn.init.normal_(model.fc.weight)  # make the output depend on the weights
     save_checkpoint(tmp_path / "m.pt", model, cfg, preprocessing_for(64), {})
@@ -111,7 +111,7 @@ def test_checkpoint_roundtrip_scores_identically(tmp_path):
 
 
 def test_a_checkpoint_without_arch_loads_as_the_cnn(tmp_path):
-    cfg = ModelConfig(members=1, widths=[8, 16])
+    cfg = ModelConfig(widths=[8, 16])
     save_checkpoint(tmp_path / "m.pt", build_model(cfg), cfg, preprocessing_for(32), {})
     raw = torch.load(tmp_path / "m.pt", weights_only=True)
     del raw["model_config"]["arch"], raw["model_config"]["npr"]  # as written before model.arch existed

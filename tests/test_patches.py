@@ -29,7 +29,7 @@ from realfake.detector.train_config import TrainConfig
 from realfake.detector.verdict import calibrate
 from tests.test_train import write_packed
 
-TINY = ModelConfig(members=1, widths=[8, 16, 32, 32])
+TINY = ModelConfig(widths=[8, 16, 32, 32])
 
 
 class MeanOfTopLeftPixel(nn.Module):

@@ -38,7 +38,7 @@ from tests.test_train import write_packed
 
 REPO = Path(__file__).resolve().parents[1]
 PARAMS = yaml.safe_load((REPO / "params.yaml").read_text())
-TINY = ModelConfig(members=1, attention=False, widths=[8, 16, 32, 32])
+TINY = ModelConfig(attention=False, widths=[8, 16, 32, 32])
 ENV = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
 
 

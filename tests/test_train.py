@@ -30,7 +30,7 @@ from realfake.detector.train_config import TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
 OFF = {k: 0.0 for k in ("hflip_p", "crop_p", "jitter_p", "grayscale_p", "blur_p", "jpeg_p")}
-TINY = ModelConfig(members=1, widths=[8, 16, 32, 32])
+TINY = ModelConfig(widths=[8, 16, 32, 32])
 
 
 # ---------------------------------------------------------------- synthetic packed data
@@ -263,7 +263,7 @@ def test_lr_schedules(schedule):
 
 
 def test_checkpoint_roundtrip_weights_only(tmp_path):
-    cfg = ModelConfig(members=1, attention=True, attention_type="mhsa", widths=[8, 16, 32, 32])
+    cfg = ModelConfig(attention=True, attention_type="mhsa", widths=[8, 16, 32, 32])
     model = build_model(cfg).to(memory_format=torch.channels_last).eval()
     torch.nn.init.normal_(model.fc.weight)  # make the output depend on the weights
     path = tmp_path / "m.pt"

@@ -92,7 +92,7 @@ def test_a_checkpoint_without_a_run_still_loads(tmp_path):
     from realfake.detector.checkpoint import load_detector, preprocessing_for, save_checkpoint
     from realfake.detector.model import ModelConfig, build_model
 
-    cfg = ModelConfig(members=1, widths=[8, 16])
+    cfg = ModelConfig(widths=[8, 16])
     save_checkpoint(tmp_path / "old.pt", build_model(cfg), cfg, preprocessing_for(32), {"threshold": 0.5})
     _, checkpoint = load_detector(tmp_path / "old.pt")
     assert "run" not in checkpoint

@@ -67,12 +67,10 @@ class ModelConfig:
     resnet: ResNetConfig = field(default_factory=ResNetConfig)
     input: InputFilter = "rgb"  # rgb | dwt_hh: the Haar DWT's diagonal band, resized back (highpass.py)
     head: Head = "pool"  # pool: one logit from pooled features | patch: a logit per position in training (patch_head.py)
-    # K > 1: an ensemble of K networks from seeds train.seed..+K-1, logits averaged (ensemble.py); the default is
-    # the CNN beside NPR (results/mirror/npr). members 1 drops both lists: one network of `arch` and `input`
-    members: int = 2
+    members: int = 1  # K > 1: an ensemble of K networks from seeds train.seed..+K-1, logits averaged (ensemble.py)
+    # with members 1 both lists are dropped (one network of `arch` and `input`)
     member_inputs: list[InputFilter] | None = None  # one `input` per member (e.g. [dwt_hh, rgb]); None: all `input`
-    member_archs: list[Arch] | None = field(default_factory=lambda: ["cnn", "npr"])  # one `arch` per member, the
-    # first `arch`; None: every member `arch`
+    member_archs: list[Arch] | None = None  # one `arch` per member, the first `arch` (e.g. [cnn, npr]); None: all `arch`
 
     def __post_init__(self) -> None:
         if not 1 <= self.members <= 16:
