@@ -205,10 +205,13 @@ def test_an_arch_that_is_not_the_first_member_is_one_clear_error():
                                              "member_archs": ["cnn", "npr"]}}, "model")
 
 
-def test_one_member_is_one_network_of_arch_whatever_the_member_lists_say():
+def test_one_member_is_one_network_of_arch_whatever_the_member_lists_say(caplog):
     cfg = load_section(ModelConfig, {"model": {"widths": TINY.widths, "arch": "npr", "members": 1,
                                                "member_archs": ["cnn", "npr"], "member_inputs": ["rgb", "dwt_hh"]}}, "model")
     assert (cfg.arch, cfg.member_archs, cfg.member_inputs) == ("npr", None, None)
+    # said in one line, so `-S 'model.member_archs=[cnn, npr]'` without `model.members=2` is no silent surprise
+    assert [r.message for r in caplog.records] == [
+        "model.members is 1: one npr network on rgb; model.member_inputs/member_archs apply to ensembles only"]
     from realfake.detector.model import model_record
     assert "member_archs" not in model_record(cfg)  # so its checkpoint has the bytes of a plain one-network run
 

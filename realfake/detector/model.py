@@ -28,6 +28,7 @@ names, same parameters, minus the `*.attn.*` ones.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
@@ -41,6 +42,8 @@ from realfake.detector.layers import CBAM, ConvBnAct, SelfAttention2d, SqueezeEx
 from realfake.detector.npr_net import NprConfig, NPRDetector
 from realfake.detector.patch_head import Head, head_output
 from realfake.detector.resnet_trunc import ResNetConfig, TruncatedResNet
+
+log = logging.getLogger(__name__)
 
 # Keys added to the model config after checkpoints existed, with the value that means "as before": a checkpoint
 # leaves them out when they hold it, so a run with every new switch off writes the same bytes as before.
@@ -75,7 +78,10 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if not 1 <= self.members <= 16:
             raise UserError(f"model.members must be an integer in 1..16, got {self.members!r}")
-        if self.members == 1:  # one network: `arch` and `input`; the member lists describe ensembles only
+        if self.members == 1 and (self.member_inputs, self.member_archs) != (None, None):
+            # one network: `arch` and `input`; said, so a forgotten `model.members` is not a silent surprise
+            log.warning("model.members is 1: one %s network on %s; model.member_inputs/member_archs apply to "
+                        "ensembles only", self.arch, self.input)
             self.member_inputs = self.member_archs = None
         if self.member_inputs is not None and (
                 len(self.member_inputs) != self.members or any(i not in INPUT_FILTERS for i in self.member_inputs)):
